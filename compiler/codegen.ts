@@ -1,0 +1,249 @@
+/**
+ * Lowers one fused group to kernels (target-neutral ASTs). Elementwise and reduce groups are generated
+ * here; gemm and opaque anchors call their op's `lower`, with the fused epilogue passed in.
+ * Buffers are named logically: `t<id>` for a node's value, `s<group>_<k>` for scratch.
+ */
+import type { Graph, Node } from './ir.js';
+import type { BufRef, Expr, Kernel, Scalar } from './kernel/ast.js';
+import * as K from './kernel/build.js';
+import type { DeviceLimits } from './limits.js';
+import { type Group, isScalarConst, prologueOf } from './passes/fuse.js';
+import { getOp } from './registry.js';
+import { numel, type Shape, stridesOf } from './types.js';
+
+export interface GroupCode {
+  readonly kernels: Kernel[];
+  readonly scratch: { readonly name: string; readonly bytes: number }[];
+}
+
+type Storage = Exclude<Scalar, 'bool'>;
+
+/** Logical buffer name of a node's value (views resolve to their base). */
+export function baseNode(graph: Graph, id: number): Node {
+  let n = graph.node(id);
+  while (getOp(n.op).kind === 'view') n = graph.node(n.inputs[0] as number);
+  return n;
+}
+
+export function bufName(graph: Graph, id: number): BufRef {
+  const b = baseNode(graph, id);
+  return { name: `t${b.id}`, t: graph.node(id).type.dtype };
+}
+
+/** Strides for reading a tensor of `inShape` at coordinates of a broadcast `outShape`. */
+function bcastStrides(inShape: Shape, outShape: Shape): number[] {
+  const s = stridesOf(inShape);
+  const off = outShape.length - inShape.length;
+  return outShape.map((d, i) => {
+    const j = i - off;
+    if (j < 0) return 0;
+    return inShape[j] === 1 && d !== 1 ? 0 : (s[j] as number);
+  });
+}
+
+/** Row-major coordinates of `flat` in `shape`, computed lazily and cached. */
+export function coordsOf(flat: Expr, shape: Shape): (d: number) => Expr {
+  const strides = stridesOf(shape);
+  const cache = new Map<number, Expr>();
+  return (d: number) => {
+    let c = cache.get(d);
+    if (!c) {
+      const st = strides[d] as number;
+      const size = shape[d] as number;
+      const q = st === 1 ? flat : K.div(flat, K.u32(st));
+      c = d === 0 ? q : K.mod(q, K.u32(size));
+      cache.set(d, c);
+    }
+    return c;
+  };
+}
+
+interface TreeCtx {
+  readonly graph: Graph;
+  readonly members: ReadonlySet<number>;
+  readonly refShape: Shape;
+  readonly coord: (d: number) => Expr;
+  /** Row-major index in refShape, when known. */
+  readonly flat: Expr | undefined;
+  /** Values supplied from outside the tree (the anchor's result). */
+  readonly given: ReadonlyMap<number, Expr>;
+}
+
+function leafIndex(ctx: TreeCtx, shape: Shape): Expr {
+  if (ctx.flat && numel(shape) === numel(ctx.refShape) && shape.length <= ctx.refShape.length) {
+    const st = bcastStrides(shape, ctx.refShape);
+    const full = stridesOf(ctx.refShape);
+    if (st.every((s, i) => s === full[i])) return ctx.flat;
+  }
+  const st = bcastStrides(shape, ctx.refShape);
+  let idx: Expr | undefined;
+  st.forEach((s, d) => {
+    if (s === 0) return;
+    const term = s === 1 ? ctx.coord(d) : K.mul(ctx.coord(d), K.u32(s));
+    idx = idx ? K.add(idx, term) : term;
+  });
+  return idx ?? K.u32(0);
+}
+
+/** The value of node `id` at the current coordinates, as one expression. */
+function tree(ctx: TreeCtx, id: number): Expr {
+  const given = ctx.given.get(id);
+  if (given) return given;
+  const n = ctx.graph.node(id);
+  if (isScalarConst(n)) return K.lit(n.attrs.value as number, n.type.dtype);
+  if (!ctx.members.has(id)) return K.load(bufName(ctx.graph, id), leafIndex(ctx, n.type.shape));
+  const def = getOp(n.op);
+  if (!def.expr) throw new Error(`internal: elementwise op ${n.op} has no expr`);
+  const args = n.inputs.map((i) => tree(ctx, i));
+  const inTypes = n.inputs.map((i) => ctx.graph.node(i).type);
+  return def.expr({ args, attrs: n.attrs, inTypes, out: n.type, index: ctx.flat ?? K.u32(0) });
+}
+
+function threads(limits: DeviceLimits): number {
+  return Math.min(256, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+}
+
+function kernelName(graph: Graph, g: Group): string {
+  const ops = [...(g.anchor !== undefined ? [g.anchor] : []), ...[...g.members].sort((a, b) => a - b)].map((i) => graph.node(i).op);
+  const label = [...new Set(ops)].slice(0, 4).join('_');
+  return `k${g.index}_${label}`;
+}
+
+function lowerElementwise(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
+  const root = graph.node(g.root);
+  const total = numel(root.type.shape);
+  const wg = threads(limits);
+  const kb = new K.KernelBuilder(kernelName(graph, g));
+  const gid = kb.let('gid', K.add(K.mul(K.builtin('wg_linear'), K.u32(wg)), K.builtin('lidx')));
+  kb.if(K.lt(gid, K.u32(total)), () => {
+    const ctx: TreeCtx = { graph, members: g.members, refShape: root.type.shape, coord: coordsOf(gid, root.type.shape), flat: gid, given: new Map() };
+    kb.store(bufName(graph, g.root), gid, tree(ctx, g.root));
+  });
+  return [kb.finish([wg, 1, 1], { linear: Math.max(1, Math.ceil(total / wg)) })];
+}
+
+function reduceIdentity(kind: 'sum' | 'max' | 'min', t: Storage): Expr {
+  if (kind === 'sum') return K.lit(0, t);
+  if (t === 'f32') return K.f32(kind === 'max' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY);
+  if (t === 'i32') return K.i32(kind === 'max' ? -2147483648 : 2147483647);
+  return K.u32(kind === 'max' ? 0 : 0xffffffff);
+}
+
+function combine(kind: 'sum' | 'max' | 'min', a: Expr, b: Expr): Expr {
+  return kind === 'sum' ? K.add(a, b) : kind === 'max' ? K.max(a, b) : K.min(a, b);
+}
+
+function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
+  const a = graph.node(g.anchor as number);
+  const kind = getOp(a.op).reduce as 'sum' | 'max' | 'min';
+  const input = graph.node(a.inputs[0] as number);
+  const inShape = input.type.shape;
+  const axes = new Set(a.attrs.axes as number[]);
+  const kept = inShape.map((_, d) => d).filter((d) => !axes.has(d));
+  const red = inShape.map((_, d) => d).filter((d) => axes.has(d));
+  const keptShape = kept.map((d) => inShape[d] as number);
+  const redShape = red.map((d) => inShape[d] as number);
+  const O = numel(keptShape);
+  const R = numel(redShape);
+  const inStrides = stridesOf(inShape);
+  const t = a.type.dtype as Storage;
+  const root = graph.node(g.root);
+  const prologue = prologueOf(graph, g);
+  const epilogueMembers = new Set([...g.members].filter((m) => !prologue.has(m)));
+  const kb = new K.KernelBuilder(kernelName(graph, g));
+
+  /** Value of the reduction input at (output index o, reduced index r). */
+  const inputAt = (keptCoord: (j: number) => Expr, r: Expr): Expr => {
+    const redCoord = coordsOf(r, redShape);
+    const coord = (d: number): Expr => {
+      const kj = kept.indexOf(d);
+      return kj >= 0 ? keptCoord(kj) : redCoord(red.indexOf(d));
+    };
+    let flat: Expr | undefined;
+    inShape.forEach((_, d) => {
+      const s = inStrides[d] as number;
+      const term = s === 1 ? coord(d) : K.mul(coord(d), K.u32(s));
+      flat = flat ? K.add(flat, term) : term;
+    });
+    const ctx: TreeCtx = { graph, members: prologue, refShape: inShape, coord, flat: flat ?? K.u32(0), given: new Map() };
+    return tree(ctx, input.id);
+  };
+  const store = (o: Expr, value: Expr) => {
+    const ctx: TreeCtx = {
+      graph,
+      members: epilogueMembers,
+      refShape: root.type.shape,
+      coord: coordsOf(o, root.type.shape),
+      flat: o,
+      given: new Map([[a.id, value]]),
+    };
+    kb.store(bufName(graph, g.root), o, tree(ctx, g.root));
+  };
+
+  const parallel = R >= 256 && O <= 16384;
+  if (!parallel) {
+    const wg = threads(limits);
+    const o = kb.let('o', K.add(K.mul(K.builtin('wg_linear'), K.u32(wg)), K.builtin('lidx')));
+    kb.if(K.lt(o, K.u32(O)), () => {
+      const keptCoord = coordsOf(o, keptShape);
+      const acc = kb.var('acc', reduceIdentity(kind, t));
+      kb.for('r', K.u32(0), K.u32(R), (r) => kb.assign(acc, combine(kind, acc, inputAt((j) => keptCoord(j), r))), { t: 'u32' });
+      store(o, acc);
+    });
+    return [kb.finish([wg, 1, 1], { linear: Math.max(1, Math.ceil(O / wg)) })];
+  }
+  // One workgroup per output element: strided partial sums, then a tree in workgroup memory.
+  const T = threads(limits);
+  const shared = kb.array('part', t, T, 'workgroup');
+  const o = kb.let('o', K.builtin('wg_linear'));
+  const lidx = K.builtin('lidx');
+  const valid = kb.let('valid', K.lt(o, K.u32(O)));
+  const keptCoord = coordsOf(o, keptShape);
+  const acc = kb.var('acc', reduceIdentity(kind, t));
+  kb.for('r', lidx, K.select(valid, K.u32(R), K.u32(0)), (r) => kb.assign(acc, combine(kind, acc, inputAt((j) => keptCoord(j), r))), { t: 'u32', step: T });
+  kb.astore(shared, lidx, acc);
+  kb.barrier();
+  for (let s = T >> 1; s > 0; s >>= 1) {
+    kb.if(K.lt(lidx, K.u32(s)), () => {
+      kb.astore(shared, lidx, combine(kind, kb.aload(shared, t, lidx), kb.aload(shared, t, K.add(lidx, K.u32(s)))));
+    });
+    kb.barrier();
+  }
+  kb.if(K.and(valid, K.eq(lidx, K.u32(0))), () => store(o, kb.aload(shared, t, K.u32(0))));
+  return [kb.finish([T, 1, 1], { linear: Math.max(1, O) })];
+}
+
+function lowerAnchor(graph: Graph, g: Group, limits: DeviceLimits): GroupCode {
+  const a = graph.node(g.anchor as number);
+  const def = getOp(a.op);
+  if (!def.lower) throw new Error(`internal: op ${a.op} has no kernel`);
+  const root = graph.node(g.root);
+  const scratch: { name: string; bytes: number }[] = [];
+  const kernels = def.lower({
+    node: a,
+    attrs: a.attrs,
+    inputs: a.inputs.map((i) => ({ buf: bufName(graph, i), type: graph.node(i).type })),
+    output: { buf: bufName(graph, g.root), type: root.type },
+    limits,
+    name: kernelName(graph, g),
+    hasEpilogue: g.members.size > 0,
+    epilogue: (value, coords, flat) => {
+      if (g.members.size === 0) return value;
+      const ctx: TreeCtx = { graph, members: g.members, refShape: root.type.shape, coord: (d) => coords[d] as Expr, flat, given: new Map([[a.id, value]]) };
+      return tree(ctx, g.root);
+    },
+    scratch: (t, n) => {
+      const name = `s${g.index}_${scratch.length}`;
+      scratch.push({ name, bytes: Math.max(4, n * 4) });
+      return { name, t };
+    },
+  });
+  return { kernels, scratch };
+}
+
+export function lowerGroup(graph: Graph, g: Group, limits: DeviceLimits): GroupCode {
+  if (g.anchor === undefined) return { kernels: lowerElementwise(graph, g, limits), scratch: [] };
+  const kind = getOp(graph.node(g.anchor).op).kind;
+  if (kind === 'reduce') return { kernels: lowerReduce(graph, g, limits), scratch: [] };
+  return lowerAnchor(graph, g, limits);
+}

@@ -1,0 +1,63 @@
+import { fmtType, type TensorType } from './types.js';
+
+/** JSON-like attribute values carried by IR nodes (they must print and serialize). */
+export type AttrValue = number | string | boolean | null | readonly AttrValue[] | { readonly [k: string]: AttrValue };
+export type Attrs = { readonly [k: string]: AttrValue };
+
+/** One SSA value: an op applied to earlier nodes. Nodes never change after creation. */
+export interface Node {
+  readonly id: number;
+  readonly op: string;
+  readonly inputs: readonly number[];
+  readonly attrs: Attrs;
+  readonly type: TensorType;
+  /** The user's call site ("file:line:col") that declared the node. */
+  readonly site: string;
+  /** Name of an input, parameter or state tensor. */
+  readonly name?: string;
+}
+
+/** A flat SSA list of nodes; a node only refers to nodes before it. */
+export class Graph {
+  readonly nodes: Node[] = [];
+
+  add(op: string, inputs: readonly number[], attrs: Attrs, type: TensorType, site: string, name?: string): Node {
+    for (const i of inputs) {
+      if (!(i >= 0 && i < this.nodes.length)) throw new Error(`internal: ${op} refers to missing node %${i}`);
+    }
+    const node: Node = { id: this.nodes.length, op, inputs: [...inputs], attrs, type, site, ...(name !== undefined ? { name } : {}) };
+    this.nodes.push(node);
+    return node;
+  }
+
+  node(id: number): Node {
+    const n = this.nodes[id];
+    if (!n) throw new Error(`internal: no node %${id}`);
+    return n;
+  }
+
+  /** Consumers of each node (ids), computed on demand. */
+  consumers(): number[][] {
+    const c: number[][] = this.nodes.map(() => []);
+    for (const n of this.nodes) for (const i of n.inputs) c[i]?.push(n.id);
+    return c;
+  }
+
+  /** One line per node: `%4 = conv2d(%2, %3) {stride:[1,1]} : f32[1,8,7,13]  @ file:line`. */
+  print(opts: { sites?: boolean } = {}): string {
+    return this.nodes.map((n) => printNode(n, opts.sites ?? false)).join('\n');
+  }
+}
+
+export function fmtAttrs(attrs: Attrs): string {
+  const keys = Object.keys(attrs);
+  if (keys.length === 0) return '';
+  return ` {${keys.map((k) => `${k}:${JSON.stringify(attrs[k])}`).join(', ')}}`;
+}
+
+export function printNode(n: Node, sites = false): string {
+  const name = n.name !== undefined ? ` "${n.name}"` : '';
+  const args = n.inputs.map((i) => `%${i}`).join(', ');
+  const site = sites && n.site ? `  @ ${n.site}` : '';
+  return `%${n.id} = ${n.op}${name}(${args})${fmtAttrs(n.attrs)} : ${fmtType(n.type)}${site}`;
+}

@@ -1,0 +1,260 @@
+/**
+ * The DSL: a GraphBuilder declares inputs, parameters and ops; Tensor is a handle to one node.
+ * Shapes and dtypes are inferred as each op is declared; a bad shape throws a ShapeError naming the
+ * op, the input types and the user's own call site.
+ */
+import { userCallSite } from './callsite.js';
+import { RuleError, ShapeError } from './errors.js';
+import { type AttrValue, type Attrs, Graph, type Node } from './ir.js';
+import { getOp } from './registry.js';
+import { type DType, fmtType, numel, type Shape, type TensorType } from './types.js';
+
+/** Parameter initializers. fan_in = shape[1]·(kernel area); fan_out = shape[0]·(kernel area). */
+export type Init =
+  | { readonly kind: 'zeros' }
+  | { readonly kind: 'constant'; readonly value: number }
+  | { readonly kind: 'normal'; readonly std: number; readonly mean?: number }
+  | { readonly kind: 'uniform'; readonly low: number; readonly high: number }
+  | { readonly kind: 'he' }
+  | { readonly kind: 'xavier' };
+
+export const init = {
+  zeros: (): Init => ({ kind: 'zeros' }),
+  constant: (value: number): Init => ({ kind: 'constant', value }),
+  normal: (std: number, mean = 0): Init => ({ kind: 'normal', std, mean }),
+  uniform: (low: number, high: number): Init => ({ kind: 'uniform', low, high }),
+  /** He (Kaiming) normal, std = sqrt(2 / fan_in). */
+  he: (): Init => ({ kind: 'he' }),
+  /** Xavier (Glorot) uniform, limit = sqrt(6 / (fan_in + fan_out)). */
+  xavier: (): Init => ({ kind: 'xavier' }),
+};
+
+export type ScalarLike = Tensor | number;
+
+export interface Conv2dOptions {
+  stride?: number | readonly [number, number];
+  padding?: number | readonly [number, number];
+  dilation?: number | readonly [number, number];
+  groups?: number;
+}
+
+export interface Pool2dOptions {
+  kernel: number | readonly [number, number];
+  stride?: number | readonly [number, number];
+  padding?: number | readonly [number, number];
+  ceilMode?: boolean;
+}
+
+const pair = (v: number | readonly [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+
+export class GraphBuilder {
+  readonly graph = new Graph();
+  private readonly names = new Set<string>();
+
+  private source(op: 'input' | 'param' | 'state', name: string, shape: Shape, dtype: DType, attrs: Attrs): Tensor {
+    const site = userCallSite();
+    if (this.names.has(name)) throw new ShapeError(op, `the name "${name}" is already used`, [], site);
+    if (!shape.every((d) => Number.isInteger(d) && d > 0)) {
+      throw new ShapeError(op, `"${name}" has a bad shape [${shape.join(',')}] (dimensions must be positive integers)`, [], site);
+    }
+    this.names.add(name);
+    return this.wrap(this.graph.add(op, [], attrs, { shape: [...shape], dtype }, site, name));
+  }
+
+  /** A tensor fed at run time. */
+  input(name: string, shape: Shape, dtype: DType = 'f32'): Tensor {
+    return this.source('input', name, shape, dtype, {});
+  }
+
+  /** A trainable parameter with an initializer. */
+  param(name: string, shape: Shape, initializer: Init = init.he(), opts: { trainable?: boolean } = {}): Tensor {
+    return this.source('param', name, shape, 'f32', { init: initializer as unknown as AttrValue, trainable: opts.trainable ?? true });
+  }
+
+  /** Persistent non-trainable state (e.g. optimizer momentum), kept on the device across steps. */
+  state(name: string, shape: Shape, initializer: Init = init.zeros()): Tensor {
+    return this.source('state', name, shape, 'f32', { init: initializer as unknown as AttrValue });
+  }
+
+  /** A constant: a scalar, or a flat array with a shape. */
+  constant(value: number | readonly number[], shape: Shape = [], dtype: DType = 'f32'): Tensor {
+    const site = userCallSite();
+    const values = typeof value === 'number' ? [value] : [...value];
+    if (values.length !== numel(shape)) {
+      throw new ShapeError('const', `${values.length} values do not fill shape [${shape.join(',')}]`, [], site);
+    }
+    const attrs: Attrs = values.length === 1 && shape.length === 0 ? { value: values[0] as number } : { data: values };
+    return this.wrap(this.graph.add('const', [], attrs, { shape: [...shape], dtype }, site));
+  }
+
+  /** Declares an op application: runs the op's shape rule, records the user's call site. */
+  apply(op: string, inputs: readonly Tensor[], attrs: Attrs = {}): Tensor {
+    const def = getOp(op);
+    for (const t of inputs) {
+      if (t.builder !== this) throw new ShapeError(op, 'an input belongs to another GraphBuilder', [], userCallSite());
+    }
+    const types = inputs.map((t) => t.type);
+    let type: TensorType;
+    try {
+      type = def.infer(types, attrs);
+    } catch (e) {
+      if (e instanceof RuleError) throw new ShapeError(op, e.message, types, userCallSite());
+      throw e;
+    }
+    return this.wrap(this.graph.add(op, inputs.map((t) => t.id), attrs, type, userCallSite()));
+  }
+
+  wrap(node: Node): Tensor {
+    return new Tensor(this, node);
+  }
+
+  tensor(id: number): Tensor {
+    return this.wrap(this.graph.node(id));
+  }
+
+  /** Lifts a number to a scalar constant of the given dtype. */
+  lift(x: ScalarLike, dtype: DType): Tensor {
+    return typeof x === 'number' ? this.constant(x, [], dtype) : x;
+  }
+
+  /** where(cond, a, b): cond is u32 (nonzero = true) and broadcasts with a and b. */
+  where(cond: Tensor, a: ScalarLike, b: ScalarLike): Tensor {
+    const dt = typeof a !== 'number' ? a.dtype : typeof b !== 'number' ? b.dtype : 'f32';
+    return this.apply('where', [cond, this.lift(a, dt), this.lift(b, dt)]);
+  }
+
+  concat(tensors: readonly Tensor[], axis: number): Tensor {
+    return this.apply('concat', tensors, { axis });
+  }
+}
+
+/** A handle to one node of a graph. Methods declare ops; they never compute anything. */
+export class Tensor {
+  constructor(
+    readonly builder: GraphBuilder,
+    readonly node: Node,
+  ) {}
+
+  get id(): number {
+    return this.node.id;
+  }
+  get type(): TensorType {
+    return this.node.type;
+  }
+  get shape(): Shape {
+    return this.node.type.shape;
+  }
+  get dtype(): DType {
+    return this.node.type.dtype;
+  }
+  get rank(): number {
+    return this.node.type.shape.length;
+  }
+  toString(): string {
+    return `%${this.id}: ${fmtType(this.type)}`;
+  }
+
+  private un(op: string, attrs: Attrs = {}): Tensor {
+    return this.builder.apply(op, [this], attrs);
+  }
+  private bin(op: string, other: ScalarLike): Tensor {
+    return this.builder.apply(op, [this, this.builder.lift(other, this.dtype)]);
+  }
+
+  add(o: ScalarLike): Tensor { return this.bin('add', o); }
+  sub(o: ScalarLike): Tensor { return this.bin('sub', o); }
+  mul(o: ScalarLike): Tensor { return this.bin('mul', o); }
+  div(o: ScalarLike): Tensor { return this.bin('div', o); }
+  pow(o: ScalarLike): Tensor { return this.bin('pow', o); }
+  maximum(o: ScalarLike): Tensor { return this.bin('maximum', o); }
+  minimum(o: ScalarLike): Tensor { return this.bin('minimum', o); }
+  lt(o: ScalarLike): Tensor { return this.bin('lt', o); }
+  le(o: ScalarLike): Tensor { return this.bin('le', o); }
+  gt(o: ScalarLike): Tensor { return this.bin('gt', o); }
+  ge(o: ScalarLike): Tensor { return this.bin('ge', o); }
+  eq(o: ScalarLike): Tensor { return this.bin('eq', o); }
+  ne(o: ScalarLike): Tensor { return this.bin('ne', o); }
+  neg(): Tensor { return this.un('neg'); }
+  abs(): Tensor { return this.un('abs'); }
+  exp(): Tensor { return this.un('exp'); }
+  log(): Tensor { return this.un('log'); }
+  sqrt(): Tensor { return this.un('sqrt'); }
+  relu(): Tensor { return this.un('relu'); }
+  sigmoid(): Tensor { return this.un('sigmoid'); }
+  tanh(): Tensor { return this.un('tanh'); }
+  cast(dtype: DType): Tensor { return this.un('cast', { dtype }); }
+  stopGradient(): Tensor { return this.un('stop_gradient'); }
+
+  /** Sum over axes (all when omitted). */
+  sum(axes?: number | readonly number[], keepDims = false): Tensor {
+    return this.un('sum', { axes: normAxes(axes, this.rank), keepDims });
+  }
+  max(axes?: number | readonly number[], keepDims = false): Tensor {
+    return this.un('max', { axes: normAxes(axes, this.rank), keepDims });
+  }
+  mean(axes?: number | readonly number[], keepDims = false): Tensor {
+    const ax = normAxes(axes, this.rank);
+    const count = ax.reduce((n, a) => n * (this.shape[a] ?? 1), 1);
+    return this.sum(ax, keepDims).mul(1 / count);
+  }
+  /** Index (i32) of the first maximum along one axis. */
+  argmax(axis: number, keepDims = false): Tensor {
+    return this.un('argmax', { axis, keepDims });
+  }
+
+  reshape(shape: Shape): Tensor {
+    return this.un('reshape', { shape: [...shape] });
+  }
+  transpose(perm?: readonly number[]): Tensor {
+    const p = perm ?? [...Array(this.rank).keys()].reverse();
+    return this.un('transpose', { perm: [...p] });
+  }
+  /** Python-style slice per axis: starts/ends (ends exclusive), optional steps (positive). */
+  slice(starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Tensor {
+    return this.un('slice', { starts: [...starts], ends: [...ends], steps: steps ? [...steps] : null });
+  }
+  /** Constant padding: pads[i] = [before, after] for axis i. */
+  pad(pads: readonly (readonly [number, number])[], value = 0): Tensor {
+    return this.un('pad', { pads: pads.map((p) => [p[0], p[1]]), value });
+  }
+  /** Gathers slices along `axis` at i32 `indices` (like torch.index_select / tf.gather). */
+  gather(indices: Tensor, axis = 0): Tensor {
+    return this.builder.apply('gather', [this, indices], { axis });
+  }
+
+  /** Matrix product over the last two axes (leading axes batch). */
+  matmul(other: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
+    return this.builder.apply('matmul', [this, other], { transA: opts.transA ?? false, transB: opts.transB ?? false });
+  }
+
+  /** NCHW convolution with an OIHW weight (O = out channels, I = in channels / groups). */
+  conv2d(weight: Tensor, opts: Conv2dOptions = {}): Tensor {
+    return this.builder.apply('conv2d', [this, weight], {
+      stride: pair(opts.stride ?? 1),
+      padding: pair(opts.padding ?? 0),
+      dilation: pair(opts.dilation ?? 1),
+      groups: opts.groups ?? 1,
+    });
+  }
+
+  maxPool2d(opts: Pool2dOptions): Tensor {
+    const kernel = pair(opts.kernel);
+    return this.un('max_pool2d', {
+      kernel,
+      stride: pair(opts.stride ?? kernel),
+      padding: pair(opts.padding ?? 0),
+      ceilMode: opts.ceilMode ?? false,
+    });
+  }
+
+  softmax(axis = -1): Tensor { return this.un('softmax', { axis }); }
+  logSoftmax(axis = -1): Tensor { return this.un('log_softmax', { axis }); }
+  /** Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p); the mask is a hash of (seed, index). */
+  dropout(p: number, seed: number): Tensor { return this.un('dropout', { p, seed }); }
+}
+
+function normAxes(axes: number | readonly number[] | undefined, rank: number): number[] {
+  if (axes === undefined) return [...Array(rank).keys()];
+  const list = typeof axes === 'number' ? [axes] : [...axes];
+  return list.map((a) => (a < 0 ? a + rank : a)).sort((x, y) => x - y);
+}

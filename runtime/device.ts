@@ -1,0 +1,119 @@
+/**
+ * The Dawn device (npm `webgpu`), shared per process.
+ * - The object `create()` returns is kept in a module-level variable: webgpu 0.6.2 crashes the
+ *   process if it is garbage-collected while a device lives.
+ * - The device asks for the adapter's own limits (never hard-coded ones).
+ * - While a GPU promise is pending, dawn.node re-schedules its event processing through the global
+ *   `setImmediate`, which spins a CPU core; `quietly()` swaps in a 1 ms timer for the duration of
+ *   our waits, so lavapipe keeps every core (see bench/polling.ts for the measurement).
+ * - closeDevice() destroys the device so the process can exit.
+ */
+import { create, globals } from 'webgpu';
+import { WgflowError } from './errors.js';
+
+Object.assign(globalThis, globals);
+
+/** Keep alive for the process lifetime (see above). */
+let gpuInstance: GPU | undefined;
+
+export interface DeviceInfo {
+  readonly device: GPUDevice;
+  readonly adapterName: string;
+  readonly limits: Readonly<Record<string, number>>;
+}
+
+let current: Promise<DeviceInfo> | undefined;
+let lostReason: string | undefined;
+const pendingErrors: string[] = [];
+
+const LIMIT_KEYS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+export const NO_ADAPTER_HELP =
+  'No WebGPU adapter was found. wgflow runs on Dawn (npm "webgpu") over Vulkan; on a machine without a GPU, install Mesa lavapipe ' +
+  '(mesa-vulkan-drivers >= 24, e.g. from Debian bookworm-backports) with: bash scripts/setup-gpu.sh';
+
+async function open(): Promise<DeviceInfo> {
+  gpuInstance ??= create([]);
+  const adapter = await quietly(gpuInstance.requestAdapter({ powerPreference: 'high-performance' }));
+  if (!adapter) throw new WgflowError(NO_ADAPTER_HELP);
+  const requiredLimits: Record<string, number> = {};
+  for (const k of LIMIT_KEYS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[k];
+    if (typeof v === 'number') requiredLimits[k] = v;
+  }
+  const features: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+  const device = await quietly(adapter.requestDevice({ requiredLimits, requiredFeatures: features }));
+  lostReason = undefined;
+  device.lost.then((info) => {
+    lostReason = `${info.reason}: ${info.message}`;
+    if (info.reason !== 'destroyed') process.stderr.write(`wgflow: the GPU device was lost (${lostReason})\n`);
+  });
+  device.addEventListener('uncapturederror', (ev) => {
+    pendingErrors.push((ev as GPUUncapturedErrorEvent).error.message);
+  });
+  const info = adapter.info;
+  const adapterName = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
+  const limits: Record<string, number> = {};
+  for (const k of LIMIT_KEYS) limits[k] = (device.limits as unknown as Record<string, number>)[k] as number;
+  return { device, adapterName, limits };
+}
+
+/** The process's shared device, created on first use. */
+export function getDevice(): Promise<DeviceInfo> {
+  current ??= open().catch((e: unknown) => {
+    current = undefined;
+    throw e;
+  });
+  return current;
+}
+
+/** Throws when the device was lost or reported an error outside an error scope. */
+export function checkDeviceHealth(context: string): void {
+  if (lostReason !== undefined && !lostReason.startsWith('destroyed')) throw new WgflowError(`${context}: the GPU device was lost (${lostReason})`);
+  if (pendingErrors.length > 0) {
+    const msgs = pendingErrors.splice(0);
+    throw new WgflowError(`${context}: GPU error: ${msgs.join('; ')}`);
+  }
+}
+
+/** Destroys the shared device (the process can exit afterwards). */
+export async function closeDevice(): Promise<void> {
+  const c = current;
+  current = undefined;
+  if (!c) return;
+  try {
+    (await c).device.destroy();
+  } catch {
+    // opening failed: nothing to destroy
+  }
+}
+
+let waits = 0;
+let realSetImmediate: typeof setImmediate | undefined;
+
+/**
+ * Awaits a GPU promise without letting dawn.node busy-poll: its re-scheduling through setImmediate
+ * becomes a 1 ms timer while any of our waits is pending.
+ */
+export async function quietly<T>(p: Promise<T>): Promise<T> {
+  if (waits++ === 0) {
+    realSetImmediate = globalThis.setImmediate;
+    const timerImmediate = ((fn: (...a: unknown[]) => void, ...args: unknown[]) => setTimeout(fn, 1, ...args)) as unknown as typeof setImmediate;
+    globalThis.setImmediate = timerImmediate;
+  }
+  try {
+    return await p;
+  } finally {
+    if (--waits === 0 && realSetImmediate) globalThis.setImmediate = realSetImmediate;
+  }
+}

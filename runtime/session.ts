@@ -1,0 +1,221 @@
+/**
+ * Executes a ProgramSpec on the device: buffers allocated once from the plan, pipelines cached by
+ * WGSL text, bind groups made once, one command encoder per run, inputs uploaded, only the requested
+ * outputs read back; params and state stay on the GPU across runs.
+ */
+import { checkDeviceHealth, type DeviceInfo, getDevice, quietly } from './device.js';
+import { WgflowError } from './errors.js';
+import { initialValues } from './init.js';
+import type { DTypeName, ProgramSpec, TensorSpec } from './program.js';
+
+export type TypedArray = Float32Array | Int32Array | Uint32Array;
+
+export interface HostTensor {
+  readonly data: TypedArray;
+  readonly shape: readonly number[];
+  readonly dtype: DTypeName;
+}
+
+export type Feed = ArrayLike<number> | TypedArray;
+
+export interface RunOptions {
+  /** Outputs to read back (default: all). Pass [] to run without reading anything. */
+  readonly outputs?: readonly string[];
+}
+
+const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+function toTyped(dtype: DTypeName, values: Feed, count: number, what: string): TypedArray {
+  if (values.length !== count) throw new WgflowError(`${what}: expected ${count} values, got ${values.length}`);
+  if (dtype === 'f32') return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  if (dtype === 'i32') return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
+  return values instanceof Uint32Array ? values : Uint32Array.from(values as ArrayLike<number>);
+}
+
+function fromBytes(dtype: DTypeName, bytes: ArrayBuffer): TypedArray {
+  if (dtype === 'f32') return new Float32Array(bytes);
+  if (dtype === 'i32') return new Int32Array(bytes);
+  return new Uint32Array(bytes);
+}
+
+const count = (t: TensorSpec) => t.shape.reduce((a, b) => a * b, 1);
+
+export class Session {
+  private readonly buffers: GPUBuffer[];
+  private readonly bindGroups: GPUBindGroup[];
+  private readonly pipelines: GPUComputePipeline[];
+  private readonly staging = new Map<number, GPUBuffer>();
+  private destroyed = false;
+
+  private constructor(
+    readonly spec: ProgramSpec,
+    readonly gpu: DeviceInfo,
+    buffers: GPUBuffer[],
+    pipelines: GPUComputePipeline[],
+  ) {
+    this.buffers = buffers;
+    this.pipelines = pipelines;
+    const device = gpu.device;
+    this.bindGroups = spec.kernels.map((k, i) =>
+      device.createBindGroup({
+        label: k.name,
+        layout: (pipelines[i] as GPUComputePipeline).getBindGroupLayout(0),
+        entries: k.bindings.map((b, j) => ({ binding: j, resource: { buffer: buffers[b] as GPUBuffer } })),
+      }),
+    );
+  }
+
+  /** Creates buffers (params/state initialized from their specs, or from `initial`) and pipelines. */
+  static async create(spec: ProgramSpec, opts: { gpu?: DeviceInfo; initial?: Readonly<Record<string, Feed>> } = {}): Promise<Session> {
+    if (spec.format !== 'wgflow-program' || spec.version !== 1) throw new WgflowError('Session: not a wgflow program (format/version mismatch)');
+    const gpu = opts.gpu ?? (await getDevice());
+    const device = gpu.device;
+    for (const [key, need] of [
+      ['maxStorageBufferBindingSize', spec.stats.maxBindingBytes],
+      ['maxStorageBuffersPerShaderStage', spec.stats.maxBindingsPerKernel],
+    ] as const) {
+      const have = gpu.limits[key] ?? 0;
+      if (need > have) throw new WgflowError(`Session: program "${spec.name}" needs ${key} ≥ ${need}; this device has ${have}`);
+    }
+    device.pushErrorScope('validation');
+    device.pushErrorScope('out-of-memory');
+    const buffers = spec.buffers.map((b) =>
+      device.createBuffer({
+        label: `${b.role}${b.id}`,
+        size: Math.ceil(b.bytes / 4) * 4,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      }),
+    );
+    const oom = await quietly(device.popErrorScope());
+    const bad = await quietly(device.popErrorScope());
+    if (oom || bad) throw new WgflowError(`Session: could not allocate buffers: ${(oom ?? bad)?.message}`);
+    for (const b of spec.buffers) {
+      if (b.data) device.queue.writeBuffer(buffers[b.id] as GPUBuffer, 0, toTyped(b.dtype, b.data, b.data.length, `const buffer ${b.id}`));
+    }
+    for (const p of spec.persistent) {
+      const b = spec.buffers[p.buffer];
+      const given = opts.initial?.[p.name];
+      const values = given !== undefined ? toTyped(p.dtype, given, count(p), `initial value of "${p.name}"`) : b?.init ? initialValues(b.init, count(p)) : undefined;
+      if (values) device.queue.writeBuffer(buffers[p.buffer] as GPUBuffer, 0, values);
+    }
+    let cache = pipelineCache.get(device);
+    if (!cache) {
+      cache = new Map();
+      pipelineCache.set(device, cache);
+    }
+    const pipelines: GPUComputePipeline[] = [];
+    for (const k of spec.kernels) {
+      let p = cache.get(k.wgsl);
+      if (!p) {
+        device.pushErrorScope('validation');
+        const module = device.createShaderModule({ label: k.name, code: k.wgsl });
+        p = device.createComputePipeline({ label: k.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
+        const err = await quietly(device.popErrorScope());
+        if (err) {
+          const info = await quietly(module.getCompilationInfo());
+          const msgs = info.messages.map((m) => `${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n');
+          throw new WgflowError(`kernel ${k.name} failed to compile: ${err.message}${msgs ? `\n${msgs}` : ''}\n--- WGSL ---\n${k.wgsl}`);
+        }
+        cache.set(k.wgsl, p);
+      }
+      pipelines.push(p);
+    }
+    device.pushErrorScope('validation');
+    const session = new Session(spec, gpu, buffers, pipelines);
+    const err = await quietly(device.popErrorScope());
+    if (err) throw new WgflowError(`Session: binding buffers failed: ${err.message}`);
+    return session;
+  }
+
+  private tensor(name: string, list: readonly TensorSpec[], what: string): TensorSpec {
+    const t = list.find((x) => x.name === name);
+    if (!t) throw new WgflowError(`Session "${this.spec.name}": no ${what} named "${name}" (has: ${list.map((x) => x.name).join(', ') || 'none'})`);
+    return t;
+  }
+
+  /** Overwrites a param or state tensor. */
+  write(name: string, values: Feed): void {
+    const t = this.tensor(name, this.spec.persistent, 'param/state');
+    this.gpu.device.queue.writeBuffer(this.buffers[t.buffer] as GPUBuffer, 0, toTyped(t.dtype, values, count(t), `write "${name}"`));
+  }
+
+  /** Reads a param or state tensor back. */
+  async read(name: string): Promise<HostTensor> {
+    const t = this.tensor(name, this.spec.persistent, 'param/state');
+    const encoder = this.gpu.device.createCommandEncoder();
+    const staging = this.stagingFor(t, encoder);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    return { data: await this.mapOut(t, staging), shape: t.shape, dtype: t.dtype };
+  }
+
+  private stagingFor(t: TensorSpec, encoder: GPUCommandEncoder): GPUBuffer {
+    const bytes = Math.max(4, count(t) * 4);
+    let s = this.staging.get(t.buffer);
+    if (!s || s.size < bytes) {
+      s?.destroy();
+      s = this.gpu.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      this.staging.set(t.buffer, s);
+    }
+    encoder.copyBufferToBuffer(this.buffers[t.buffer] as GPUBuffer, 0, s, 0, bytes);
+    return s;
+  }
+
+  private async mapOut(t: TensorSpec, s: GPUBuffer): Promise<TypedArray> {
+    await quietly(s.mapAsync(GPUMapMode.READ, 0, Math.max(4, count(t) * 4)));
+    const copy = s.getMappedRange(0, Math.max(4, count(t) * 4)).slice(0, count(t) * 4);
+    s.unmap();
+    return fromBytes(t.dtype, copy);
+  }
+
+  /** One step: upload inputs, run every dispatch in order, read back the requested outputs. */
+  async run(feeds: Readonly<Record<string, Feed>> = {}, opts: RunOptions = {}): Promise<Record<string, HostTensor>> {
+    if (this.destroyed) throw new WgflowError(`Session "${this.spec.name}" was destroyed`);
+    checkDeviceHealth(`run "${this.spec.name}"`);
+    const device = this.gpu.device;
+    for (const name of Object.keys(feeds)) this.tensor(name, this.spec.inputs, 'input');
+    for (const inp of this.spec.inputs) {
+      const v = feeds[inp.name];
+      if (v === undefined) throw new WgflowError(`run "${this.spec.name}": missing input "${inp.name}" ${inp.dtype}[${inp.shape.join(',')}]`);
+      device.queue.writeBuffer(this.buffers[inp.buffer] as GPUBuffer, 0, toTyped(inp.dtype, v, count(inp), `input "${inp.name}" [${inp.shape.join(',')}]`));
+    }
+    const wanted = (opts.outputs ?? this.spec.outputs.map((o) => o.name)).map((n) => this.tensor(n, this.spec.outputs, 'output'));
+    device.pushErrorScope('validation');
+    const encoder = device.createCommandEncoder({ label: this.spec.name });
+    let pass: GPUComputePassEncoder | undefined;
+    for (const step of this.spec.steps) {
+      if (step.kind === 'dispatch') {
+        pass ??= encoder.beginComputePass();
+        const k = this.spec.kernels[step.kernel];
+        if (!k) throw new WgflowError(`run: step refers to missing kernel ${step.kernel}`);
+        pass.setPipeline(this.pipelines[step.kernel] as GPUComputePipeline);
+        pass.setBindGroup(0, this.bindGroups[step.kernel] as GPUBindGroup);
+        pass.dispatchWorkgroups(k.dispatch[0], k.dispatch[1], k.dispatch[2]);
+      } else {
+        pass?.end();
+        pass = undefined;
+        encoder.copyBufferToBuffer(this.buffers[step.src] as GPUBuffer, 0, this.buffers[step.dst] as GPUBuffer, 0, step.bytes);
+      }
+    }
+    pass?.end();
+    const stagings = wanted.map((t) => this.stagingFor(t, encoder));
+    device.queue.submit([encoder.finish()]);
+    const err = await quietly(device.popErrorScope());
+    if (err) throw new WgflowError(`run "${this.spec.name}": ${err.message}`);
+    const out: Record<string, HostTensor> = {};
+    for (let i = 0; i < wanted.length; i++) {
+      const t = wanted[i] as TensorSpec;
+      out[t.name] = { data: await this.mapOut(t, stagings[i] as GPUBuffer), shape: t.shape, dtype: t.dtype };
+    }
+    if (wanted.length === 0) await quietly(device.queue.onSubmittedWorkDone());
+    checkDeviceHealth(`run "${this.spec.name}"`);
+    return out;
+  }
+
+  /** Frees this session's buffers (the shared device stays). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const b of this.buffers) b.destroy();
+    for (const s of this.staging.values()) s.destroy();
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Test harness: seeded random data, GPU-vs-CPU comparison through the whole compiler, and
+ * float64 finite-difference gradient checks on the CPU interpreter.
+ */
+import { expect } from 'vitest';
+import { grad } from '../compiler/autodiff.js';
+import { interpret } from '../compiler/interpreter.js';
+import type { RefTensor } from '../compiler/registry.js';
+import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
+import { numel, type Shape } from '../compiler/types.js';
+import { compile } from '../compiler/compile.js';
+import { limitsFrom } from '../compiler/limits.js';
+import { getDevice } from '../runtime/device.js';
+import type { ProgramSpec } from '../runtime/program.js';
+import { type HostTensor, Session } from '../runtime/session.js';
+import '../ops/index.js';
+
+/** Deterministic uniform numbers in [low, high) (mulberry32). */
+export function rand(shape: Shape | number, seed: number, low = -1, high = 1): number[] {
+  const n = typeof shape === 'number' ? shape : numel(shape);
+  let s = seed >>> 0 || 1;
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    out[i] = low + (high - low) * u;
+  }
+  return out;
+}
+
+/** Random integers in [low, high). */
+export function randInt(shape: Shape | number, seed: number, low: number, high: number): number[] {
+  return rand(shape, seed, 0, 1).map((u) => low + Math.floor(u * (high - low)));
+}
+
+/** A fresh seed per call, so every run of the suite sees new inputs (printed on failure). */
+export function freshSeed(): number {
+  return (Math.random() * 2 ** 31) >>> 0;
+}
+
+/** Fills every input/param/state of a graph with uniform [-1, 1) values (integers: [0, 5)). */
+export function randomFeeds(g: GraphBuilder, seed: number): Record<string, number[]> {
+  const feeds: Record<string, number[]> = {};
+  let k = 0;
+  for (const n of g.graph.nodes) {
+    if (n.op !== 'input' && n.op !== 'param' && n.op !== 'state') continue;
+    const s = seed + 7919 * k++;
+    feeds[n.name as string] = n.type.dtype === 'f32' ? rand(n.type.shape, s) : randInt(n.type.shape, s, 0, 5);
+  }
+  return feeds;
+}
+
+/** max |a - b| / max |b| (normwise relative error; exact integer comparison is done elsewhere). */
+export function relError(gpu: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const r = ref[i] as number;
+    const d = Math.abs((gpu[i] as number) - r);
+    if (Number.isNaN(d)) return Number.POSITIVE_INFINITY;
+    num = Math.max(num, d);
+    den = Math.max(den, Math.abs(r));
+  }
+  return den === 0 ? num : num / den;
+}
+
+export interface GradCheckOptions {
+  /** Central-difference step (float64). */
+  eps?: number;
+  rtol?: number;
+  atol?: number;
+  /** Elements checked per tensor (random positions). */
+  samples?: number;
+  seed?: number;
+}
+
+/**
+ * Finite-difference gradient check in float64 on the CPU interpreter. `build` declares a graph and
+ * returns the output to check and the tensors to differentiate against (inputs or params). The loss
+ * is sum(out * R) with fixed random R, so no gradient cancels by symmetry.
+ */
+export function checkGradients(
+  build: (g: GraphBuilder) => { out: Tensor; wrt: Tensor[] },
+  feeds: Record<string, number[]>,
+  opts: GradCheckOptions = {},
+): void {
+  const eps = opts.eps ?? 1e-6;
+  const rtol = opts.rtol ?? 1e-5;
+  const atol = opts.atol ?? 1e-7;
+  const samples = opts.samples ?? 24;
+  const seed = opts.seed ?? 1234;
+  const g = new GraphBuilder();
+  const { out, wrt } = build(g);
+  const r = g.constant(rand(out.shape, seed + 1, 0.5, 1.5), out.shape, 'f32');
+  const loss = out.mul(r).sum();
+  const grads = grad(loss, wrt);
+  const values = interpret(g.graph, feeds, [loss.id, ...grads.map((t) => t.id)]);
+  const lossAt = (f: Record<string, number[]>): number => (interpret(g.graph, f, [loss.id])[0] as RefTensor).data[0] as number;
+  wrt.forEach((w, k) => {
+    const name = w.node.name;
+    if (name === undefined) throw new Error('checkGradients: wrt must be inputs or params');
+    const analytic = (values[k + 1] as RefTensor).data;
+    const base = feeds[name] as number[];
+    const picks = rand(samples, seed + 17 * k, 0, 1).map((u) => Math.floor(u * base.length));
+    for (const i of new Set(picks)) {
+      const plus = { ...feeds, [name]: base.map((v, j) => (j === i ? v + eps : v)) };
+      const minus = { ...feeds, [name]: base.map((v, j) => (j === i ? v - eps : v)) };
+      const numeric = (lossAt(plus) - lossAt(minus)) / (2 * eps);
+      const a = analytic[i] as number;
+      const tol = atol + rtol * Math.max(Math.abs(a), Math.abs(numeric));
+      if (!(Math.abs(a - numeric) <= tol)) {
+        throw new Error(`gradient of "${name}"[${i}]: autodiff ${a}, finite difference ${numeric} (tolerance ${tol})`);
+      }
+    }
+  });
+  expect(values.length).toBe(wrt.length + 1);
+}
+
+export interface GpuCheckOptions {
+  /** Values for inputs/params/state; missing ones are random (seeded by `seed`). */
+  feeds?: Record<string, number[]>;
+  seed?: number;
+  /** Normwise relative tolerance for f32 outputs (integer outputs must match exactly). */
+  rtol?: number;
+  fusion?: boolean;
+}
+
+export interface GpuCheckResult {
+  readonly errors: Record<string, number>;
+  readonly spec: ProgramSpec;
+  readonly gpu: Record<string, HostTensor>;
+}
+
+/**
+ * Compiles the graph `build` declares, runs it on the GPU and compares every output with the CPU
+ * interpreter (float64 references). Fails the test with the output name, error and seed.
+ */
+export async function checkGpuVsCpu(build: (g: GraphBuilder) => Tensor | Record<string, Tensor>, opts: GpuCheckOptions = {}): Promise<GpuCheckResult> {
+  const seed = opts.seed ?? freshSeed();
+  const rtol = opts.rtol ?? 1e-4;
+  const g = new GraphBuilder();
+  const built = build(g);
+  const outputs: Record<string, Tensor> = 'builder' in built && built instanceof Object && 'node' in built ? { out: built as Tensor } : (built as Record<string, Tensor>);
+  const feeds = { ...randomFeeds(g, seed), ...(opts.feeds ?? {}) };
+  const dev = await getDevice();
+  const { spec } = compile(g, { outputs, limits: limitsFrom(dev.limits), ...(opts.fusion !== undefined ? { fusion: opts.fusion } : {}) });
+  const session = await Session.create(spec, { gpu: dev, initial: feeds });
+  const inputFeeds: Record<string, number[]> = {};
+  for (const i of spec.inputs) inputFeeds[i.name] = feeds[i.name] as number[];
+  const gpu = await session.run(inputFeeds);
+  session.destroy();
+  const names = Object.keys(outputs);
+  const ref = interpret(g.graph, feeds, names.map((n) => (outputs[n] as Tensor).id));
+  const errors: Record<string, number> = {};
+  names.forEach((name, k) => {
+    const r = ref[k] as RefTensor;
+    const got = (gpu[name] as HostTensor).data;
+    if (r.dtype !== 'f32') {
+      const mismatch = r.data.findIndex((v, i) => v !== got[i]);
+      errors[name] = mismatch < 0 ? 0 : 1;
+      if (mismatch >= 0) throw new Error(`output "${name}" (seed ${seed}): element ${mismatch} is ${got[mismatch]} on the GPU, ${r.data[mismatch]} on the CPU`);
+    } else {
+      const e = relError(got, r.data);
+      errors[name] = e;
+      if (!(e <= rtol)) throw new Error(`output "${name}" (seed ${seed}): relative error ${e} > ${rtol}`);
+    }
+  });
+  return { errors, spec, gpu };
+}
