@@ -144,7 +144,13 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     const value = `t${vb.id}`;
     const gi = fr.groupOf[vb.id];
     const g = gi !== undefined ? fr.groups[gi] : undefined;
-    let safe = g !== undefined && g.anchor === undefined && g.root === vb.id && !outIds.some(([, id]) => baseNode(graph, id).id === vb.id);
+    // The group must read the target only at the index it writes: through elementwise loads of the same
+    // shape, never as an input of its anchor (a matmul/conv/reduction reads other indices).
+    const targetBase = baseNode(graph, u.target).id;
+    const anchorReadsTarget =
+      g?.anchor !== undefined &&
+      (getOp(graph.node(g.anchor).op).kind === 'reduce' || graph.node(g.anchor).inputs.some((i) => baseNode(graph, i).id === targetBase));
+    let safe = g !== undefined && !anchorReadsTarget && g.root === vb.id && !outIds.some(([, id]) => baseNode(graph, id).id === vb.id);
     if (safe && gi !== undefined) {
       const at = position.get(gi) as number;
       uses.forEach((use, k) => {

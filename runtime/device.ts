@@ -100,12 +100,19 @@ export async function closeDevice(): Promise<void> {
 
 let waits = 0;
 let realSetImmediate: typeof setImmediate | undefined;
+let quietWaits = true;
+
+/** Turns the timer-based waiting off (true: dawn.node's own busy re-scheduling). For measurements only. */
+export function setBusyPolling(busy: boolean): void {
+  quietWaits = !busy;
+}
 
 /**
  * Awaits a GPU promise without letting dawn.node busy-poll: its re-scheduling through setImmediate
  * becomes a 1 ms timer while any of our waits is pending.
  */
 export async function quietly<T>(p: Promise<T>): Promise<T> {
+  if (!quietWaits) return p;
   if (waits++ === 0) {
     realSetImmediate = globalThis.setImmediate;
     const timerImmediate = ((fn: (...a: unknown[]) => void, ...args: unknown[]) => setTimeout(fn, 1, ...args)) as unknown as typeof setImmediate;

@@ -4,12 +4,12 @@
  */
 import { expect } from 'vitest';
 import { grad } from '../compiler/autodiff.js';
+import { compile } from '../compiler/compile.js';
 import { interpret } from '../compiler/interpreter.js';
+import { limitsFrom } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { numel, type Shape } from '../compiler/types.js';
-import { compile } from '../compiler/compile.js';
-import { limitsFrom } from '../compiler/limits.js';
 import { getDevice } from '../runtime/device.js';
 import type { ProgramSpec } from '../runtime/program.js';
 import { type HostTensor, Session } from '../runtime/session.js';
@@ -98,7 +98,8 @@ export function checkGradients(
   const loss = out.mul(r).sum();
   const grads = grad(loss, wrt);
   const values = interpret(g.graph, feeds, [loss.id, ...grads.map((t) => t.id)]);
-  const lossAt = (f: Record<string, number[]>): number => (interpret(g.graph, f, [loss.id])[0] as RefTensor).data[0] as number;
+  const lossAt = (f: Record<string, number[]>): number =>
+    (interpret(g.graph, f, [loss.id])[0] as RefTensor).data[0] as number;
   wrt.forEach((w, k) => {
     const name = w.node.name;
     if (name === undefined) throw new Error('checkGradients: wrt must be inputs or params');
@@ -138,22 +139,36 @@ export interface GpuCheckResult {
  * Compiles the graph `build` declares, runs it on the GPU and compares every output with the CPU
  * interpreter (float64 references). Fails the test with the output name, error and seed.
  */
-export async function checkGpuVsCpu(build: (g: GraphBuilder) => Tensor | Record<string, Tensor>, opts: GpuCheckOptions = {}): Promise<GpuCheckResult> {
+export async function checkGpuVsCpu(
+  build: (g: GraphBuilder) => Tensor | Record<string, Tensor>,
+  opts: GpuCheckOptions = {},
+): Promise<GpuCheckResult> {
   const seed = opts.seed ?? freshSeed();
   const rtol = opts.rtol ?? 1e-4;
   const g = new GraphBuilder();
   const built = build(g);
-  const outputs: Record<string, Tensor> = 'builder' in built && built instanceof Object && 'node' in built ? { out: built as Tensor } : (built as Record<string, Tensor>);
+  const outputs: Record<string, Tensor> =
+    'builder' in built && built instanceof Object && 'node' in built
+      ? { out: built as Tensor }
+      : (built as Record<string, Tensor>);
   const feeds = { ...randomFeeds(g, seed), ...(opts.feeds ?? {}) };
   const dev = await getDevice();
-  const { spec } = compile(g, { outputs, limits: limitsFrom(dev.limits), ...(opts.fusion !== undefined ? { fusion: opts.fusion } : {}) });
+  const { spec } = compile(g, {
+    outputs,
+    limits: limitsFrom(dev.limits),
+    ...(opts.fusion !== undefined ? { fusion: opts.fusion } : {}),
+  });
   const session = await Session.create(spec, { gpu: dev, initial: feeds });
   const inputFeeds: Record<string, number[]> = {};
   for (const i of spec.inputs) inputFeeds[i.name] = feeds[i.name] as number[];
   const gpu = await session.run(inputFeeds);
   session.destroy();
   const names = Object.keys(outputs);
-  const ref = interpret(g.graph, feeds, names.map((n) => (outputs[n] as Tensor).id));
+  const ref = interpret(
+    g.graph,
+    feeds,
+    names.map((n) => (outputs[n] as Tensor).id),
+  );
   const errors: Record<string, number> = {};
   names.forEach((name, k) => {
     const r = ref[k] as RefTensor;
@@ -161,7 +176,10 @@ export async function checkGpuVsCpu(build: (g: GraphBuilder) => Tensor | Record<
     if (r.dtype !== 'f32') {
       const mismatch = r.data.findIndex((v, i) => v !== got[i]);
       errors[name] = mismatch < 0 ? 0 : 1;
-      if (mismatch >= 0) throw new Error(`output "${name}" (seed ${seed}): element ${mismatch} is ${got[mismatch]} on the GPU, ${r.data[mismatch]} on the CPU`);
+      if (mismatch >= 0)
+        throw new Error(
+          `output "${name}" (seed ${seed}): element ${mismatch} is ${got[mismatch]} on the GPU, ${r.data[mismatch]} on the CPU`,
+        );
     } else {
       const e = relError(got, r.data);
       errors[name] = e;

@@ -5,11 +5,10 @@ import { kernelBuffers } from './build.js';
 const wgslType = (t: Scalar): string => t;
 
 function f32Literal(v: number): string {
-  if (Number.isNaN(v)) return 'bitcast<f32>(0x7fc00000u)';
-  if (v === Number.POSITIVE_INFINITY) return 'bitcast<f32>(0x7f800000u)';
-  if (v === Number.NEGATIVE_INFINITY) return 'bitcast<f32>(0xff800000u)';
+  // WGSL constant expressions cannot be NaN or infinite: read the bits from private variables.
+  if (Number.isNaN(v)) return 'bitcast<f32>(wgf_nan)';
   const f = Math.fround(v);
-  if (!Number.isFinite(f)) return f > 0 ? 'bitcast<f32>(0x7f800000u)' : 'bitcast<f32>(0xff800000u)';
+  if (!Number.isFinite(f)) return f > 0 ? 'bitcast<f32>(wgf_pinf)' : 'bitcast<f32>(wgf_ninf)';
   let s = String(f);
   if (!/[.e]/.test(s)) s += '.0';
   s += 'f';
@@ -128,6 +127,9 @@ export function renderWgsl(k: Kernel): string {
   kernelBuffers(k).forEach(({ buf, write }, i) => {
     out.push(`@group(0) @binding(${i}) var<storage, ${write ? 'read_write' : 'read'}> ${buf.name}: array<${wgslType(buf.t)}>;`);
   });
+  out.push('var<private> wgf_nan: u32 = 0x7fc00000u;');
+  out.push('var<private> wgf_pinf: u32 = 0x7f800000u;');
+  out.push('var<private> wgf_ninf: u32 = 0xff800000u;');
   for (const a of k.arrays) {
     if (a.space === 'workgroup') out.push(`var<workgroup> ${a.name}: array<${wgslType(a.t)}, ${a.size}>;`);
   }
