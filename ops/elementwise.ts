@@ -95,6 +95,17 @@ function powRef(a: number, b: number): number {
 }
 
 function powExpr(a: Expr, b: Expr): Expr {
+  if (b.k === 'lit') {
+    // constant exponent: small integers by multiplication, others by pow (NaN for negative bases)
+    const e = b.v;
+    if (Number.isInteger(e) && Math.abs(e) <= 4) {
+      if (e === 0) return K.f32(1);
+      let r = a;
+      for (let i = 1; i < Math.abs(e); i++) r = K.mul(r, a);
+      return e > 0 ? r : K.div(1, r);
+    }
+    if (!Number.isInteger(e)) return K.select(K.lt(a, 0), Number.NaN, K.call('pow', a, b));
+  }
   const r = K.call('pow', K.abs(a), b);
   const isInt = K.eq(K.call('floor', b), b);
   const half = K.mul(b, 0.5);

@@ -1,0 +1,86 @@
+/** Benchmark plumbing: time a compiled program (median and min over timed runs after warm-up) and print tables. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { compile, type GraphBuilder, getDevice, limitsFrom, Session, type Tensor } from '../index.js';
+
+export interface BenchRow {
+  readonly suite: string;
+  readonly workload: string;
+  readonly medianMs: number;
+  readonly minMs: number;
+  readonly runs: number;
+  readonly gflop: number;
+  readonly gflops: number;
+  readonly dispatches: number;
+}
+
+export interface TimeOptions {
+  readonly warmup?: number;
+  readonly runs?: number;
+}
+
+/** Seeded uniform [-1, 1) values. */
+export function seeded(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2147483648 - 1;
+  }
+  return out;
+}
+
+/**
+ * Compiles `build`'s outputs and times whole runs (inputs uploaded, every dispatch, wait for the GPU;
+ * no readback). Inputs get seeded random values.
+ */
+export async function timeGraph(
+  suite: string,
+  workload: string,
+  gflop: number,
+  build: (g: GraphBuilder) => Record<string, Tensor>,
+  g: GraphBuilder,
+  opts: TimeOptions = {},
+): Promise<BenchRow> {
+  const dev = await getDevice();
+  const outputs = build(g);
+  const { spec } = compile(g, { outputs, limits: limitsFrom(dev.limits), name: workload });
+  const session = await Session.create(spec, { gpu: dev });
+  const feeds: Record<string, Float32Array> = {};
+  spec.inputs.forEach((t, k) => {
+    feeds[t.name] = seeded(t.shape.reduce((a, b) => a * b, 1), 17 + k);
+  });
+  const warmup = opts.warmup ?? 2;
+  const runs = opts.runs ?? 5;
+  for (let i = 0; i < warmup; i++) await session.run(feeds, { outputs: [] });
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await session.run(feeds, { outputs: [] });
+    times.push(performance.now() - t0);
+  }
+  session.destroy();
+  times.sort((a, b) => a - b);
+  const medianMs = times[Math.floor(times.length / 2)] as number;
+  return { suite, workload, medianMs, minMs: times[0] as number, runs, gflop, gflops: gflop / (medianMs / 1000), dispatches: spec.stats.dispatches };
+}
+
+export function markdownTable(adapter: string, rows: readonly BenchRow[]): string {
+  const lines = [
+    `adapter: ${adapter}`,
+    '',
+    '| suite | workload | median ms | min ms | runs | GFLOP | GFLOP/s | dispatches |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.suite} | ${r.workload} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${r.runs} | ${r.gflop.toFixed(3)} | ${r.gflops.toFixed(2)} | ${r.dispatches} |`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+export function writeResults(path: string, adapter: string, rows: readonly BenchRow[]): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.json`, `${JSON.stringify({ adapter, date: new Date().toISOString(), rows }, null, 2)}\n`);
+  writeFileSync(`${path}.md`, `${markdownTable(adapter, rows)}\n`);
+}

@@ -1,0 +1,191 @@
+/**
+ * Reductions: sum and max over a sorted list of axes (kind 'reduce': the compiler generates their
+ * kernels and fuses an elementwise prologue/epilogue into them), and argmax (its own kernel).
+ */
+import { fail } from '../compiler/errors.js';
+import type { Attrs } from '../compiler/ir.js';
+import * as K from '../compiler/kernel/build.js';
+import { type CpuArgs, type GradArgs, type RefTensor, registerOp } from '../compiler/registry.js';
+import type { Tensor } from '../compiler/tensor.js';
+import { fmtShape, normAxis, numel, type Shape, sameShape, stridesOf, type TensorType } from '../compiler/types.js';
+import { rowGeom, rowKernel, storeOutput } from './rows.js';
+import { boolAttr, numAttr, numsAttr } from './util.js';
+
+/** Checks `attrs.axes` against a rank: integers in [0, rank), ascending, no repeats. */
+export function checkAxes(attrs: Attrs, shape: Shape): number[] {
+  const axes = numsAttr(attrs, 'axes');
+  const rank = shape.length;
+  for (const a of axes) {
+    if (!Number.isInteger(a) || a < 0 || a >= rank) {
+      fail(
+        `axis ${a} is out of range for rank ${rank} (shape ${fmtShape(shape)}; axes [${axes.join(',')}] must lie in [-${rank}, ${rank}))`,
+      );
+    }
+  }
+  for (let i = 1; i < axes.length; i++) {
+    const prev = axes[i - 1] as number;
+    const cur = axes[i] as number;
+    if (cur === prev) fail(`axis ${cur} is repeated in axes [${axes.join(',')}] (shape ${fmtShape(shape)})`);
+    if (cur < prev) fail(`axes [${axes.join(',')}] must be sorted ascending`);
+  }
+  return axes;
+}
+
+/** Output shape of a reduction over `axes`. */
+export function reducedShape(shape: Shape, axes: readonly number[], keepDims: boolean): number[] {
+  const out: number[] = [];
+  shape.forEach((d, i) => {
+    if (!axes.includes(i)) out.push(d);
+    else if (keepDims) out.push(1);
+  });
+  return out;
+}
+
+/** Float64 reduction of x over `axes` (output in keepDims layout, which has the same order either way). */
+export function cpuReduce(x: RefTensor, axes: readonly number[], op: 'sum' | 'max'): Float64Array {
+  const shape = x.shape;
+  const rank = shape.length;
+  const keepShape = reducedShape(shape, axes, true);
+  const ks = stridesOf(keepShape);
+  const outStride = shape.map((_, d) => (axes.includes(d) ? 0 : (ks[d] as number)));
+  const out = new Float64Array(numel(keepShape)).fill(op === 'sum' ? 0 : Number.NEGATIVE_INFINITY);
+  const coord = new Array<number>(rank).fill(0);
+  const n = x.data.length;
+  let o = 0;
+  for (let flat = 0; flat < n; flat++) {
+    const v = x.data[flat] as number;
+    const cur = out[o] as number;
+    out[o] = op === 'sum' ? cur + v : Number.isNaN(v) || v > cur ? v : cur;
+    for (let d = rank - 1; d >= 0; d--) {
+      coord[d] = (coord[d] as number) + 1;
+      o += outStride[d] as number;
+      if ((coord[d] as number) < (shape[d] as number)) break;
+      o -= (coord[d] as number) * (outStride[d] as number);
+      coord[d] = 0;
+    }
+  }
+  if (x.dtype === 'i32') return out.map((v) => v | 0);
+  if (x.dtype === 'u32') return out.map((v) => v >>> 0);
+  return out;
+}
+
+/** `t` with size-1 axes re-inserted at `axes` (a no-op when it already has them). */
+function keepDimsOf(t: Tensor, inShape: Shape, axes: readonly number[], keepDims: boolean): Tensor {
+  if (keepDims || axes.length === 0) return t;
+  return t.reshape(reducedShape(inShape, axes, true));
+}
+
+/** Broadcasts `t` to the shape of `like` (an elementwise select, exact for every value, inf and NaN included). */
+export function broadcastLike(t: Tensor, like: Tensor): Tensor {
+  if (sameShape(t.shape, like.shape)) return t;
+  const g = t.builder;
+  return g.where(g.constant(1, [], 'u32'), t, like);
+}
+
+function reduceInfer(inputs: readonly TensorType[], attrs: Attrs): TensorType {
+  if (inputs.length !== 1) fail(`takes one input, got ${inputs.length}`);
+  const x = inputs[0] as TensorType;
+  const axes = checkAxes(attrs, x.shape);
+  const keepDims = boolAttr(attrs, 'keepDims');
+  return { shape: reducedShape(x.shape, axes, keepDims), dtype: x.dtype };
+}
+
+registerOp({
+  name: 'sum',
+  kind: 'reduce',
+  reduce: 'sum',
+  infer: reduceInfer,
+  cpu: ({ inputs, attrs }: CpuArgs) => cpuReduce(inputs[0] as RefTensor, numsAttr(attrs, 'axes'), 'sum'),
+  grad: ({ inputs, attrs, dy }: GradArgs) => {
+    const x = inputs[0] as Tensor;
+    if (x.dtype !== 'f32') return [null];
+    const axes = numsAttr(attrs, 'axes');
+    return [broadcastLike(keepDimsOf(dy, x.shape, axes, boolAttr(attrs, 'keepDims')), x)];
+  },
+});
+
+registerOp({
+  name: 'max',
+  kind: 'reduce',
+  reduce: 'max',
+  infer: reduceInfer,
+  cpu: ({ inputs, attrs }: CpuArgs) => cpuReduce(inputs[0] as RefTensor, numsAttr(attrs, 'axes'), 'max'),
+  grad: ({ inputs, attrs, output, dy }: GradArgs) => {
+    const x = inputs[0] as Tensor;
+    if (x.dtype !== 'f32') return [null];
+    const axes = numsAttr(attrs, 'axes');
+    const keepDims = boolAttr(attrs, 'keepDims');
+    if (axes.length === 0) return [dy];
+    // dy goes to the positions holding the maximum, split evenly among ties (PyTorch's amax rule).
+    const mask = x.eq(keepDimsOf(output, x.shape, axes, keepDims));
+    const count = mask.cast('f32').sum(axes, true);
+    const share = keepDimsOf(dy, x.shape, axes, keepDims).div(count);
+    return [x.builder.where(mask, share, 0)];
+  },
+});
+
+/** Normalized axis of an `{axis}` attribute against a shape, or a failure naming both. */
+export function axisAttr(attrs: Attrs, shape: Shape): number {
+  const axis = numAttr(attrs, 'axis');
+  const a = normAxis(axis, shape.length);
+  if (a < 0) fail(`axis ${axis} is out of range for shape ${fmtShape(shape)} (rank ${shape.length})`);
+  return a;
+}
+
+registerOp({
+  name: 'argmax',
+  kind: 'opaque',
+  infer: (inputs, attrs) => {
+    if (inputs.length !== 1) fail(`takes one input, got ${inputs.length}`);
+    const x = inputs[0] as TensorType;
+    const axis = axisAttr(attrs, x.shape);
+    return { shape: reducedShape(x.shape, [axis], boolAttr(attrs, 'keepDims')), dtype: 'i32' };
+  },
+  cpu: ({ inputs, attrs }) => {
+    const x = inputs[0] as RefTensor;
+    const { outer, len, inner } = rowGeom(x.shape, axisAttr(attrs, x.shape));
+    const out = new Float64Array(outer * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        const base = o * len * inner + i;
+        let best = x.data[base] as number;
+        let pos = 0;
+        for (let j = 1; j < len; j++) {
+          const v = x.data[base + j * inner] as number;
+          if (v > best) {
+            best = v;
+            pos = j;
+          }
+        }
+        out[o * inner + i] = pos;
+      }
+    }
+    return out;
+  },
+  lower: (args) => {
+    const x = args.inputs[0]?.buf;
+    if (!x) throw new Error('internal: argmax without an input');
+    const geom = rowGeom(
+      args.inputs[0]?.type.shape as Shape,
+      axisAttr(args.attrs, args.inputs[0]?.type.shape as Shape),
+    );
+    const kernel = rowKernel(`${args.name}`, geom, args.limits, (c) => {
+      const { kb } = c;
+      // Every invocation starts from element 0, so ties resolve to the first index without sentinels.
+      const best = kb.var('best', K.load(x, c.base));
+      const pos = kb.var('pos', K.u32(0));
+      c.forEach((j, idx) => {
+        const v = kb.let('v', K.load(x, idx));
+        kb.if(K.gt(v, best), () => {
+          kb.assign(best, v);
+          kb.assign(pos, j);
+        });
+      });
+      const r = c.reduceArgmax(best, pos);
+      kb.if(K.and(c.valid, c.leader), () => {
+        storeOutput(kb, args, args.output.buf, c.row, K.cast('i32', r.pos));
+      });
+    });
+    return [kernel];
+  },
+});
