@@ -102,8 +102,10 @@ export function planMemory(
     free.push(id);
   };
   steps.forEach((s, i) => {
+    const scratchNames = new Set(s.scratch.map((sc) => sc.name));
     for (const w of s.writes) {
-      if (assign.has(w)) continue;
+      // scratch buffers are written by their own step's kernels; they are placed below
+      if (assign.has(w) || scratchNames.has(w)) continue;
       const alias = aliases.get(w);
       if (alias !== undefined) {
         assign.set(w, assign.get(alias) as number);

@@ -1,0 +1,328 @@
+/**
+ * 2-D max pooling over NCHW tensors, with PyTorch's semantics: floor or ceil output sizes (in ceil
+ * mode the last window must start inside the input or the left padding), padding that counts as −∞,
+ * NaN propagating, and ties going to the first maximum in row-major window order.
+ *
+ * The backward op max_pool2d_grad is a gather: each dx element visits the windows that contain it,
+ * recomputes each window's argmax and adds that window's dy when the argmax is this element. When
+ * windows cannot overlap (stride ≥ kernel, VGG's case) one thread per window cell writes the cell's
+ * dx elements instead (still one writer per element; 4× fewer reads for 2×2 windows).
+ */
+import { fail } from '../compiler/errors.js';
+import type { Attrs } from '../compiler/ir.js';
+import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
+import * as K from '../compiler/kernel/build.js';
+import { KernelBuilder } from '../compiler/kernel/build.js';
+import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
+import type { Tensor } from '../compiler/tensor.js';
+import { fmtShape, sameShape, type TensorType } from '../compiler/types.js';
+import { boolAttr, numsAttr } from './util.js';
+
+export interface PoolParams {
+  readonly kh: number;
+  readonly kw: number;
+  readonly sh: number;
+  readonly sw: number;
+  readonly ph: number;
+  readonly pw: number;
+  readonly ceilMode: boolean;
+}
+
+function pairAttr(attrs: Attrs, key: string, min: number): [number, number] {
+  const v = numsAttr(attrs, key);
+  if (v.length !== 2 || !v.every((x) => Number.isInteger(x) && x >= min)) {
+    fail(`attribute ${key} must be two integers ≥ ${min}, got ${JSON.stringify(attrs[key])}`);
+  }
+  return [v[0] as number, v[1] as number];
+}
+
+export function poolParams(attrs: Attrs): PoolParams {
+  const [kh, kw] = pairAttr(attrs, 'kernel', 1);
+  const [sh, sw] = pairAttr(attrs, 'stride', 1);
+  const [ph, pw] = pairAttr(attrs, 'padding', 0);
+  const ceilMode = boolAttr(attrs, 'ceilMode');
+  if (2 * ph > kh || 2 * pw > kw) fail(`padding [${ph},${pw}] must be at most half the kernel [${kh},${kw}]`);
+  return { kh, kw, sh, sw, ph, pw, ceilMode };
+}
+
+/** PyTorch's pooling_output_shape (dilation 1). */
+export function poolOutSize(inSize: number, k: number, s: number, p: number, ceilMode: boolean): number {
+  let out = Math.floor((inSize + 2 * p - (k - 1) - 1 + (ceilMode ? s - 1 : 0)) / s) + 1;
+  if (ceilMode && (out - 1) * s >= inSize + p) out--;
+  return out;
+}
+
+interface PoolDims {
+  readonly N: number;
+  readonly C: number;
+  readonly H: number;
+  readonly W: number;
+  readonly OH: number;
+  readonly OW: number;
+  readonly p: PoolParams;
+}
+
+function poolDims(x: TensorType | undefined, attrs: Attrs): PoolDims {
+  if (!x) fail('missing input x');
+  if (x.shape.length !== 4) fail(`x must be rank 4 (NCHW), got ${fmtShape(x.shape)}`);
+  if (x.dtype !== 'f32') fail(`x must be f32, got ${x.dtype}`);
+  const p = poolParams(attrs);
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const OH = poolOutSize(H, p.kh, p.sh, p.ph, p.ceilMode);
+  const OW = poolOutSize(W, p.kw, p.sw, p.pw, p.ceilMode);
+  if (OH < 1 || OW < 1)
+    fail(`kernel [${p.kh},${p.kw}] does not fit x ${fmtShape(x.shape)} padded by [${p.ph},${p.pw}]`);
+  return { N, C, H, W, OH, OW, p };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float64 reference
+
+/** Index within the H×W plane of the window's (first) maximum; −1 never happens for valid params. */
+function windowArgmax(x: Float64Array, base: number, d: PoolDims, oh: number, ow: number): number {
+  const { H, W, p } = d;
+  let best = Number.NEGATIVE_INFINITY;
+  let arg = -1;
+  for (let i = 0; i < p.kh; i++) {
+    const ih = oh * p.sh - p.ph + i;
+    if (ih < 0 || ih >= H) continue;
+    for (let j = 0; j < p.kw; j++) {
+      const iw = ow * p.sw - p.pw + j;
+      if (iw < 0 || iw >= W) continue;
+      const v = x[base + ih * W + iw] as number;
+      if (arg < 0 || v > best || Number.isNaN(v)) {
+        best = v;
+        arg = ih * W + iw;
+      }
+    }
+  }
+  return arg;
+}
+
+function cpuPool(x: Float64Array, d: PoolDims): Float64Array {
+  const { N, C, H, W, OH, OW } = d;
+  const out = new Float64Array(N * C * OH * OW);
+  for (let nc = 0; nc < N * C; nc++) {
+    const base = nc * H * W;
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const a = windowArgmax(x, base, d, oh, ow);
+        out[(nc * OH + oh) * OW + ow] = a < 0 ? Number.NEGATIVE_INFINITY : (x[base + a] as number);
+      }
+    }
+  }
+  return out;
+}
+
+function cpuPoolGrad(x: Float64Array, dy: Float64Array, d: PoolDims): Float64Array {
+  const { N, C, H, W, OH, OW } = d;
+  const dx = new Float64Array(N * C * H * W);
+  for (let nc = 0; nc < N * C; nc++) {
+    const base = nc * H * W;
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const a = windowArgmax(x, base, d, oh, ow);
+        if (a >= 0) dx[base + a] = (dx[base + a] as number) + (dy[(nc * OH + oh) * OW + ow] as number);
+      }
+    }
+  }
+  return dx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels
+
+const u = K.u32;
+const i = K.i32;
+
+/**
+ * Emits the argmax of window (oh, ow) (i32) of the plane at `base`; returns [best value, plane
+ * index]. Loops have constant trip counts (positions outside the input are skipped): llvmpipe runs
+ * 8 invocations in SIMD, and uniform loops beat per-lane clamped bounds.
+ */
+function emitArgmax(kb: KernelBuilder, x: BufRef, base: Expr, oh: Expr, ow: Expr, d: PoolDims): [Expr, Expr] {
+  const { H, W, p } = d;
+  const best = kb.var('best', K.f32(Number.NEGATIVE_INFINITY));
+  const arg = kb.var('arg', i(-1));
+  const h0 = kb.let('h0', K.sub(K.mul(oh, i(p.sh)), i(p.ph)));
+  const w0 = kb.let('w0', K.sub(K.mul(ow, i(p.sw)), i(p.pw)));
+  kb.for('a', i(0), i(p.kh), (a) => {
+    const ih = kb.let('ih', K.add(h0, a));
+    kb.for('b', i(0), i(p.kw), (b) => {
+      const iw = kb.let('iw', K.add(w0, b));
+      const inside = K.and(K.and(K.ge(ih, i(0)), K.lt(ih, i(H))), K.and(K.ge(iw, i(0)), K.lt(iw, i(W))));
+      kb.if(inside, () => {
+        const pos = kb.let('pos', K.add(K.mul(ih, i(W)), iw));
+        const v = kb.let('v', K.load(x, K.add(base, K.cast('u32', pos))));
+        kb.if(K.or(K.or(K.lt(arg, i(0)), K.gt(v, best)), K.call('isnan', v)), () => {
+          kb.assign(best, v);
+          kb.assign(arg, pos);
+        });
+      });
+    });
+  });
+  return [best, arg];
+}
+
+function threadIndex(kb: KernelBuilder): Expr {
+  return kb.let('idx', K.add(K.mul(K.builtin('wg_linear'), u(256)), K.builtin('lidx')));
+}
+
+function lowerPool(args: LowerArgs): Kernel[] {
+  const d = poolDims(args.inputs[0]?.type, args.attrs);
+  const x = (args.inputs[0] as { buf: BufRef }).buf;
+  const out = args.output.buf;
+  const { N, C, H, W, OH, OW } = d;
+  const count = N * C * OH * OW;
+  const kb = new KernelBuilder(`${args.name}_maxpool`);
+  const idx = threadIndex(kb);
+  kb.if(K.lt(idx, u(count)), () => {
+    const nc = kb.let('nc', K.div(idx, u(OH * OW)));
+    const r = kb.let('r', K.mod(idx, u(OH * OW)));
+    const oh = kb.let('oh', K.div(r, u(OW)));
+    const ow = kb.let('ow', K.mod(r, u(OW)));
+    const base = kb.let('base', K.mul(nc, u(H * W)));
+    const [best] = emitArgmax(kb, x, base, K.cast('i32', oh), K.cast('i32', ow), d);
+    const v = args.hasEpilogue ? args.epilogue(best, [K.div(nc, u(C)), K.mod(nc, u(C)), oh, ow], idx) : best;
+    kb.store(out, idx, v);
+  });
+  return [kb.finish([256, 1, 1], { linear: Math.ceil(count / 256) })];
+}
+
+function lowerPoolGrad(args: LowerArgs): Kernel[] {
+  const d = poolDims(args.inputs[0]?.type, args.attrs);
+  const x = (args.inputs[0] as { buf: BufRef }).buf;
+  const dy = (args.inputs[1] as { buf: BufRef }).buf;
+  const out = args.output.buf;
+  const { N, C, H, W, OH, OW, p } = d;
+  if (p.sh >= p.kh && p.sw >= p.kw && !args.hasEpilogue) return [lowerPoolGradCells(d, x, dy, out, args.name)];
+  const count = N * C * H * W;
+  const kb = new KernelBuilder(`${args.name}_maxpool_grad`);
+  const idx = threadIndex(kb);
+  kb.if(K.lt(idx, u(count)), () => {
+    const nc = kb.let('nc', K.div(idx, u(H * W)));
+    const pos = kb.let('pos', K.cast('i32', K.mod(idx, u(H * W))));
+    const h = kb.let('h', K.div(pos, i(W)));
+    const w = kb.let('w', K.mod(pos, i(W)));
+    const base = kb.let('base', K.mul(nc, u(H * W)));
+    const dyBase = kb.let('dybase', K.mul(nc, u(OH * OW)));
+    // The windows containing h are oh = top − a for a < ⌈kh/sh⌉ with top = ⌊(h + ph)/sh⌋, those
+    // with 0 ≤ oh < OH whose extent oh·sh − ph + kh reaches past h (same along w).
+    const ohTop = kb.let('ohtop', K.div(K.add(h, i(p.ph)), i(p.sh)));
+    const owTop = kb.let('owtop', K.div(K.add(w, i(p.pw)), i(p.sw)));
+    const acc = kb.var('acc', K.f32(0));
+    kb.for('a', i(0), i(Math.ceil(p.kh / p.sh)), (a) => {
+      const oh = kb.let('oh', K.sub(ohTop, a));
+      const hitH = K.and(K.and(K.ge(oh, i(0)), K.lt(oh, i(OH))), K.gt(K.mul(oh, i(p.sh)), K.sub(h, i(p.kh - p.ph))));
+      kb.if(hitH, () => {
+        kb.for('b', i(0), i(Math.ceil(p.kw / p.sw)), (b) => {
+          const ow = kb.let('ow', K.sub(owTop, b));
+          const hitW = K.and(
+            K.and(K.ge(ow, i(0)), K.lt(ow, i(OW))),
+            K.gt(K.mul(ow, i(p.sw)), K.sub(w, i(p.kw - p.pw))),
+          );
+          kb.if(hitW, () => {
+            const [, arg] = emitArgmax(kb, x, base, oh, ow, d);
+            kb.if(K.eq(arg, pos), () => {
+              const di = K.add(dyBase, K.cast('u32', K.add(K.mul(oh, i(OW)), ow)));
+              kb.assign(acc, K.add(acc, K.load(dy, di)));
+            });
+          });
+        });
+      });
+    });
+    kb.store(
+      out,
+      idx,
+      args.hasEpilogue
+        ? args.epilogue(acc, [K.div(nc, u(C)), K.mod(nc, u(C)), K.cast('u32', h), K.cast('u32', w)], idx)
+        : acc,
+    );
+  });
+  return [kb.finish([256, 1, 1], { linear: Math.ceil(count / 256) })];
+}
+
+/**
+ * Non-overlapping windows (stride ≥ kernel, e.g. VGG's 2×2 stride 2): each window lies inside its
+ * own sh×sw cell of the input, and the cells tile the input. One thread per cell finds the window's
+ * argmax once and writes every dx element of the cell (dy at the argmax, 0 elsewhere): still one
+ * writer per element, with a quarter of the reads of the per-element form for 2×2 windows.
+ */
+function lowerPoolGradCells(d: PoolDims, x: BufRef, dy: BufRef, out: BufRef, name: string): Kernel {
+  const { N, C, H, W, OH, OW, p } = d;
+  // cells along h: rows [c·sh − ph, (c+1)·sh − ph) for c < CH cover [0, H); cells c ≥ OH hold no window
+  const CH = Math.ceil((H + p.ph) / p.sh);
+  const CW = Math.ceil((W + p.pw) / p.sw);
+  const count = N * C * CH * CW;
+  const kb = new KernelBuilder(`${name}_maxpool_grad`);
+  const idx = threadIndex(kb);
+  kb.if(K.lt(idx, u(count)), () => {
+    const nc = kb.let('nc', K.div(idx, u(CH * CW)));
+    const r = kb.let('r', K.cast('i32', K.mod(idx, u(CH * CW))));
+    const ch = kb.let('ch', K.div(r, i(CW)));
+    const cw = kb.let('cw', K.mod(r, i(CW)));
+    const base = kb.let('base', K.mul(nc, u(H * W)));
+    const hasWin = kb.let('haswin', K.and(K.lt(ch, i(OH)), K.lt(cw, i(OW))));
+    const arg = kb.var('warg', i(-1));
+    const g = kb.var('g', K.f32(0));
+    kb.if(hasWin, () => {
+      const [, a] = emitArgmax(kb, x, base, ch, cw, d);
+      kb.assign(arg, a);
+      kb.assign(g, K.load(dy, K.add(K.mul(nc, u(OH * OW)), K.cast('u32', K.add(K.mul(ch, i(OW)), cw)))));
+    });
+    const h0 = kb.let('h0', K.sub(K.mul(ch, i(p.sh)), i(p.ph)));
+    const w0 = kb.let('w0', K.sub(K.mul(cw, i(p.sw)), i(p.pw)));
+    kb.for('a', i(0), i(p.sh), (a) => {
+      const ih = kb.let('ih', K.add(h0, a));
+      kb.for('b', i(0), i(p.sw), (b) => {
+        const iw = kb.let('iw', K.add(w0, b));
+        const inside = K.and(K.and(K.ge(ih, i(0)), K.lt(ih, i(H))), K.and(K.ge(iw, i(0)), K.lt(iw, i(W))));
+        kb.if(inside, () => {
+          const pos = kb.let('pos', K.add(K.mul(ih, i(W)), iw));
+          kb.store(out, K.add(base, K.cast('u32', pos)), K.select(K.eq(pos, arg), g, K.f32(0)));
+        });
+      });
+    });
+  });
+  return kb.finish([256, 1, 1], { linear: Math.ceil(count / 256) });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+registerOp({
+  name: 'max_pool2d',
+  kind: 'opaque',
+  infer: ([x], attrs) => {
+    const d = poolDims(x, attrs);
+    return { shape: [d.N, d.C, d.OH, d.OW], dtype: 'f32' };
+  },
+  cpu: ({ inputs, attrs }) => {
+    const x = inputs[0] as RefTensor;
+    return cpuPool(x.data, poolDims({ shape: x.shape, dtype: x.dtype }, attrs));
+  },
+  grad: ({ inputs, attrs, dy }) => [dy.builder.apply('max_pool2d_grad', [inputs[0] as Tensor, dy], attrs)],
+  lower: lowerPool,
+});
+
+registerOp({
+  name: 'max_pool2d_grad',
+  kind: 'opaque',
+  infer: ([x, dy], attrs) => {
+    const d = poolDims(x, attrs);
+    if (!dy) fail('takes [x, dy], got 1 input');
+    const want = [d.N, d.C, d.OH, d.OW];
+    if (dy.dtype !== 'f32' || !sameShape(dy.shape, want)) {
+      fail(
+        `dy ${dy.dtype}${fmtShape(dy.shape)} should be f32${fmtShape(want)} (the pooled shape of x ${fmtShape([d.N, d.C, d.H, d.W])})`,
+      );
+    }
+    return { shape: [d.N, d.C, d.H, d.W], dtype: 'f32' };
+  },
+  cpu: ({ inputs, attrs }) => {
+    const x = inputs[0] as RefTensor;
+    const dy = inputs[1] as RefTensor;
+    return cpuPoolGrad(x.data, dy.data, poolDims({ shape: x.shape, dtype: x.dtype }, attrs));
+  },
+  lower: lowerPoolGrad,
+});
