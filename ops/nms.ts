@@ -1,0 +1,491 @@
+/**
+ * Non-maximum suppression (FASTER_RCNN_SPEC.md §6) as one opaque op, `nms`:
+ *   boxes f32 [..., N, 4] (x1, y1, x2, y2), scores f32 [..., N]  →  i32 [..., maxOutput + 1]
+ * Leading dimensions are independent problems (e.g. one per image). Per problem: boxes are visited in
+ * stable descending score order (equal scores: lower index first; NaN scores count as the largest, as
+ * in torch.sort), a box is kept when no kept box suppresses it, and a kept box suppresses every later
+ * box whose IoU with it is > iouThreshold (strict; `inclusive: true` gives py-faster-rcnn cpu_nms's ≥).
+ * The output holds the kept ORIGINAL indices in score order in [0, maxOutput) (at most maxOutput of
+ * them; unused slots are -1) and their count at [maxOutput].
+ *
+ * IoU (torchvision; `plusOne` adds py-faster-rcnn's +1 to widths, heights and intersections):
+ *   area = (x2 - x1) * (y2 - y1);  w = max(min(x2a, x2b) - max(x1a, x1b), 0) (same for h)
+ *   inter = w * h;  iou = inter / ((area_a + area_b) - inter)
+ * evaluated in float32, one rounding per operation in exactly this order. Two zero-area boxes give
+ * 0 / 0 = NaN, which never suppresses. The threshold is compared like torchvision (float32 IoU against a
+ * float64 threshold): `iou > t` is evaluated as `iou > t32` with t32 the largest float32 ≤ t, which is
+ * the same test. NaN coordinates give unspecified results.
+ * Exactness on the GPU relies on the driver not reassociating float arithmetic: the +1 of `plusOne`
+ * is therefore not a literal (Mesa rewrote (x2 - x1) + 1.0 and was off by an ulp), and nothing else in
+ * the formula involves constants. WGSL lets f32 division be off by up to 2.5 ulp and drivers may
+ * contract a*b - c into an fma; lavapipe does neither (checked), so there GPU and reference agree
+ * bit for bit. On a driver that does, only pairs within an ulp or two of the threshold can differ.
+ *
+ * Kernels (the CUDA bitmask algorithm with 32-bit words, as WGSL has no u64):
+ * 1. the stable descending argsort of the scores (ops/sort.ts kernels, into scratch);
+ * 2. the IoU mask: workgroup (col c, row r, problem) with 32 threads, only c ≥ r; the 32 boxes of
+ *    column block c (in score order) are cached in workgroup memory, thread t computes the word
+ *    mask[i, c] for box i = 32r + t (bit b: IoU(box i, box 32c + b) passes, for later boxes only);
+ * 3. the scan: one workgroup per problem. removed[] (one bit per box) lives in workgroup memory. For
+ *    each word w in order, thread 0 walks its 32 boxes (the diagonal words resolve suppression inside
+ *    the block) and emits the kept ones; then all threads OR the kept boxes' mask rows into the words
+ *    after w. Two barriers per 32 boxes.
+ * Scratch: the sort's 2 u32 per padded box, and the mask, N · ceil(N/32) u32 words per problem
+ * (N = 12000: 18 MB). The mask must fit one storage binding (N up to about 20000 at 128 MiB).
+ */
+import { fail, WgflowError } from '../compiler/errors.js';
+import type { Attrs } from '../compiler/ir.js';
+import type { Expr, Kernel } from '../compiler/kernel/ast.js';
+import * as K from '../compiler/kernel/build.js';
+import { type BufArg, type RefTensor, registerOp } from '../compiler/registry.js';
+import type { Tensor } from '../compiler/tensor.js';
+import { fmtShape, numel, type TensorType } from '../compiler/types.js';
+import { linearWorkgroupSize } from './rows.js';
+import { cpuArgsortRow, lowerArgsortKernels } from './sort.js';
+
+// ---------------------------------------------------------------- attributes and float32 helpers
+
+export interface NmsOptions {
+  readonly iouThreshold: number;
+  /** Capacity of the result (default in the helpers: N, i.e. every box may be kept). */
+  readonly maxOutput?: number;
+  /** py-faster-rcnn's inclusive-pixel convention: +1 in widths, heights and intersections. */
+  readonly plusOne?: boolean;
+  /** Suppress at IoU ≥ threshold (py-faster-rcnn cpu_nms) instead of IoU > threshold. */
+  readonly inclusive?: boolean;
+}
+
+interface NmsAttrs {
+  readonly iouThreshold: number;
+  readonly maxOutput: number;
+  readonly plusOne: boolean;
+  readonly inclusive: boolean;
+}
+
+function nmsAttrs(attrs: Attrs): NmsAttrs {
+  const t = attrs.iouThreshold;
+  if (typeof t !== 'number' || Number.isNaN(t))
+    fail(`attribute iouThreshold must be a number, got ${JSON.stringify(t)}`);
+  const m = attrs.maxOutput;
+  if (typeof m !== 'number' || !Number.isInteger(m) || m < 1) {
+    fail(`attribute maxOutput must be a positive integer, got ${JSON.stringify(m)}`);
+  }
+  const plusOne = attrs.plusOne ?? false;
+  const inclusive = attrs.inclusive ?? false;
+  if (typeof plusOne !== 'boolean') fail(`attribute plusOne must be a boolean, got ${JSON.stringify(plusOne)}`);
+  if (typeof inclusive !== 'boolean') fail(`attribute inclusive must be a boolean, got ${JSON.stringify(inclusive)}`);
+  return { iouThreshold: t, maxOutput: m, plusOne, inclusive };
+}
+
+const f32Bits = new DataView(new ArrayBuffer(4));
+
+/** The float32 next to `f` (a float32) towards +Infinity (dir 1) or -Infinity (dir -1). */
+function f32Step(f: number, dir: 1 | -1): number {
+  if (f === 0) return dir * 2 ** -149;
+  f32Bits.setFloat32(0, f);
+  const b = f32Bits.getUint32(0);
+  f32Bits.setUint32(0, f > 0 === dir > 0 ? b + 1 : b - 1);
+  return f32Bits.getFloat32(0);
+}
+
+/**
+ * The float32 threshold that gives, in float32, the same test as comparing a float32 IoU with the
+ * float64 threshold t: largest float32 ≤ t for '>', smallest float32 ≥ t for '≥'.
+ */
+export function f32Threshold(t: number, inclusive: boolean): number {
+  const f = Math.fround(t);
+  if (f === t) return f;
+  if (!inclusive) return f > t ? f32Step(f, -1) : f;
+  return f < t ? f32Step(f, 1) : f;
+}
+
+// ---------------------------------------------------------------- CPU reference
+
+const fr = Math.fround;
+
+/** Area of box k in float32 arithmetic (b: flat float32 coordinates). */
+function areaOf(b: ArrayLike<number>, k: number, plusOne: boolean): number {
+  const x1 = b[4 * k] as number;
+  const y1 = b[4 * k + 1] as number;
+  const x2 = b[4 * k + 2] as number;
+  const y2 = b[4 * k + 3] as number;
+  const w = plusOne ? fr(fr(x2 - x1) + 1) : fr(x2 - x1);
+  const h = plusOne ? fr(fr(y2 - y1) + 1) : fr(y2 - y1);
+  return fr(w * h);
+}
+
+/**
+ * IoU of boxes a and b in float32 arithmetic: Math.fround after every operation, in the kernel's order,
+ * so that the CPU reference and the GPU agree exactly, also for pairs exactly at the threshold (float32
+ * and float64 IoUs differ there).
+ */
+export function iouF32(
+  b: ArrayLike<number>,
+  a: number,
+  c: number,
+  plusOne: boolean,
+  areaA?: number,
+  areaC?: number,
+): number {
+  const xx1 = Math.max(b[4 * a] as number, b[4 * c] as number);
+  const yy1 = Math.max(b[4 * a + 1] as number, b[4 * c + 1] as number);
+  const xx2 = Math.min(b[4 * a + 2] as number, b[4 * c + 2] as number);
+  const yy2 = Math.min(b[4 * a + 3] as number, b[4 * c + 3] as number);
+  const dw = plusOne ? fr(fr(xx2 - xx1) + 1) : fr(xx2 - xx1);
+  const dh = plusOne ? fr(fr(yy2 - yy1) + 1) : fr(yy2 - yy1);
+  const inter = fr(Math.max(dw, 0) * Math.max(dh, 0));
+  const aa = areaA ?? areaOf(b, a, plusOne);
+  const ac = areaC ?? areaOf(b, c, plusOne);
+  return fr(inter / fr(fr(aa + ac) - inter));
+}
+
+/**
+ * Greedy NMS of one problem (the reference of the op; float32 arithmetic as above, threshold compared
+ * in float64). `boxes` are flat [n, 4]; returns the kept original indices in score order (≤ maxOutput).
+ */
+export function cpuNms(boxes: ArrayLike<number>, scores: ArrayLike<number>, opts: NmsOptions): number[] {
+  const n = scores.length;
+  const b = Float32Array.from(boxes);
+  const order = cpuArgsortRow(Float32Array.from(scores), 'f32', true);
+  const plusOne = opts.plusOne ?? false;
+  const inclusive = opts.inclusive ?? false;
+  const t = opts.iouThreshold;
+  const maxOutput = opts.maxOutput ?? n;
+  const areas = Array.from({ length: n }, (_, k) => areaOf(b, k, plusOne));
+  const removed = new Uint8Array(n);
+  const keep: number[] = [];
+  for (let p = 0; p < n && keep.length < maxOutput; p++) {
+    const i = order[p] as number;
+    if (removed[i]) continue;
+    keep.push(i);
+    for (let q = p + 1; q < n; q++) {
+      const j = order[q] as number;
+      if (removed[j]) continue;
+      const iou = iouF32(b, i, j, plusOne, areas[i], areas[j]);
+      if (inclusive ? iou >= t : iou > t) removed[j] = 1;
+    }
+  }
+  return keep;
+}
+
+// ---------------------------------------------------------------- the op
+
+function nmsInfer(inputs: readonly TensorType[], attrs: Attrs): TensorType {
+  if (inputs.length !== 2) fail(`takes (boxes, scores), got ${inputs.length} inputs`);
+  const [bx, sc] = inputs as [TensorType, TensorType];
+  const a = nmsAttrs(attrs);
+  if (bx.dtype !== 'f32' || sc.dtype !== 'f32') fail(`boxes and scores must be f32, got ${bx.dtype} and ${sc.dtype}`);
+  const r = bx.shape.length;
+  if (r < 2 || bx.shape[r - 1] !== 4) fail(`boxes must have shape [..., N, 4], got ${fmtShape(bx.shape)}`);
+  const lead = bx.shape.slice(0, -1);
+  if (sc.shape.length !== lead.length || !lead.every((d, i) => d === sc.shape[i])) {
+    fail(`scores ${fmtShape(sc.shape)} must have shape ${fmtShape(lead)} (one score per box of ${fmtShape(bx.shape)})`);
+  }
+  return { shape: [...lead.slice(0, -1), a.maxOutput + 1], dtype: 'i32' };
+}
+
+registerOp({
+  name: 'nms',
+  kind: 'opaque',
+  infer: nmsInfer,
+  cpu: ({ inputs, attrs }) => {
+    const [bx, sc] = inputs as [RefTensor, RefTensor];
+    const a = nmsAttrs(attrs);
+    const n = sc.shape[sc.shape.length - 1] as number;
+    const problems = sc.data.length / n;
+    const m = a.maxOutput;
+    const out = new Float64Array(problems * (m + 1)).fill(-1);
+    for (let p = 0; p < problems; p++) {
+      const keep = cpuNms(bx.data.subarray(p * n * 4, (p + 1) * n * 4), sc.data.subarray(p * n, (p + 1) * n), a);
+      keep.forEach((v, k) => {
+        out[p * (m + 1) + k] = v;
+      });
+      out[p * (m + 1) + m] = keep.length;
+    }
+    return out;
+  },
+  // The indices carry no gradient.
+  grad: () => [null, null],
+  lower: (args) => {
+    const [bx, sc] = args.inputs as [BufArg, BufArg];
+    const a = nmsAttrs(args.attrs);
+    const n = sc.type.shape[sc.type.shape.length - 1] as number;
+    const problems = numel(sc.type.shape) / n;
+    const limits = args.limits;
+    const cb = Math.ceil(n / 32);
+    const maskWords = problems * n * cb;
+    const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    if (maskWords * 4 > maxBinding) {
+      throw new WgflowError(
+        `nms: the IoU mask of ${problems} × ${n} boxes needs ${maskWords * 4} bytes, over this device's storage binding limit of ${maxBinding} bytes (declared at ${args.node.site})`,
+      );
+    }
+    if ((cb + 4) * 4 > limits.maxComputeWorkgroupStorageSize) {
+      throw new WgflowError(
+        `nms: ${n} boxes need ${(cb + 4) * 4} bytes of workgroup memory, over the device's ${limits.maxComputeWorkgroupStorageSize}`,
+      );
+    }
+    if (cb > limits.maxComputeWorkgroupsPerDimension || problems > limits.maxComputeWorkgroupsPerDimension) {
+      throw new WgflowError(`nms: ${problems} problems of ${n} boxes exceed the device's workgroup grid limit`);
+    }
+    const sort = lowerArgsortKernels({
+      name: `${args.name}_sort`,
+      limits,
+      scratch: args.scratch,
+      input: sc.buf,
+      keyType: 'f32',
+      rows: problems,
+      n,
+      descending: true,
+    });
+    const order = sort.indices;
+    const P = sort.rowStride;
+    const mask = args.scratch('u32', maskWords);
+    const plusOne = a.plusOne;
+    const thr = K.f32(f32Threshold(a.iouThreshold, a.inclusive));
+
+    // ---- kernel 2: the IoU mask
+    // R row blocks per workgroup (32 × R threads) share the cached column block
+    const R = Math.max(1, Math.min(8, Math.floor(limits.maxComputeInvocationsPerWorkgroup / 32), cb));
+    const mk = new K.KernelBuilder(`${args.name}_mask`);
+    {
+      const kb = mk;
+      const col = kb.let('col', K.builtin('wg_x'));
+      const rowGroup = kb.let('rowgroup', K.mul(K.builtin('wg_y'), K.u32(R)));
+      const prob = kb.let('prob', K.builtin('wg_z'));
+      const t = K.builtin('lid_x');
+      const row = kb.let('row', K.add(rowGroup, K.builtin('lid_y')));
+      // uniform: the whole workgroup leaves together, before any barrier
+      kb.if(K.gt(rowGroup, col), () => kb.ret());
+      const cache = ['x1', 'y1', 'x2', 'y2', 'area'].map((nm) => kb.array(`s${nm}`, 'f32', 32, 'workgroup'));
+      const boxBase = kb.let('boxbase', K.mul(prob, K.u32(n)));
+      const orderBase = kb.let('orderbase', K.mul(prob, K.u32(P)));
+      /** Coordinates of the box at sorted position `pos` (clamped into range). */
+      const loadBox = (pos: Expr): Expr[] => {
+        const orig = kb.let('orig', K.load(order, K.add(orderBase, K.min(pos, K.u32(n - 1)))));
+        const at = kb.let('at', K.mul(K.add(boxBase, K.min(orig, K.u32(n - 1))), K.u32(4)));
+        return [0, 1, 2, 3].map((c) => kb.let('c', K.load(bx.buf, c === 0 ? at : K.add(at, K.u32(c)))));
+      };
+      /**
+       * The +1 of the PFR convention as a value the shader compiler cannot see as a constant: with a
+       * literal 1.0, drivers reassociate (x2 - x1) + 1.0 (Mesa does: it became x2 + (1 - x1), off by
+       * an ulp), which breaks the exact float32 agreement with the reference. NaN only where x is NaN,
+       * which then poisons the result anyway.
+       */
+      const oneFrom = (x: Expr): Expr => kb.let('one', K.select(K.call('isnan', x), K.f32(Number.NaN), K.f32(1)));
+      const plus = (d: Expr, one: Expr | undefined): Expr => (one ? K.add(d, one) : d);
+      const areaExpr = (c: Expr[], one: Expr | undefined): Expr => {
+        const [x1, y1, x2, y2] = c as [Expr, Expr, Expr, Expr];
+        return K.mul(kb.let('w', plus(K.sub(x2, x1), one)), kb.let('h', plus(K.sub(y2, y1), one)));
+      };
+      const j0 = kb.let('j0', K.add(K.mul(col, K.u32(32)), t));
+      kb.if(K.and(K.lt(j0, K.u32(n)), K.eq(K.builtin('lid_y'), K.u32(0))), () => {
+        const c = loadBox(j0);
+        c.forEach((v, k) => kb.astore(cache[k] as string, t, v));
+        kb.astore(cache[4] as string, t, kb.let('area', areaExpr(c, plusOne ? oneFrom(c[0] as Expr) : undefined)));
+      });
+      kb.barrier();
+      const i = kb.let('i', K.add(K.mul(row, K.u32(32)), t));
+      kb.if(K.and(K.lt(i, K.u32(n)), K.le(row, col)), () => {
+        const [ax1, ay1, ax2, ay2] = loadBox(i) as [Expr, Expr, Expr, Expr];
+        const oneA = plusOne ? oneFrom(ax1) : undefined;
+        const areaA = kb.let('areaa', areaExpr([ax1, ay1, ax2, ay2], oneA));
+        const bits = kb.var('bits', K.u32(0));
+        const start = kb.let('start', K.select(K.eq(row, col), K.add(t, K.u32(1)), K.u32(0)));
+        const colSize = kb.let('colsize', K.min(K.sub(K.u32(n), K.mul(col, K.u32(32))), K.u32(32)));
+        kb.for(
+          'jj',
+          start,
+          colSize,
+          (jj) => {
+            const sx = (k: number) => kb.aload(cache[k] as string, 'f32', jj);
+            const xx1 = kb.let('xx1', K.max(ax1, sx(0)));
+            const yy1 = kb.let('yy1', K.max(ay1, sx(1)));
+            const xx2 = kb.let('xx2', K.min(ax2, sx(2)));
+            const yy2 = kb.let('yy2', K.min(ay2, sx(3)));
+            const dw = kb.let('dw', plus(K.sub(xx2, xx1), oneA));
+            const dh = kb.let('dh', plus(K.sub(yy2, yy1), oneA));
+            const inter = kb.let('inter', K.mul(K.max(dw, K.f32(0)), K.max(dh, K.f32(0))));
+            const uni = kb.let('uni', K.sub(K.add(areaA, sx(4)), inter));
+            const iou = kb.let('iou', K.div(inter, uni));
+            // NaN (0/0 for two empty boxes) compares false: never suppresses
+            kb.if(a.inclusive ? K.ge(iou, thr) : K.gt(iou, thr), () =>
+              kb.assign(bits, K.bitOr(bits, K.shl(K.u32(1), jj))),
+            );
+          },
+          { t: 'u32' },
+        );
+        kb.store(mask, K.add(K.mul(K.add(boxBase, i), K.u32(cb)), col), bits);
+      });
+    }
+    const maskKernel = mk.finish([32, R, 1], { xyz: [cb, Math.ceil(cb / R), problems] });
+
+    // ---- kernel 3: the sequential scan, one workgroup per problem
+    const T = Math.min(linearWorkgroupSize(limits), Math.max(32, 2 ** Math.ceil(Math.log2(cb))));
+    const m = a.maxOutput;
+    const out = args.output.buf;
+    const sk = new K.KernelBuilder(`${args.name}_scan`);
+    {
+      const kb = sk;
+      const lidx = K.builtin('lidx');
+      const wg = kb.let('wg', K.builtin('wg_linear'));
+      const valid = kb.let('valid', K.lt(wg, K.u32(problems)));
+      const prob = kb.let('prob', K.min(wg, K.u32(problems - 1)));
+      const removed = kb.array('removed', 'u32', cb, 'workgroup');
+      const state = kb.array('state', 'u32', 2, 'workgroup'); // [0]: kept bits of the current word, [1]: count
+      const maskRow = kb.let('maskrow', K.mul(prob, K.u32(n)));
+      const orderBase = kb.let('orderbase', K.mul(prob, K.u32(P)));
+      const outBase = kb.let('outbase', K.mul(prob, K.u32(m + 1)));
+      kb.for('w', lidx, K.u32(cb), (w) => kb.astore(removed, w, K.u32(0)), { t: 'u32', step: T });
+      kb.if(K.eq(lidx, K.u32(0)), () => kb.astore(state, K.u32(1), K.u32(0)));
+      kb.barrier();
+      kb.for(
+        'w',
+        K.u32(0),
+        K.u32(cb),
+        (w) => {
+          kb.if(K.eq(lidx, K.u32(0)), () => {
+            const rem = kb.var('rem', kb.aload(removed, 'u32', w));
+            const cnt = kb.var('cnt', kb.aload(state, 'u32', K.u32(1)));
+            const kept = kb.var('kept', K.u32(0));
+            kb.for(
+              'b',
+              K.u32(0),
+              K.u32(32),
+              (b) => {
+                const i = kb.let('i', K.add(K.mul(w, K.u32(32)), b));
+                const free = K.eq(K.bitAnd(K.shr(rem, b), K.u32(1)), K.u32(0));
+                kb.if(K.and(K.and(K.lt(i, K.u32(n)), free), K.lt(cnt, K.u32(m))), () => {
+                  kb.assign(kept, K.bitOr(kept, K.shl(K.u32(1), b)));
+                  kb.if(valid, () =>
+                    kb.store(out, K.add(outBase, cnt), K.cast('i32', K.load(order, K.add(orderBase, i)))),
+                  );
+                  kb.assign(cnt, K.add(cnt, K.u32(1)));
+                  kb.assign(rem, K.bitOr(rem, K.load(mask, K.add(K.mul(K.add(maskRow, i), K.u32(cb)), w))));
+                });
+              },
+              { t: 'u32' },
+            );
+            kb.astore(state, K.u32(0), kept);
+            kb.astore(state, K.u32(1), cnt);
+          });
+          kb.barrier();
+          const kept = kb.let('keptw', kb.aload(state, 'u32', K.u32(0)));
+          kb.if(K.ne(kept, K.u32(0)), () => {
+            kb.for(
+              'j',
+              K.add(K.add(w, K.u32(1)), lidx),
+              K.u32(cb),
+              (j) => {
+                const acc = kb.var('acc', kb.aload(removed, 'u32', j));
+                kb.for(
+                  'b',
+                  K.u32(0),
+                  K.u32(32),
+                  (b) => {
+                    kb.if(K.ne(K.bitAnd(K.shr(kept, b), K.u32(1)), K.u32(0)), () => {
+                      const i = K.add(K.mul(w, K.u32(32)), b);
+                      kb.assign(acc, K.bitOr(acc, K.load(mask, K.add(K.mul(K.add(maskRow, i), K.u32(cb)), j))));
+                    });
+                  },
+                  { t: 'u32' },
+                );
+                kb.astore(removed, j, acc);
+              },
+              { t: 'u32', step: T },
+            );
+          });
+          kb.barrier();
+        },
+        { t: 'u32' },
+      );
+      const count = kb.let('count', kb.aload(state, 'u32', K.u32(1)));
+      kb.if(valid, () => {
+        kb.for('k', K.add(count, lidx), K.u32(m), (k) => kb.store(out, K.add(outBase, k), K.i32(-1)), {
+          t: 'u32',
+          step: T,
+        });
+        kb.if(K.eq(lidx, K.u32(0)), () => kb.store(out, K.add(outBase, K.u32(m)), K.cast('i32', count)));
+      });
+    }
+    const scanKernel: Kernel = sk.finish([T, 1, 1], { linear: problems });
+    return [...sort.kernels, maskKernel, scanKernel];
+  },
+});
+
+// ---------------------------------------------------------------- DSL helpers
+
+export interface NmsResult {
+  /** i32 [..., maxOutput]: kept original indices in descending score order, -1 past the count. */
+  readonly indices: Tensor;
+  /** i32 [..., 1]: how many indices are valid. */
+  readonly count: Tensor;
+}
+
+/** Splits the packed [..., capacity + 1] output of an op with a variable-length result. */
+export function splitPacked(packed: Tensor): NmsResult {
+  const lead = packed.shape.slice(0, -1);
+  const cap = (packed.shape[packed.rank - 1] as number) - 1;
+  const z = lead.map(() => 0);
+  return {
+    indices: packed.slice([...z, 0], [...lead, cap]),
+    count: packed.slice([...z, cap], [...lead, cap + 1]),
+  };
+}
+
+function nmsAttrsOf(opts: NmsOptions, n: number): Attrs {
+  return {
+    iouThreshold: opts.iouThreshold,
+    maxOutput: opts.maxOutput ?? n,
+    plusOne: opts.plusOne ?? false,
+    inclusive: opts.inclusive ?? false,
+  };
+}
+
+/** The packed nms output i32 [..., maxOutput + 1] (indices, then the count). */
+export function nmsPacked(boxes: Tensor, scores: Tensor, opts: NmsOptions): Tensor {
+  const n = scores.shape[scores.rank - 1] as number;
+  return boxes.builder.apply('nms', [boxes, scores], nmsAttrsOf(opts, n));
+}
+
+/**
+ * NMS of boxes [..., N, 4] with scores [..., N] (leading dimensions: independent problems). See the
+ * file comment for the exact semantics.
+ */
+export function nms(boxes: Tensor, scores: Tensor, opts: NmsOptions): NmsResult {
+  return splitPacked(nmsPacked(boxes, scores, opts));
+}
+
+/** The boxes shifted by class · (max coordinate + 1) (the coordinate-offset trick of batchedNms). */
+export function offsetBoxesByClass(boxes: Tensor, classes: Tensor, scores: Tensor): Tensor {
+  if (
+    classes.dtype !== 'i32' ||
+    classes.rank !== scores.rank ||
+    !classes.shape.every((d, i) => d === scores.shape[i])
+  ) {
+    throw new WgflowError(
+      `batchedNms: classes must be i32 with the scores' shape ${fmtShape(scores.shape)}, got ${classes.dtype}${fmtShape(classes.shape)}`,
+    );
+  }
+  const maxCoord = boxes.max();
+  const offsets = classes.cast('f32').mul(maxCoord.add(1));
+  return boxes.add(offsets.reshape([...classes.shape, 1]));
+}
+
+/** batchedNms's packed output i32 [..., maxOutput + 1]. */
+export function batchedNmsPacked(boxes: Tensor, scores: Tensor, classes: Tensor, opts: NmsOptions): Tensor {
+  return nmsPacked(offsetBoxesByClass(boxes, classes, scores), scores, opts);
+}
+
+/**
+ * NMS independently per class (torchvision batched_nms) with the coordinate-offset trick: every box
+ * is shifted by class · (max coordinate + 1), with the maximum over all boxes computed on the GPU, so
+ * boxes of different classes never overlap and one NMS does all classes. Requires NON-NEGATIVE
+ * coordinates (e.g. boxes clipped to the image; with negative ones boxes of neighbouring classes can
+ * overlap) and integer classes (i32, the scores' shape). As in torchvision, the shifted coordinates
+ * are rounded to float32, so a pair whose IoU is within rounding of the threshold may be decided
+ * differently than by a per-class loop on the original coordinates.
+ */
+export function batchedNms(boxes: Tensor, scores: Tensor, classes: Tensor, opts: NmsOptions): NmsResult {
+  return splitPacked(batchedNmsPacked(boxes, scores, classes, opts));
+}
