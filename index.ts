@@ -13,4 +13,8 @@ export { type Conv2dOptions, GraphBuilder, type Init, init, type Pool2dOptions, 
 export type { DType, Shape, TensorType } from './compiler/types.js';
 export { softmaxCrossEntropy, smoothL1, smoothL1Loss } from './ops/losses.js';
 export { linear } from './ops/matmul.js';
+export * as detection from './ops/detection.js';
+/** torchvision.ops-style eager calls on host tensors (each compiles once, runs on the GPU). */
+export * as ops from './ops/detection-eager.js';
+export { clearEagerCache, type HostInput } from './ops/eager.js';
 export * from './runtime/index.js';

@@ -40,6 +40,9 @@ const builtinText: Record<string, string> = {
   lidx: 'lidx',
 };
 
+/** On 1-D workgroups local_invocation_index equals lid.x; lavapipe computes lidx with per-lane divides. */
+let oneDimensional = false;
+
 export function renderExpr(e: Expr): string {
   switch (e.k) {
     case 'lit':
@@ -70,7 +73,7 @@ export function renderExpr(e: Expr): string {
     case 'bitcast':
       return `bitcast<${wgslType(e.t)}>(${renderExpr(e.a)})`;
     case 'builtin':
-      return builtinText[e.name] as string;
+      return e.name === 'lidx' && oneDimensional ? 'lid.x' : (builtinText[e.name] as string);
   }
 }
 
@@ -134,6 +137,7 @@ export function renderWgsl(k: Kernel): string {
     if (a.space === 'workgroup') out.push(`var<workgroup> ${a.name}: array<${wgslType(a.t)}, ${a.size}>;`);
   }
   const [x, y, z] = k.workgroupSize;
+  oneDimensional = y === 1 && z === 1;
   out.push(`@compute @workgroup_size(${x}, ${y}, ${z})`);
   out.push(
     'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {',
