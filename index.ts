@@ -11,10 +11,10 @@ export { type SgdOptions, sgd, type TrainStep, trainableParams } from './compile
 export { registeredOps } from './compiler/registry.js';
 export { type Conv2dOptions, GraphBuilder, type Init, init, type Pool2dOptions, Tensor } from './compiler/tensor.js';
 export type { DType, Shape, TensorType } from './compiler/types.js';
-export { softmaxCrossEntropy, smoothL1, smoothL1Loss } from './ops/losses.js';
-export { linear } from './ops/matmul.js';
 export * as detection from './ops/detection.js';
 /** torchvision.ops-style eager calls on host tensors (each compiles once, runs on the GPU). */
 export * as ops from './ops/detection-eager.js';
 export { clearEagerCache, type HostInput } from './ops/eager.js';
+export { smoothL1, smoothL1Loss, softmaxCrossEntropy } from './ops/losses.js';
+export { linear } from './ops/matmul.js';
 export * from './runtime/index.js';

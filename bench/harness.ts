@@ -48,7 +48,10 @@ export async function timeGraph(
   const session = await Session.create(spec, { gpu: dev });
   const feeds: Record<string, Float32Array> = {};
   spec.inputs.forEach((t, k) => {
-    feeds[t.name] = seeded(t.shape.reduce((a, b) => a * b, 1), 17 + k);
+    feeds[t.name] = seeded(
+      t.shape.reduce((a, b) => a * b, 1),
+      17 + k,
+    );
   });
   const warmup = opts.warmup ?? 2;
   const runs = opts.runs ?? 5;
@@ -62,7 +65,16 @@ export async function timeGraph(
   session.destroy();
   times.sort((a, b) => a - b);
   const medianMs = times[Math.floor(times.length / 2)] as number;
-  return { suite, workload, medianMs, minMs: times[0] as number, runs, gflop, gflops: gflop / (medianMs / 1000), dispatches: spec.stats.dispatches };
+  return {
+    suite,
+    workload,
+    medianMs,
+    minMs: times[0] as number,
+    runs,
+    gflop,
+    gflops: gflop / (medianMs / 1000),
+    dispatches: spec.stats.dispatches,
+  };
 }
 
 export function markdownTable(adapter: string, rows: readonly BenchRow[]): string {

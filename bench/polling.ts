@@ -27,7 +27,10 @@ async function once(mode: 'plain' | 'quiet'): Promise<{ wall: number; cpu: numbe
 }
 
 const med = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)] as number;
-const res: Record<string, { wall: number[]; cpu: number[] }> = { plain: { wall: [], cpu: [] }, quiet: { wall: [], cpu: [] } };
+const res: Record<string, { wall: number[]; cpu: number[] }> = {
+  plain: { wall: [], cpu: [] },
+  quiet: { wall: [], cpu: [] },
+};
 for (let i = 0; i < 6; i++) {
   for (const mode of ['plain', 'quiet'] as const) {
     const r = await once(mode);
@@ -41,8 +44,10 @@ console.log(`adapter: ${dev.adapterName}`);
 console.log('| wait | median wall ms | median process CPU ms | CPU / wall |');
 console.log('|---|---|---|---|');
 for (const [mode, r] of Object.entries(res)) {
-  console.log(`| ${mode} | ${med(r.wall).toFixed(1)} | ${med(r.cpu).toFixed(1)} | ${(med(r.cpu) / med(r.wall)).toFixed(2)} |`);
+  console.log(
+    `| ${mode} | ${med(r.wall).toFixed(1)} | ${med(r.cpu).toFixed(1)} | ${(med(r.cpu) / med(r.wall)).toFixed(2)} |`,
+  );
 }
-console.log('(process CPU includes lavapipe\'s worker threads; the difference is the main thread spinning)');
+console.log("(process CPU includes lavapipe's worker threads; the difference is the main thread spinning)");
 s.destroy();
 await closeDevice();

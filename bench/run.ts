@@ -3,15 +3,18 @@
  * written to bench/results/<suite>.{md,json}. Suites: kernels, detection (default: all).
  */
 import { closeDevice, getDevice } from '../index.js';
-import { type BenchRow, markdownTable, writeResults } from './harness.js';
 import { detectionNmsBench } from './detection-nms.js';
 import { detectionRoiSuite } from './detection-roi.js';
+import { type BenchRow, markdownTable, writeResults } from './harness.js';
 import { kernelSuite } from './kernels.js';
 
 const log = (s: string) => process.stderr.write(`  ${s}\n`);
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   kernels: () => kernelSuite({ runs: 5, warmup: 2 }, log),
-  detection: async () => [await detectionNmsBench({ runs: 7, warmup: 2 }), ...(await detectionRoiSuite({ runs: 7, warmup: 2 }, log))],
+  detection: async () => [
+    await detectionNmsBench({ runs: 7, warmup: 2 }),
+    ...(await detectionRoiSuite({ runs: 7, warmup: 2 }, log)),
+  ],
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));

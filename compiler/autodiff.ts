@@ -12,7 +12,9 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
   const g = loss.builder;
   const graph = g.graph;
   if (!seed && (loss.dtype !== 'f32' || numel(loss.shape) !== 1)) {
-    throw new WgflowError(`grad: the loss must be a one-element f32 tensor, got ${fmtType(loss.type)} (declared at ${loss.node.site})`);
+    throw new WgflowError(
+      `grad: the loss must be a one-element f32 tensor, got ${fmtType(loss.type)} (declared at ${loss.node.site})`,
+    );
   }
   // Nodes on a path from a wrt node to the loss.
   const wrtIds = new Set(wrt.map((t) => t.id));
@@ -31,7 +33,9 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
     const def = getOp(node.op);
     if (!def.grad) {
       if (node.inputs.some((i) => reaches[i])) {
-        throw new WgflowError(`grad: op ${node.op} (declared at ${node.site}) has no gradient rule, but a parameter's gradient flows through it`);
+        throw new WgflowError(
+          `grad: op ${node.op} (declared at ${node.site}) has no gradient rule, but a parameter's gradient flows through it`,
+        );
       }
       continue;
     }
@@ -42,7 +46,9 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
       if (!gi || !reaches[inId]) return;
       const inType = graph.node(inId).type;
       if (!sameShape(gi.shape, inType.shape)) {
-        throw new Error(`internal: gradient rule of ${node.op} gave ${fmtType(gi.type)} for input ${k} of type ${fmtType(inType)}`);
+        throw new Error(
+          `internal: gradient rule of ${node.op} gave ${fmtType(gi.type)} for input ${k} of type ${fmtType(inType)}`,
+        );
       }
       const prev = acc.get(inId);
       acc.set(inId, prev ? prev.add(gi) : gi);

@@ -104,7 +104,9 @@ function threads(limits: DeviceLimits): number {
 }
 
 function kernelName(graph: Graph, g: Group): string {
-  const ops = [...(g.anchor !== undefined ? [g.anchor] : []), ...[...g.members].sort((a, b) => a - b)].map((i) => graph.node(i).op);
+  const ops = [...(g.anchor !== undefined ? [g.anchor] : []), ...[...g.members].sort((a, b) => a - b)].map(
+    (i) => graph.node(i).op,
+  );
   const label = [...new Set(ops)].slice(0, 4).join('_');
   return `k${g.index}_${label}`;
 }
@@ -116,7 +118,14 @@ function lowerElementwise(graph: Graph, g: Group, limits: DeviceLimits): Kernel[
   const kb = new K.KernelBuilder(kernelName(graph, g));
   const gid = kb.let('gid', K.add(K.mul(K.builtin('wg_linear'), K.u32(wg)), K.builtin('lidx')));
   kb.if(K.lt(gid, K.u32(total)), () => {
-    const ctx: TreeCtx = { graph, members: g.members, refShape: root.type.shape, coord: coordsOf(gid, root.type.shape), flat: gid, given: new Map() };
+    const ctx: TreeCtx = {
+      graph,
+      members: g.members,
+      refShape: root.type.shape,
+      coord: coordsOf(gid, root.type.shape),
+      flat: gid,
+      given: new Map(),
+    };
     kb.store(bufName(graph, g.root), gid, tree(ctx, g.root));
   });
   return [kb.finish([wg, 1, 1], { linear: Math.max(1, Math.ceil(total / wg)) })];
@@ -165,7 +174,14 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
       const term = s === 1 ? coord(d) : K.mul(coord(d), K.u32(s));
       flat = flat ? K.add(flat, term) : term;
     });
-    const ctx: TreeCtx = { graph, members: prologue, refShape: inShape, coord, flat: flat ?? K.u32(0), given: new Map() };
+    const ctx: TreeCtx = {
+      graph,
+      members: prologue,
+      refShape: inShape,
+      coord,
+      flat: flat ?? K.u32(0),
+      given: new Map(),
+    };
     return tree(ctx, input.id);
   };
   const store = (o: Expr, value: Expr) => {
@@ -187,7 +203,21 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
     kb.if(K.lt(o, K.u32(O)), () => {
       const keptCoord = coordsOf(o, keptShape);
       const acc = kb.var('acc', reduceIdentity(kind, t));
-      kb.for('r', K.u32(0), K.u32(R), (r) => kb.assign(acc, combine(kind, acc, inputAt((j) => keptCoord(j), r))), { t: 'u32' });
+      kb.for(
+        'r',
+        K.u32(0),
+        K.u32(R),
+        (r) =>
+          kb.assign(
+            acc,
+            combine(
+              kind,
+              acc,
+              inputAt((j) => keptCoord(j), r),
+            ),
+          ),
+        { t: 'u32' },
+      );
       store(o, acc);
     });
     return [kb.finish([wg, 1, 1], { linear: Math.max(1, Math.ceil(O / wg)) })];
@@ -200,7 +230,21 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
   const valid = kb.let('valid', K.lt(o, K.u32(O)));
   const keptCoord = coordsOf(o, keptShape);
   const acc = kb.var('acc', reduceIdentity(kind, t));
-  kb.for('r', lidx, K.select(valid, K.u32(R), K.u32(0)), (r) => kb.assign(acc, combine(kind, acc, inputAt((j) => keptCoord(j), r))), { t: 'u32', step: T });
+  kb.for(
+    'r',
+    lidx,
+    K.select(valid, K.u32(R), K.u32(0)),
+    (r) =>
+      kb.assign(
+        acc,
+        combine(
+          kind,
+          acc,
+          inputAt((j) => keptCoord(j), r),
+        ),
+      ),
+    { t: 'u32', step: T },
+  );
   kb.astore(shared, lidx, acc);
   kb.barrier();
   for (let s = T >> 1; s > 0; s >>= 1) {
@@ -229,7 +273,14 @@ function lowerAnchor(graph: Graph, g: Group, limits: DeviceLimits): GroupCode {
     hasEpilogue: g.members.size > 0,
     epilogue: (value, coords, flat) => {
       if (g.members.size === 0) return value;
-      const ctx: TreeCtx = { graph, members: g.members, refShape: root.type.shape, coord: (d) => coords[d] as Expr, flat, given: new Map([[a.id, value]]) };
+      const ctx: TreeCtx = {
+        graph,
+        members: g.members,
+        refShape: root.type.shape,
+        coord: (d) => coords[d] as Expr,
+        flat,
+        given: new Map([[a.id, value]]),
+      };
       return tree(ctx, g.root);
     },
     scratch: (t, n) => {

@@ -69,7 +69,8 @@ function foldGrid(k: Kernel, limits: DeviceLimits): [number, number, number] {
   const max = limits.maxComputeWorkgroupsPerDimension;
   if ('xyz' in k.grid) {
     const g = k.grid.xyz;
-    if (g.some((d) => d > max)) throw new WgflowError(`kernel ${k.name}: grid [${g.join(',')}] exceeds ${max} workgroups per dimension`);
+    if (g.some((d) => d > max))
+      throw new WgflowError(`kernel ${k.name}: grid [${g.join(',')}] exceeds ${max} workgroups per dimension`);
     return [g[0], g[1], g[2]];
   }
   const n = k.grid.linear;
@@ -87,9 +88,14 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
   const targets = new Set<number>();
   for (const u of updates) {
     const t = u.target.node;
-    if (t.op !== 'param' && t.op !== 'state') throw new WgflowError(`compile: update target %${t.id} is a ${t.op}, not a param or state (at ${u.value.node.site})`);
+    if (t.op !== 'param' && t.op !== 'state')
+      throw new WgflowError(
+        `compile: update target %${t.id} is a ${t.op}, not a param or state (at ${u.value.node.site})`,
+      );
     if (!sameShape(t.type.shape, u.value.shape) || t.type.dtype !== u.value.dtype) {
-      throw new WgflowError(`compile: update of "${t.name}" ${fmtType(t.type)} with ${fmtType(u.value.type)} (declared at ${u.value.node.site})`);
+      throw new WgflowError(
+        `compile: update of "${t.name}" ${fmtType(t.type)} with ${fmtType(u.value.type)} (declared at ${u.value.node.site})`,
+      );
     }
     if (targets.has(t.id)) throw new WgflowError(`compile: "${t.name}" is updated twice`);
     targets.add(t.id);
@@ -149,8 +155,13 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     const targetBase = baseNode(graph, u.target).id;
     const anchorReadsTarget =
       g?.anchor !== undefined &&
-      (getOp(graph.node(g.anchor).op).kind === 'reduce' || graph.node(g.anchor).inputs.some((i) => baseNode(graph, i).id === targetBase));
-    let safe = g !== undefined && !anchorReadsTarget && g.root === vb.id && !outIds.some(([, id]) => baseNode(graph, id).id === vb.id);
+      (getOp(graph.node(g.anchor).op).kind === 'reduce' ||
+        graph.node(g.anchor).inputs.some((i) => baseNode(graph, i).id === targetBase));
+    let safe =
+      g !== undefined &&
+      !anchorReadsTarget &&
+      g.root === vb.id &&
+      !outIds.some(([, id]) => baseNode(graph, id).id === vb.id);
     if (safe && gi !== undefined) {
       const at = position.get(gi) as number;
       uses.forEach((use, k) => {
@@ -184,9 +195,12 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
   const buffers: BufferSpec[] = plan.physical.map((p) => {
     const owner = p.owner !== undefined ? graph.node(Number(p.owner.slice(1))) : undefined;
     const spec: BufferSpec = { id: p.id, bytes: p.bytes, role: p.role, dtype: owner?.type.dtype ?? 'f32' };
-    if (owner && (owner.op === 'param' || owner.op === 'state')) return { ...spec, init: initSpec(owner, opts.seed ?? 0) };
+    if (owner && (owner.op === 'param' || owner.op === 'state'))
+      return { ...spec, init: initSpec(owner, opts.seed ?? 0) };
     if (owner && owner.op === 'const') {
-      const data = isScalarConst(owner) ? new Array(numel(owner.type.shape)).fill(owner.attrs.value) : (owner.attrs.data as number[]);
+      const data = isScalarConst(owner)
+        ? new Array(numel(owner.type.shape)).fill(owner.attrs.value)
+        : (owner.attrs.data as number[]);
       return { ...spec, data };
     }
     return spec;
@@ -215,7 +229,9 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
       });
       const bufs = kernelBuffers(k);
       if (bufs.length > limits.maxStorageBuffersPerShaderStage) {
-        throw new WgflowError(`kernel ${k.name} binds ${bufs.length} storage buffers, over the device's ${limits.maxStorageBuffersPerShaderStage}`);
+        throw new WgflowError(
+          `kernel ${k.name} binds ${bufs.length} storage buffers, over the device's ${limits.maxStorageBuffersPerShaderStage}`,
+        );
       }
       maxBindings = Math.max(maxBindings, bufs.length);
       const wgsl = renderWgsl(k);
@@ -252,7 +268,11 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     outputs: outIds.map(([name, id]) => tensorSpec(name, id)),
     persistent: sources
       .filter((n) => n.op !== 'input')
-      .map((n) => ({ ...tensorSpec(n.name as string, n.id), role: n.op as 'param' | 'state', trainable: n.op === 'param' && n.attrs.trainable !== false })),
+      .map((n) => ({
+        ...tensorSpec(n.name as string, n.id),
+        role: n.op as 'param' | 'state',
+        trainable: n.op === 'param' && n.attrs.trainable !== false,
+      })),
     stats: {
       dispatches: stepsOut.filter((s) => s.kind === 'dispatch').length,
       kernels: new Set(kernels.map((k) => k.wgsl)).size,

@@ -1,6 +1,5 @@
-import { fmtType, type TensorType } from './types.js';
-
 import { WgflowError } from '../runtime/errors.js';
+import { fmtType, type TensorType } from './types.js';
 
 /** Base class of every error wgflow throws on purpose (shared with the runtime). */
 export { WgflowError };

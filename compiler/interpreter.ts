@@ -28,7 +28,9 @@ export function interpret(graph: Graph, feeds: Feeds, outputs: readonly number[]
       const feed = feeds[node.name as string];
       if (!feed) throw new WgflowError(`interpret: no value fed for ${node.op} "${node.name}" ${fmtShape(shape)}`);
       if (feed.length !== numel(shape)) {
-        throw new WgflowError(`interpret: ${node.op} "${node.name}" needs ${numel(shape)} values for ${fmtShape(shape)}, got ${feed.length}`);
+        throw new WgflowError(
+          `interpret: ${node.op} "${node.name}" needs ${numel(shape)} values for ${fmtShape(shape)}, got ${feed.length}`,
+        );
       }
       data = Float64Array.from(feed);
     } else {

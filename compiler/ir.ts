@@ -25,7 +25,15 @@ export class Graph {
     for (const i of inputs) {
       if (!(i >= 0 && i < this.nodes.length)) throw new Error(`internal: ${op} refers to missing node %${i}`);
     }
-    const node: Node = { id: this.nodes.length, op, inputs: [...inputs], attrs, type, site, ...(name !== undefined ? { name } : {}) };
+    const node: Node = {
+      id: this.nodes.length,
+      op,
+      inputs: [...inputs],
+      attrs,
+      type,
+      site,
+      ...(name !== undefined ? { name } : {}),
+    };
     this.nodes.push(node);
     return node;
   }

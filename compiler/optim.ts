@@ -5,8 +5,8 @@
  * per step without recompiling.
  */
 import { grad } from './autodiff.js';
-import { WgflowError } from './errors.js';
 import type { Update } from './compile.js';
+import { WgflowError } from './errors.js';
 import { type GraphBuilder, init, type Tensor } from './tensor.js';
 
 export interface SgdOptions {

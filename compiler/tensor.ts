@@ -5,7 +5,7 @@
  */
 import { userCallSite } from './callsite.js';
 import { RuleError, ShapeError } from './errors.js';
-import { type AttrValue, type Attrs, Graph, type Node } from './ir.js';
+import { type Attrs, type AttrValue, Graph, type Node } from './ir.js';
 import { getOp } from './registry.js';
 import { type DType, fmtType, numel, type Shape, type TensorType } from './types.js';
 
@@ -45,7 +45,8 @@ export interface Pool2dOptions {
   ceilMode?: boolean;
 }
 
-const pair = (v: number | readonly [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+const pair = (v: number | readonly [number, number]): [number, number] =>
+  typeof v === 'number' ? [v, v] : [v[0], v[1]];
 
 export class GraphBuilder {
   readonly graph = new Graph();
@@ -55,7 +56,12 @@ export class GraphBuilder {
     const site = userCallSite();
     if (this.names.has(name)) throw new ShapeError(op, `the name "${name}" is already used`, [], site);
     if (!shape.every((d) => Number.isInteger(d) && d > 0)) {
-      throw new ShapeError(op, `"${name}" has a bad shape [${shape.join(',')}] (dimensions must be positive integers)`, [], site);
+      throw new ShapeError(
+        op,
+        `"${name}" has a bad shape [${shape.join(',')}] (dimensions must be positive integers)`,
+        [],
+        site,
+      );
     }
     this.names.add(name);
     return this.wrap(this.graph.add(op, [], attrs, { shape: [...shape], dtype }, site, name));
@@ -68,7 +74,10 @@ export class GraphBuilder {
 
   /** A trainable parameter with an initializer. */
   param(name: string, shape: Shape, initializer: Init = init.he(), opts: { trainable?: boolean } = {}): Tensor {
-    return this.source('param', name, shape, 'f32', { init: initializer as unknown as AttrValue, trainable: opts.trainable ?? true });
+    return this.source('param', name, shape, 'f32', {
+      init: initializer as unknown as AttrValue,
+      trainable: opts.trainable ?? true,
+    });
   }
 
   /** Persistent non-trainable state (e.g. optimizer momentum), kept on the device across steps. */
@@ -101,7 +110,15 @@ export class GraphBuilder {
       if (e instanceof RuleError) throw new ShapeError(op, e.message, types, userCallSite());
       throw e;
     }
-    return this.wrap(this.graph.add(op, inputs.map((t) => t.id), attrs, type, userCallSite()));
+    return this.wrap(
+      this.graph.add(
+        op,
+        inputs.map((t) => t.id),
+        attrs,
+        type,
+        userCallSite(),
+      ),
+    );
   }
 
   wrap(node: Node): Tensor {
@@ -161,29 +178,75 @@ export class Tensor {
     return this.builder.apply(op, [this, this.builder.lift(other, this.dtype)]);
   }
 
-  add(o: ScalarLike): Tensor { return this.bin('add', o); }
-  sub(o: ScalarLike): Tensor { return this.bin('sub', o); }
-  mul(o: ScalarLike): Tensor { return this.bin('mul', o); }
-  div(o: ScalarLike): Tensor { return this.bin('div', o); }
-  pow(o: ScalarLike): Tensor { return this.bin('pow', o); }
-  maximum(o: ScalarLike): Tensor { return this.bin('maximum', o); }
-  minimum(o: ScalarLike): Tensor { return this.bin('minimum', o); }
-  lt(o: ScalarLike): Tensor { return this.bin('lt', o); }
-  le(o: ScalarLike): Tensor { return this.bin('le', o); }
-  gt(o: ScalarLike): Tensor { return this.bin('gt', o); }
-  ge(o: ScalarLike): Tensor { return this.bin('ge', o); }
-  eq(o: ScalarLike): Tensor { return this.bin('eq', o); }
-  ne(o: ScalarLike): Tensor { return this.bin('ne', o); }
-  neg(): Tensor { return this.un('neg'); }
-  abs(): Tensor { return this.un('abs'); }
-  exp(): Tensor { return this.un('exp'); }
-  log(): Tensor { return this.un('log'); }
-  sqrt(): Tensor { return this.un('sqrt'); }
-  relu(): Tensor { return this.un('relu'); }
-  sigmoid(): Tensor { return this.un('sigmoid'); }
-  tanh(): Tensor { return this.un('tanh'); }
-  cast(dtype: DType): Tensor { return this.un('cast', { dtype }); }
-  stopGradient(): Tensor { return this.un('stop_gradient'); }
+  add(o: ScalarLike): Tensor {
+    return this.bin('add', o);
+  }
+  sub(o: ScalarLike): Tensor {
+    return this.bin('sub', o);
+  }
+  mul(o: ScalarLike): Tensor {
+    return this.bin('mul', o);
+  }
+  div(o: ScalarLike): Tensor {
+    return this.bin('div', o);
+  }
+  pow(o: ScalarLike): Tensor {
+    return this.bin('pow', o);
+  }
+  maximum(o: ScalarLike): Tensor {
+    return this.bin('maximum', o);
+  }
+  minimum(o: ScalarLike): Tensor {
+    return this.bin('minimum', o);
+  }
+  lt(o: ScalarLike): Tensor {
+    return this.bin('lt', o);
+  }
+  le(o: ScalarLike): Tensor {
+    return this.bin('le', o);
+  }
+  gt(o: ScalarLike): Tensor {
+    return this.bin('gt', o);
+  }
+  ge(o: ScalarLike): Tensor {
+    return this.bin('ge', o);
+  }
+  eq(o: ScalarLike): Tensor {
+    return this.bin('eq', o);
+  }
+  ne(o: ScalarLike): Tensor {
+    return this.bin('ne', o);
+  }
+  neg(): Tensor {
+    return this.un('neg');
+  }
+  abs(): Tensor {
+    return this.un('abs');
+  }
+  exp(): Tensor {
+    return this.un('exp');
+  }
+  log(): Tensor {
+    return this.un('log');
+  }
+  sqrt(): Tensor {
+    return this.un('sqrt');
+  }
+  relu(): Tensor {
+    return this.un('relu');
+  }
+  sigmoid(): Tensor {
+    return this.un('sigmoid');
+  }
+  tanh(): Tensor {
+    return this.un('tanh');
+  }
+  cast(dtype: DType): Tensor {
+    return this.un('cast', { dtype });
+  }
+  stopGradient(): Tensor {
+    return this.un('stop_gradient');
+  }
 
   /** Sum over axes (all when omitted). */
   sum(axes?: number | readonly number[], keepDims = false): Tensor {
@@ -247,10 +310,16 @@ export class Tensor {
     });
   }
 
-  softmax(axis = -1): Tensor { return this.un('softmax', { axis }); }
-  logSoftmax(axis = -1): Tensor { return this.un('log_softmax', { axis }); }
+  softmax(axis = -1): Tensor {
+    return this.un('softmax', { axis });
+  }
+  logSoftmax(axis = -1): Tensor {
+    return this.un('log_softmax', { axis });
+  }
   /** Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p); the mask is a hash of (seed, index). */
-  dropout(p: number, seed: number): Tensor { return this.un('dropout', { p, seed }); }
+  dropout(p: number, seed: number): Tensor {
+    return this.un('dropout', { p, seed });
+  }
 }
 
 function normAxes(axes: number | readonly number[] | undefined, rank: number): number[] {

@@ -3,10 +3,10 @@
  * 16×16 grayscale images of one of four shapes (horizontal bar, vertical bar, hollow square, diagonal
  * cross) at random places and sizes, with noise. Used by the example script and by the test suite.
  */
-import { compile, GraphBuilder, getDevice, init, limitsFrom, linear, Session, sgd, softmaxCrossEntropy, type Tensor } from '../index.js';
+import { compile, GraphBuilder, getDevice, limitsFrom, Session, sgd, softmaxCrossEntropy } from '../index.js';
+import { CLASSES, IMAGE, smallCnn } from '../models/small-cnn.js';
 
-export const IMAGE = 16;
-export const CLASSES = 4;
+export { CLASSES, IMAGE, smallCnn };
 
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
@@ -54,21 +54,6 @@ export function makeShapesTask(count: number, seed: number): { images: Float32Ar
     for (let i = 0; i < img.length; i++) img[i] = (img[i] as number) + 0.15 * (r() - 0.5);
   }
   return { images, labels };
-}
-
-/** Declares the model; returns the logits for an input batch. */
-export function smallCnn(g: GraphBuilder, x: Tensor): Tensor {
-  const conv = (h: Tensor, name: string, cin: number, cout: number) => {
-    const w = g.param(`${name}.weight`, [cout, cin, 3, 3], init.he());
-    const b = g.param(`${name}.bias`, [cout], init.zeros());
-    return h.conv2d(w, { padding: 1 }).add(b.reshape([1, cout, 1, 1])).relu();
-  };
-  let h = conv(x, 'conv1', 1, 8).maxPool2d({ kernel: 2 });
-  h = conv(h, 'conv2', 8, 16).maxPool2d({ kernel: 2 });
-  const flat = h.reshape([x.shape[0] as number, 16 * (IMAGE / 4) * (IMAGE / 4)]);
-  const w = g.param('fc.weight', [CLASSES, 16 * (IMAGE / 4) * (IMAGE / 4)], init.xavier());
-  const b = g.param('fc.bias', [CLASSES], init.zeros());
-  return linear(flat, w, b);
 }
 
 export interface TrainResult {
@@ -121,11 +106,14 @@ export async function trainSmallCnn(opts: TrainOptions = {}): Promise<TrainResul
   const test = makeShapesTask(batch * 8, seed + 999);
   let correct = 0;
   for (let b = 0; b < 8; b++) {
-    const out = await evaluator.run({ images: test.images.subarray(b * batch * IMAGE * IMAGE, (b + 1) * batch * IMAGE * IMAGE) });
+    const out = await evaluator.run({
+      images: test.images.subarray(b * batch * IMAGE * IMAGE, (b + 1) * batch * IMAGE * IMAGE),
+    });
     const lg = out.logits?.data as Float32Array;
     for (let i = 0; i < batch; i++) {
       let best = 0;
-      for (let c = 1; c < CLASSES; c++) if ((lg[i * CLASSES + c] as number) > (lg[i * CLASSES + best] as number)) best = c;
+      for (let c = 1; c < CLASSES; c++)
+        if ((lg[i * CLASSES + c] as number) > (lg[i * CLASSES + best] as number)) best = c;
       if (best === test.labels[b * batch + i]) correct++;
     }
   }

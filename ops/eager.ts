@@ -48,7 +48,8 @@ export async function runEager(
       const ins: Record<string, Tensor> = {};
       for (const [n, t] of Object.entries(inputs)) {
         const expected = t.shape.reduce((a, b) => a * b, 1);
-        if (t.data.length !== expected) throw new WgflowError(`${key}: input "${n}" has ${t.data.length} values for shape [${t.shape.join(',')}]`);
+        if (t.data.length !== expected)
+          throw new WgflowError(`${key}: input "${n}" has ${t.data.length} values for shape [${t.shape.join(',')}]`);
         ins[n] = g.input(n, t.shape, dtypeOf(t));
       }
       const outputs = build(g, ins);

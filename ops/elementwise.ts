@@ -4,8 +4,8 @@
  * the fuser chains any number of them into one kernel.
  */
 import { fail } from '../compiler/errors.js';
-import * as K from '../compiler/kernel/build.js';
 import type { Expr } from '../compiler/kernel/ast.js';
+import * as K from '../compiler/kernel/build.js';
 import { type GradArgs, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { DTYPES, type DType, type TensorType } from '../compiler/types.js';
@@ -28,7 +28,12 @@ interface UnaryDef {
 
 const unaries: Record<string, UnaryDef> = {
   neg: { floatOnly: false, cpu: (x, dt) => wrap(dt, -x), expr: (x) => K.neg(x), grad: (_x, _y, dy) => dy.neg() },
-  abs: { floatOnly: false, cpu: (x, dt) => wrap(dt, Math.abs(x)), expr: (x) => K.abs(x), grad: (x, _y, dy) => dy.mul(signOf(x)) },
+  abs: {
+    floatOnly: false,
+    cpu: (x, dt) => wrap(dt, Math.abs(x)),
+    expr: (x) => K.abs(x),
+    grad: (x, _y, dy) => dy.mul(signOf(x)),
+  },
   exp: { floatOnly: true, cpu: Math.exp, expr: K.exp, grad: (_x, y, dy) => dy.mul(y) },
   log: { floatOnly: true, cpu: Math.log, expr: K.log, grad: (x, _y, dy) => dy.div(x) },
   sqrt: { floatOnly: true, cpu: Math.sqrt, expr: K.sqrt, grad: (_x, y, dy) => dy.div(y.mul(2)) },
@@ -44,7 +49,12 @@ const unaries: Record<string, UnaryDef> = {
     expr: (x) => K.div(1, K.add(1, K.exp(K.neg(x)))),
     grad: (_x, y, dy) => dy.mul(y.mul(y.neg().add(1))),
   },
-  tanh: { floatOnly: true, cpu: Math.tanh, expr: (x) => K.call('tanh', x), grad: (_x, y, dy) => dy.mul(y.mul(y).neg().add(1)) },
+  tanh: {
+    floatOnly: true,
+    cpu: Math.tanh,
+    expr: (x) => K.call('tanh', x),
+    grad: (_x, y, dy) => dy.mul(y.mul(y).neg().add(1)),
+  },
 };
 
 /** sign(x) as f32: -1, 0 or 1 (the subgradient of |x| at 0 is 0, as in PyTorch). */
@@ -91,7 +101,7 @@ function intMod(a: number, b: number): number {
 /** pow with the sign rules of C's pow for negative bases and integer exponents; NaN otherwise. */
 function powRef(a: number, b: number): number {
   if (b === 0) return 1;
-  return Math.pow(a, b);
+  return a ** b;
 }
 
 function powExpr(a: Expr, b: Expr): Expr {
@@ -227,7 +237,8 @@ registerOp({
     if (ta.dtype !== tb.dtype) fail(`branches have dtypes ${ta.dtype} and ${tb.dtype}`);
     return { shape: broadcastOrFail([tc.shape, ta.shape, tb.shape]), dtype: ta.dtype };
   },
-  cpu: ({ inputs, out }) => cpuBroadcast(inputs, out.shape, (v) => ((v[0] as number) !== 0 ? (v[1] as number) : (v[2] as number))),
+  cpu: ({ inputs, out }) =>
+    cpuBroadcast(inputs, out.shape, (v) => ((v[0] as number) !== 0 ? (v[1] as number) : (v[2] as number))),
   expr: ({ args }) => K.select(K.ne(args[0] as Expr, K.u32(0)), args[1] as Expr, args[2] as Expr),
   grad: ({ inputs, dy }) => {
     const [c, a, b] = inputs as [Tensor, Tensor, Tensor];

@@ -1,6 +1,6 @@
 /** Helpers shared by op files: broadcasting on the CPU, gradient reduction, attribute access. */
 import { fail } from '../compiler/errors.js';
-import type { AttrValue, Attrs } from '../compiler/ir.js';
+import type { Attrs, AttrValue } from '../compiler/ir.js';
 import type { RefTensor } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { broadcastShapes, fmtShape, numel, type Shape, stridesOf } from '../compiler/types.js';
@@ -17,7 +17,11 @@ export function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
 }
 
 /** Evaluates fn element by element over the broadcast of the inputs' shapes. */
-export function cpuBroadcast(inputs: readonly RefTensor[], outShape: Shape, fn: (vals: number[], flat: number) => number): Float64Array {
+export function cpuBroadcast(
+  inputs: readonly RefTensor[],
+  outShape: Shape,
+  fn: (vals: number[], flat: number) => number,
+): Float64Array {
   const n = numel(outShape);
   const out = new Float64Array(n);
   const strides = inputs.map((t) => broadcastStrides(t.shape, outShape));
@@ -79,7 +83,8 @@ export function boolAttr(attrs: Attrs, key: string): boolean {
 
 export function numsAttr(attrs: Attrs, key: string): number[] {
   const v = attrs[key] as AttrValue;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) fail(`attribute ${key} must be a list of numbers, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number'))
+    fail(`attribute ${key} must be a list of numbers, got ${JSON.stringify(v)}`);
   return v as number[];
 }
 

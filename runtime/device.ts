@@ -62,7 +62,8 @@ async function open(): Promise<DeviceInfo> {
     pendingErrors.push((ev as GPUUncapturedErrorEvent).error.message);
   });
   const info = adapter.info;
-  const adapterName = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
+  const adapterName =
+    [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
   const limits: Record<string, number> = {};
   for (const k of LIMIT_KEYS) limits[k] = (device.limits as unknown as Record<string, number>)[k] as number;
   return { device, adapterName, limits };
@@ -79,7 +80,8 @@ export function getDevice(): Promise<DeviceInfo> {
 
 /** Throws when the device was lost or reported an error outside an error scope. */
 export function checkDeviceHealth(context: string): void {
-  if (lostReason !== undefined && !lostReason.startsWith('destroyed')) throw new WgflowError(`${context}: the GPU device was lost (${lostReason})`);
+  if (lostReason !== undefined && !lostReason.startsWith('destroyed'))
+    throw new WgflowError(`${context}: the GPU device was lost (${lostReason})`);
   if (pendingErrors.length > 0) {
     const msgs = pendingErrors.splice(0);
     throw new WgflowError(`${context}: GPU error: ${msgs.join('; ')}`);
@@ -115,7 +117,8 @@ export async function quietly<T>(p: Promise<T>): Promise<T> {
   if (!quietWaits) return p;
   if (waits++ === 0) {
     realSetImmediate = globalThis.setImmediate;
-    const timerImmediate = ((fn: (...a: unknown[]) => void, ...args: unknown[]) => setTimeout(fn, 1, ...args)) as unknown as typeof setImmediate;
+    const timerImmediate = ((fn: (...a: unknown[]) => void, ...args: unknown[]) =>
+      setTimeout(fn, 1, ...args)) as unknown as typeof setImmediate;
     globalThis.setImmediate = timerImmediate;
   }
   try {

@@ -66,8 +66,12 @@ export class Session {
   }
 
   /** Creates buffers (params/state initialized from their specs, or from `initial`) and pipelines. */
-  static async create(spec: ProgramSpec, opts: { gpu?: DeviceInfo; initial?: Readonly<Record<string, Feed>> } = {}): Promise<Session> {
-    if (spec.format !== 'wgflow-program' || spec.version !== 1) throw new WgflowError('Session: not a wgflow program (format/version mismatch)');
+  static async create(
+    spec: ProgramSpec,
+    opts: { gpu?: DeviceInfo; initial?: Readonly<Record<string, Feed>> } = {},
+  ): Promise<Session> {
+    if (spec.format !== 'wgflow-program' || spec.version !== 1)
+      throw new WgflowError('Session: not a wgflow program (format/version mismatch)');
     const gpu = opts.gpu ?? (await getDevice());
     const device = gpu.device;
     for (const [key, need] of [
@@ -75,7 +79,8 @@ export class Session {
       ['maxStorageBuffersPerShaderStage', spec.stats.maxBindingsPerKernel],
     ] as const) {
       const have = gpu.limits[key] ?? 0;
-      if (need > have) throw new WgflowError(`Session: program "${spec.name}" needs ${key} ≥ ${need}; this device has ${have}`);
+      if (need > have)
+        throw new WgflowError(`Session: program "${spec.name}" needs ${key} ≥ ${need}; this device has ${have}`);
     }
     device.pushErrorScope('validation');
     device.pushErrorScope('out-of-memory');
@@ -90,12 +95,22 @@ export class Session {
     const bad = await quietly(device.popErrorScope());
     if (oom || bad) throw new WgflowError(`Session: could not allocate buffers: ${(oom ?? bad)?.message}`);
     for (const b of spec.buffers) {
-      if (b.data) device.queue.writeBuffer(buffers[b.id] as GPUBuffer, 0, toTyped(b.dtype, b.data, b.data.length, `const buffer ${b.id}`));
+      if (b.data)
+        device.queue.writeBuffer(
+          buffers[b.id] as GPUBuffer,
+          0,
+          toTyped(b.dtype, b.data, b.data.length, `const buffer ${b.id}`),
+        );
     }
     for (const p of spec.persistent) {
       const b = spec.buffers[p.buffer];
       const given = opts.initial?.[p.name];
-      const values = given !== undefined ? toTyped(p.dtype, given, count(p), `initial value of "${p.name}"`) : b?.init ? initialValues(b.init, count(p)) : undefined;
+      const values =
+        given !== undefined
+          ? toTyped(p.dtype, given, count(p), `initial value of "${p.name}"`)
+          : b?.init
+            ? initialValues(b.init, count(p))
+            : undefined;
       if (values) device.queue.writeBuffer(buffers[p.buffer] as GPUBuffer, 0, values);
     }
     let cache = pipelineCache.get(device);
@@ -114,7 +129,9 @@ export class Session {
         if (err) {
           const info = await quietly(module.getCompilationInfo());
           const msgs = info.messages.map((m) => `${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n');
-          throw new WgflowError(`kernel ${k.name} failed to compile: ${err.message}${msgs ? `\n${msgs}` : ''}\n--- WGSL ---\n${k.wgsl}`);
+          throw new WgflowError(
+            `kernel ${k.name} failed to compile: ${err.message}${msgs ? `\n${msgs}` : ''}\n--- WGSL ---\n${k.wgsl}`,
+          );
         }
         cache.set(k.wgsl, p);
       }
@@ -129,14 +146,21 @@ export class Session {
 
   private tensor(name: string, list: readonly TensorSpec[], what: string): TensorSpec {
     const t = list.find((x) => x.name === name);
-    if (!t) throw new WgflowError(`Session "${this.spec.name}": no ${what} named "${name}" (has: ${list.map((x) => x.name).join(', ') || 'none'})`);
+    if (!t)
+      throw new WgflowError(
+        `Session "${this.spec.name}": no ${what} named "${name}" (has: ${list.map((x) => x.name).join(', ') || 'none'})`,
+      );
     return t;
   }
 
   /** Overwrites a param or state tensor. */
   write(name: string, values: Feed): void {
     const t = this.tensor(name, this.spec.persistent, 'param/state');
-    this.gpu.device.queue.writeBuffer(this.buffers[t.buffer] as GPUBuffer, 0, toTyped(t.dtype, values, count(t), `write "${name}"`));
+    this.gpu.device.queue.writeBuffer(
+      this.buffers[t.buffer] as GPUBuffer,
+      0,
+      toTyped(t.dtype, values, count(t), `write "${name}"`),
+    );
   }
 
   /** Reads a param or state tensor back. */
@@ -175,10 +199,19 @@ export class Session {
     for (const name of Object.keys(feeds)) this.tensor(name, this.spec.inputs, 'input');
     for (const inp of this.spec.inputs) {
       const v = feeds[inp.name];
-      if (v === undefined) throw new WgflowError(`run "${this.spec.name}": missing input "${inp.name}" ${inp.dtype}[${inp.shape.join(',')}]`);
-      device.queue.writeBuffer(this.buffers[inp.buffer] as GPUBuffer, 0, toTyped(inp.dtype, v, count(inp), `input "${inp.name}" [${inp.shape.join(',')}]`));
+      if (v === undefined)
+        throw new WgflowError(
+          `run "${this.spec.name}": missing input "${inp.name}" ${inp.dtype}[${inp.shape.join(',')}]`,
+        );
+      device.queue.writeBuffer(
+        this.buffers[inp.buffer] as GPUBuffer,
+        0,
+        toTyped(inp.dtype, v, count(inp), `input "${inp.name}" [${inp.shape.join(',')}]`),
+      );
     }
-    const wanted = (opts.outputs ?? this.spec.outputs.map((o) => o.name)).map((n) => this.tensor(n, this.spec.outputs, 'output'));
+    const wanted = (opts.outputs ?? this.spec.outputs.map((o) => o.name)).map((n) =>
+      this.tensor(n, this.spec.outputs, 'output'),
+    );
     device.pushErrorScope('validation');
     const encoder = device.createCommandEncoder({ label: this.spec.name });
     let pass: GPUComputePassEncoder | undefined;
@@ -193,7 +226,13 @@ export class Session {
       } else {
         pass?.end();
         pass = undefined;
-        encoder.copyBufferToBuffer(this.buffers[step.src] as GPUBuffer, 0, this.buffers[step.dst] as GPUBuffer, 0, step.bytes);
+        encoder.copyBufferToBuffer(
+          this.buffers[step.src] as GPUBuffer,
+          0,
+          this.buffers[step.dst] as GPUBuffer,
+          0,
+          step.bytes,
+        );
       }
     }
     pass?.end();

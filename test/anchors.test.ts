@@ -227,3 +227,38 @@ describe('anchors_inside', () => {
     expect([...mask]).toEqual([...ref.data]);
   });
 });
+
+describe('anchors: property test (fast-check)', () => {
+  it('shift_anchors + anchors_inside on the GPU equal the host rules for 1000 random base-anchor sets', async () => {
+    const { default: fc } = await import('fast-check');
+    const H = 5;
+    const W = 7;
+    const stride: [number, number] = [12, 9];
+    const image: [number, number] = [60, 63];
+    const dev = await getDevice();
+    const g = new GraphBuilder();
+    const base = g.input('base', [3, 4]);
+    const all = shiftAnchors(g, base, { featureHeight: H, featureWidth: W, stride });
+    const inside = anchorsInside(all, image);
+    const { spec } = compile(g, { outputs: { all, inside }, limits: limitsFrom(dev.limits) });
+    const session = await Session.create(spec, { gpu: dev });
+    // integer-valued quarter-pixel coordinates: exact in f32, so the comparison is exact
+    const coord = fc.integer({ min: -160, max: 160 }).map((v) => v / 4);
+    const box = fc.tuple(coord, coord, fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 200 })).map(([x, y, w, h]) => [x, y, x + w / 4, y + h / 4]);
+    await fc.assert(
+      fc.asyncProperty(fc.array(box, { minLength: 3, maxLength: 3 }), async (rows) => {
+        const out = await session.run({ base: rows.flat() });
+        const host = shiftAnchorsHost(rows, H, W, stride);
+        const gotAll = out.all?.data as Float32Array;
+        const gotInside = out.inside?.data as Uint32Array;
+        host.forEach((r, i) => {
+          for (let c = 0; c < 4; c++) expect(gotAll[i * 4 + c]).toBe(r[c]);
+          const ok = r[0] >= 0 && r[1] >= 0 && r[2] < image[1] && r[3] < image[0];
+          expect(gotInside[i]).toBe(ok ? 1 : 0);
+        });
+      }),
+      { numRuns: 1000 },
+    );
+    session.destroy();
+  });
+});

@@ -91,9 +91,16 @@ describe('passes', () => {
     const g = new GraphBuilder();
     const x = g.input('image', [1, 64, 600, 1000]); // 153.6 MB > 128 MiB
     const y = x.relu();
-    expect(() => compile(g, { outputs: { y }, limits: WEBGPU_DEFAULT_LIMITS })).toThrow(/input "image" makes f32\[1,64,600,1000\] = 153600000 bytes, over this device's maxStorageBufferBindingSize of 134217728/);
+    expect(() => compile(g, { outputs: { y }, limits: WEBGPU_DEFAULT_LIMITS })).toThrow(
+      /input "image" makes f32\[1,64,600,1000\] = 153600000 bytes, over this device's maxStorageBufferBindingSize of 134217728/,
+    );
     // a device that allows larger bindings compiles it
-    expect(() => compile(g, { outputs: { y }, limits: limitsFrom({ maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 30 }) })).not.toThrow();
+    expect(() =>
+      compile(g, {
+        outputs: { y },
+        limits: limitsFrom({ maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 30 }),
+      }),
+    ).not.toThrow();
   });
 });
 
@@ -116,7 +123,11 @@ describe('GPU execution', () => {
   });
 
   it('fused elementwise and reduction kernels match the CPU interpreter', async () => {
-    for (const shape of [[7, 13], [3, 5, 6], [1000, 3]] as const) {
+    for (const shape of [
+      [7, 13],
+      [3, 5, 6],
+      [1000, 3],
+    ] as const) {
       await checkGpuVsCpu((g) => {
         const x = g.input('x', shape);
         const b = g.input('b', [shape[shape.length - 1] as number]);
@@ -151,9 +162,12 @@ describe('GPU execution', () => {
     let buf = [0, 0, 0, 0, 0];
     for (let it = 0; it < 3; it++) {
       const out = await s.run({ x: xv, lr: [0.1] });
-      const lossRef = interpret(g.graph, { x: xv, w: wc, lr: [0.1], 'w.momentum': buf }, [loss.id])[0]?.data[0] as number;
+      const lossRef = interpret(g.graph, { x: xv, w: wc, lr: [0.1], 'w.momentum': buf }, [loss.id])[0]
+        ?.data[0] as number;
       expect(relError([out.loss?.data[0] as number], [lossRef])).toBeLessThan(1e-5);
-      const gradRef = interpret(g.graph, { x: xv, w: wc, lr: [0.1], 'w.momentum': buf }, [step.grads[0]?.id as number])[0]?.data as Float64Array;
+      const gradRef = interpret(g.graph, { x: xv, w: wc, lr: [0.1], 'w.momentum': buf }, [
+        step.grads[0]?.id as number,
+      ])[0]?.data as Float64Array;
       buf = buf.map((b, i) => 0.9 * b + (gradRef[i] as number) + 0.01 * (wc[i] as number));
       wc = wc.map((v, i) => v - 0.1 * (buf[i] as number));
     }

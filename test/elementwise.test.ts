@@ -1,13 +1,19 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeDevice } from '../runtime/device.js';
 import type { Tensor } from '../compiler/tensor.js';
+import { closeDevice } from '../runtime/device.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand, randInt } from './helpers.js';
 
 afterAll(closeDevice);
 
 const SHAPES: readonly (readonly [readonly number[], readonly number[]])[] = [
-  [[7, 13], [7, 13]],
-  [[3, 5, 6], [5, 1]], // broadcast
+  [
+    [7, 13],
+    [7, 13],
+  ],
+  [
+    [3, 5, 6],
+    [5, 1],
+  ], // broadcast
   [[1, 1031], [1]], // odd length, scalar-like
 ];
 
@@ -41,7 +47,10 @@ describe('elementwise ops: GPU vs CPU interpreter', () => {
         const lo = positive.has(op) ? 0.1 : -2;
         const a = rand(sa, seed, lo, 2);
         // div: keep the divisor away from 0
-        const b = op === 'div' ? rand(sb, seed + 1, 0.5, 2).map((v, i) => (i % 2 ? -v : v)) : rand(sb, seed + 1, op === 'pow' ? -2 : lo, 2);
+        const b =
+          op === 'div'
+            ? rand(sb, seed + 1, 0.5, 2).map((v, i) => (i % 2 ? -v : v))
+            : rand(sb, seed + 1, op === 'pow' ? -2 : lo, 2);
         await checkGpuVsCpu((g) => applyBinary(g.input('a', sa), g.input('b', sb), op), { feeds: { a, b }, seed });
       }
     });
@@ -62,7 +71,10 @@ describe('elementwise ops: GPU vs CPU interpreter', () => {
         const seed = freshSeed();
         const a = randInt(sa, seed, -2, 3);
         const b = randInt(sb, seed + 1, -2, 3);
-        const { gpu } = await checkGpuVsCpu((g) => applyBinary(g.input('a', sa), g.input('b', sb), op), { feeds: { a, b }, seed });
+        const { gpu } = await checkGpuVsCpu((g) => applyBinary(g.input('a', sa), g.input('b', sb), op), {
+          feeds: { a, b },
+          seed,
+        });
         expect(gpu.out?.dtype).toBe('u32');
       }
     });
@@ -85,7 +97,15 @@ describe('elementwise ops: GPU vs CPU interpreter', () => {
             u: i.cast('u32'),
           };
         },
-        { feeds: { a: rand(sa, seed, -3, 3), b: rand(sb, seed + 1, -3, 3), i: randInt(sa, seed + 2, -50, 50), j: randInt(sb, seed + 3, 0, 9) }, seed },
+        {
+          feeds: {
+            a: rand(sa, seed, -3, 3),
+            b: rand(sb, seed + 1, -3, 3),
+            i: randInt(sa, seed + 2, -50, 50),
+            j: randInt(sb, seed + 3, 0, 9),
+          },
+          seed,
+        },
       );
     }
   });
@@ -95,19 +115,25 @@ describe('elementwise ops: finite-difference gradients (float64)', () => {
   for (const op of unary.filter((o) => o !== 'abs' && o !== 'relu')) {
     it(op, () => {
       const seed = freshSeed();
-      checkGradients((g) => {
-        const x = g.input('x', [3, 5]);
-        return { out: applyUnary(x, op), wrt: [x] };
-      }, { x: rand([3, 5], seed, positive.has(op) ? 0.2 : -2, 2) });
+      checkGradients(
+        (g) => {
+          const x = g.input('x', [3, 5]);
+          return { out: applyUnary(x, op), wrt: [x] };
+        },
+        { x: rand([3, 5], seed, positive.has(op) ? 0.2 : -2, 2) },
+      );
     });
   }
   it('abs and relu away from 0', () => {
     const x = rand([4, 6], freshSeed(), 0.1, 2).map((v, i) => (i % 3 === 0 ? -v : v));
     for (const op of ['abs', 'relu'] as const) {
-      checkGradients((g) => {
-        const t = g.input('x', [4, 6]);
-        return { out: applyUnary(t, op), wrt: [t] };
-      }, { x });
+      checkGradients(
+        (g) => {
+          const t = g.input('x', [4, 6]);
+          return { out: applyUnary(t, op), wrt: [t] };
+        },
+        { x },
+      );
     }
   });
   for (const op of binary) {
@@ -115,28 +141,40 @@ describe('elementwise ops: finite-difference gradients (float64)', () => {
       const seed = freshSeed();
       const a = rand([3, 4, 5], seed, op === 'pow' ? 0.3 : -2, 2);
       // distinct values for maximum/minimum (no ties), divisor away from 0
-      const b = op === 'div' ? rand([4, 1], seed + 1, 0.5, 2) : rand([4, 1], seed + 1, op === 'pow' ? -1.5 : -2, 2).map((v) => v + 1e-3);
-      checkGradients((g) => {
-        const ta = g.input('a', [3, 4, 5]);
-        const tb = g.input('b', [4, 1]);
-        return { out: applyBinary(ta, tb, op), wrt: [ta, tb] };
-      }, { a, b });
+      const b =
+        op === 'div'
+          ? rand([4, 1], seed + 1, 0.5, 2)
+          : rand([4, 1], seed + 1, op === 'pow' ? -1.5 : -2, 2).map((v) => v + 1e-3);
+      checkGradients(
+        (g) => {
+          const ta = g.input('a', [3, 4, 5]);
+          const tb = g.input('b', [4, 1]);
+          return { out: applyBinary(ta, tb, op), wrt: [ta, tb] };
+        },
+        { a, b },
+      );
     });
   }
   it('maximum splits the gradient on ties (PyTorch)', () => {
-    checkGradients((g) => {
-      const a = g.input('a', [4]);
-      const b = g.input('b', [4]);
-      return { out: a.maximum(b).add(a.minimum(b).mul(3)), wrt: [a, b] };
-    }, { a: [1, 2, 3, 4], b: [0.5, 2.5, 1, 5] });
+    checkGradients(
+      (g) => {
+        const a = g.input('a', [4]);
+        const b = g.input('b', [4]);
+        return { out: a.maximum(b).add(a.minimum(b).mul(3)), wrt: [a, b] };
+      },
+      { a: [1, 2, 3, 4], b: [0.5, 2.5, 1, 5] },
+    );
   });
   it('where routes gradients to the chosen branch; cast passes f32 gradients', () => {
     const seed = freshSeed();
-    checkGradients((g) => {
-      const a = g.input('a', [5, 3]);
-      const b = g.input('b', [3]);
-      const c = g.input('c', [5, 1]);
-      return { out: g.where(c.gt(0), a.mul(b), b.exp()).cast('f32'), wrt: [a, b, c] };
-    }, { a: rand([5, 3], seed), b: rand([3], seed + 1), c: rand([5, 1], seed + 2) });
+    checkGradients(
+      (g) => {
+        const a = g.input('a', [5, 3]);
+        const b = g.input('b', [3]);
+        const c = g.input('c', [5, 1]);
+        return { out: g.where(c.gt(0), a.mul(b), b.exp()).cast('f32'), wrt: [a, b, c] };
+      },
+      { a: rand([5, 3], seed), b: rand([3], seed + 1), c: rand([5, 1], seed + 2) },
+    );
   });
 });

@@ -11,20 +11,54 @@ export interface BufRef {
 }
 
 export type BinOp =
-  | '+' | '-' | '*' | '/' | '%'
-  | '<' | '<=' | '>' | '>=' | '==' | '!='
-  | '&&' | '||' | '&' | '|' | '^' | '<<' | '>>';
+  | '+'
+  | '-'
+  | '*'
+  | '/'
+  | '%'
+  | '<'
+  | '<='
+  | '>'
+  | '>='
+  | '=='
+  | '!='
+  | '&&'
+  | '||'
+  | '&'
+  | '|'
+  | '^'
+  | '<<'
+  | '>>';
 
 export type CallFn =
-  | 'exp' | 'log' | 'sqrt' | 'abs' | 'min' | 'max' | 'pow' | 'tanh' | 'floor' | 'ceil'
-  | 'sign' | 'fma' | 'clamp' | 'trunc' | 'sin' | 'cos' | 'isnan';
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'abs'
+  | 'min'
+  | 'max'
+  | 'pow'
+  | 'tanh'
+  | 'floor'
+  | 'ceil'
+  | 'sign'
+  | 'fma'
+  | 'clamp'
+  | 'trunc'
+  | 'sin'
+  | 'cos'
+  | 'isnan';
 
 export type Builtin =
   /** workgroup id, folded to one linear number when the grid was folded into 2-D */
   | 'wg_linear'
   /** x/y/z of the workgroup id (unfolded grids only) */
-  | 'wg_x' | 'wg_y' | 'wg_z'
-  | 'lid_x' | 'lid_y' | 'lid_z'
+  | 'wg_x'
+  | 'wg_y'
+  | 'wg_z'
+  | 'lid_x'
+  | 'lid_y'
+  | 'lid_z'
   /** local_invocation_index */
   | 'lidx';
 
@@ -47,7 +81,15 @@ export type Stmt =
   | { readonly k: 'assign'; readonly name: string; readonly value: Expr }
   | { readonly k: 'store'; readonly buf: BufRef; readonly idx: Expr; readonly value: Expr }
   | { readonly k: 'sstore'; readonly arr: string; readonly idx: Expr; readonly value: Expr }
-  | { readonly k: 'for'; readonly v: string; readonly t: 'i32' | 'u32'; readonly from: Expr; readonly to: Expr; readonly step: number; readonly body: readonly Stmt[] }
+  | {
+      readonly k: 'for';
+      readonly v: string;
+      readonly t: 'i32' | 'u32';
+      readonly from: Expr;
+      readonly to: Expr;
+      readonly step: number;
+      readonly body: readonly Stmt[];
+    }
   | { readonly k: 'if'; readonly cond: Expr; readonly then: readonly Stmt[]; readonly else: readonly Stmt[] }
   | { readonly k: 'barrier' }
   | { readonly k: 'break' }

@@ -138,7 +138,13 @@ export class KernelBuilder {
     this.emit({ k: 'sstore', arr, idx, value });
   }
 
-  for(base: string, from: NumLike, to: NumLike, body: (i: Expr) => void, opts: { step?: number; t?: 'i32' | 'u32' } = {}): void {
+  for(
+    base: string,
+    from: NumLike,
+    to: NumLike,
+    body: (i: Expr) => void,
+    opts: { step?: number; t?: 'i32' | 'u32' } = {},
+  ): void {
     const t = opts.t ?? 'i32';
     const v = this.fresh(base);
     this.stack.push([]);

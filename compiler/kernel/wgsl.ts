@@ -94,7 +94,9 @@ function renderStmts(stmts: readonly Stmt[], indent: string, out: string[]): voi
         break;
       case 'for': {
         const step = s.t === 'u32' ? `${s.step}u` : `${s.step}i`;
-        out.push(`${indent}for (var ${s.v}: ${s.t} = ${renderExpr(s.from)}; ${s.v} < ${renderExpr(s.to)}; ${s.v} += ${step}) {`);
+        out.push(
+          `${indent}for (var ${s.v}: ${s.t} = ${renderExpr(s.from)}; ${s.v} < ${renderExpr(s.to)}; ${s.v} += ${step}) {`,
+        );
         renderStmts(s.body, `${indent}  `, out);
         out.push(`${indent}}`);
         break;
@@ -128,7 +130,9 @@ function renderStmts(stmts: readonly Stmt[], indent: string, out: string[]): voi
 export function renderWgsl(k: Kernel): string {
   const out: string[] = [`// kernel ${k.name}`];
   kernelBuffers(k).forEach(({ buf, write }, i) => {
-    out.push(`@group(0) @binding(${i}) var<storage, ${write ? 'read_write' : 'read'}> ${buf.name}: array<${wgslType(buf.t)}>;`);
+    out.push(
+      `@group(0) @binding(${i}) var<storage, ${write ? 'read_write' : 'read'}> ${buf.name}: array<${wgslType(buf.t)}>;`,
+    );
   });
   out.push('var<private> wgf_nan: u32 = 0x7fc00000u;');
   out.push('var<private> wgf_pinf: u32 = 0x7f800000u;');

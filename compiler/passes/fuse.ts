@@ -99,7 +99,12 @@ export function fuse(graph: Graph, pinned: ReadonlySet<number>, maxBindings: num
       const a = graph.node(anchor);
       const inp = a.inputs[0] as number;
       const ip = graph.node(inp);
-      if (kindOf(ip) === 'elementwise' && groupOf[inp] === undefined && single(inp, members, anchor) && fits(new Set(members).add(inp), anchor)) {
+      if (
+        kindOf(ip) === 'elementwise' &&
+        groupOf[inp] === undefined &&
+        single(inp, members, anchor) &&
+        fits(new Set(members).add(inp), anchor)
+      ) {
         const before = new Set(members);
         members.add(inp);
         // grow only the prologue part: temporarily restrict to the input's shape
@@ -111,7 +116,12 @@ export function fuse(graph: Graph, pinned: ReadonlySet<number>, maxBindings: num
             for (const p of graph.node(m).inputs) {
               if (members.has(p) || p === anchor || groupOf[p] !== undefined) continue;
               const pn = graph.node(p);
-              if (kindOf(pn) !== 'elementwise' || !single(p, members, anchor) || !sameShape(pn.type.shape, ip.type.shape)) continue;
+              if (
+                kindOf(pn) !== 'elementwise' ||
+                !single(p, members, anchor) ||
+                !sameShape(pn.type.shape, ip.type.shape)
+              )
+                continue;
               const trial = new Set(members).add(p);
               if (!fits(trial, anchor)) continue;
               members.add(p);

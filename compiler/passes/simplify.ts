@@ -52,7 +52,11 @@ export function simplify(src: Graph, roots: readonly number[]): SimplifyResult {
       const ins = inputs.map((i) => out.node(i));
       if (ins.every((x) => x.op === 'const')) {
         const data = def.cpu({
-          inputs: ins.map((x) => ({ data: Float64Array.from(constValues(x)), shape: x.type.shape, dtype: x.type.dtype })),
+          inputs: ins.map((x) => ({
+            data: Float64Array.from(constValues(x)),
+            shape: x.type.shape,
+            dtype: x.type.dtype,
+          })),
           attrs: n.attrs,
           out: n.type,
           node: n,
@@ -74,7 +78,10 @@ export function simplify(src: Graph, roots: readonly number[]): SimplifyResult {
       }
     }
     // CSE (sources other than constants are unique by name).
-    const key = isSource && n.op !== 'const' ? undefined : `${n.op}|${n.type.dtype}|${n.type.shape.join(',')}|${inputs.join(',')}|${JSON.stringify(n.attrs)}`;
+    const key =
+      isSource && n.op !== 'const'
+        ? undefined
+        : `${n.op}|${n.type.dtype}|${n.type.shape.join(',')}|${inputs.join(',')}|${JSON.stringify(n.attrs)}`;
     if (key !== undefined) {
       const prev = seen.get(key);
       if (prev !== undefined && !rootSet.has(n.id)) {
