@@ -39,7 +39,7 @@ const unaries: Record<string, UnaryDef> = {
   sqrt: { floatOnly: true, cpu: Math.sqrt, expr: K.sqrt, grad: (_x, y, dy) => dy.div(y.mul(2)) },
   relu: {
     floatOnly: true,
-    cpu: (x) => (x > 0 ? x : 0),
+    cpu: (x) => Math.max(x, 0), // NaN stays NaN, as torch.relu
     expr: (x) => K.max(x, 0),
     grad: (x, _y, dy) => dy.mul(x.gt(0).cast('f32')),
   },

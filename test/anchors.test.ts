@@ -244,7 +244,9 @@ describe('anchors: property test (fast-check)', () => {
     const session = await Session.create(spec, { gpu: dev });
     // integer-valued quarter-pixel coordinates: exact in f32, so the comparison is exact
     const coord = fc.integer({ min: -160, max: 160 }).map((v) => v / 4);
-    const box = fc.tuple(coord, coord, fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 200 })).map(([x, y, w, h]) => [x, y, x + w / 4, y + h / 4]);
+    const box = fc
+      .tuple(coord, coord, fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 200 }))
+      .map(([x, y, w, h]) => [x, y, x + w / 4, y + h / 4]);
     await fc.assert(
       fc.asyncProperty(fc.array(box, { minLength: 3, maxLength: 3 }), async (rows) => {
         const out = await session.run({ base: rows.flat() });

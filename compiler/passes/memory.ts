@@ -121,7 +121,7 @@ export function planMemory(
     const done = new Set([...s.reads, ...s.writes]);
     for (const name of done) {
       const lb = logical.get(name);
-      if (!lb || lb.role !== 'temp' || lb.pinned || aliases.has(name)) continue;
+      if (lb?.role !== 'temp' || lb.pinned || aliases.has(name)) continue;
       if (lastUse.get(name) === i) release(name);
     }
   });
