@@ -23,7 +23,8 @@ export interface DeviceInfo {
 }
 
 let current: Promise<DeviceInfo> | undefined;
-let lostReason: string | undefined;
+/** Why each device was lost (destroyed devices included). */
+const lostReasons = new WeakMap<GPUDevice, string>();
 const pendingErrors: string[] = [];
 
 const LIMIT_KEYS = [
@@ -53,10 +54,10 @@ async function open(): Promise<DeviceInfo> {
   }
   const features: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
   const device = await quietly(adapter.requestDevice({ requiredLimits, requiredFeatures: features }));
-  lostReason = undefined;
   device.lost.then((info) => {
-    lostReason = `${info.reason}: ${info.message}`;
-    if (info.reason !== 'destroyed') process.stderr.write(`wgflow: the GPU device was lost (${lostReason})\n`);
+    lostReasons.set(device, `${info.reason}: ${info.message}`);
+    if (info.reason !== 'destroyed')
+      process.stderr.write(`wgflow: the GPU device was lost (${info.reason}: ${info.message})\n`);
   });
   device.addEventListener('uncapturederror', (ev) => {
     pendingErrors.push((ev as GPUUncapturedErrorEvent).error.message);
@@ -78,10 +79,13 @@ export function getDevice(): Promise<DeviceInfo> {
   return current;
 }
 
-/** Throws when the device was lost or reported an error outside an error scope. */
-export function checkDeviceHealth(context: string): void {
-  if (lostReason !== undefined && !lostReason.startsWith('destroyed'))
-    throw new WgflowError(`${context}: the GPU device was lost (${lostReason})`);
+/** Throws when the device was lost (or destroyed) or reported an error outside an error scope. */
+export function checkDeviceHealth(device: GPUDevice, context: string): void {
+  const lost = lostReasons.get(device);
+  if (lost !== undefined) {
+    const why = lost.startsWith('destroyed') ? 'was destroyed (closeDevice was called)' : `was lost (${lost})`;
+    throw new WgflowError(`${context}: the GPU device ${why}`);
+  }
   if (pendingErrors.length > 0) {
     const msgs = pendingErrors.splice(0);
     throw new WgflowError(`${context}: GPU error: ${msgs.join('; ')}`);

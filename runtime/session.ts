@@ -194,7 +194,7 @@ export class Session {
   /** One step: upload inputs, run every dispatch in order, read back the requested outputs. */
   async run(feeds: Readonly<Record<string, Feed>> = {}, opts: RunOptions = {}): Promise<Record<string, HostTensor>> {
     if (this.destroyed) throw new WgflowError(`Session "${this.spec.name}" was destroyed`);
-    checkDeviceHealth(`run "${this.spec.name}"`);
+    checkDeviceHealth(this.gpu.device, `run "${this.spec.name}"`);
     const device = this.gpu.device;
     for (const name of Object.keys(feeds)) this.tensor(name, this.spec.inputs, 'input');
     for (const inp of this.spec.inputs) {
@@ -246,7 +246,7 @@ export class Session {
       out[t.name] = { data: await this.mapOut(t, stagings[i] as GPUBuffer), shape: t.shape, dtype: t.dtype };
     }
     if (wanted.length === 0) await quietly(device.queue.onSubmittedWorkDone());
-    checkDeviceHealth(`run "${this.spec.name}"`);
+    checkDeviceHealth(this.gpu.device, `run "${this.spec.name}"`);
     return out;
   }
 

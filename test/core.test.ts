@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compile } from '../compiler/compile.js';
 import { ShapeError, WgflowError } from '../compiler/errors.js';
@@ -185,5 +186,40 @@ describe('GPU execution', () => {
     await expect(s.run({ x: [1, 2] })).rejects.toThrow(/expected 3 values, got 2/);
     await expect(s.run({ x: [1, 2, 3], z: [1] })).rejects.toThrow(WgflowError);
     s.destroy();
+  });
+});
+
+describe('runtime errors', () => {
+  it('a kernel that fails to compile is reported by name, with the WGSL line', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [4]);
+    const { spec } = compile(g, { outputs: { y: x.exp() } });
+    const k = spec.kernels[0] as (typeof spec.kernels)[number];
+    const broken = { ...spec, kernels: [{ ...k, name: 'broken_kernel', wgsl: k.wgsl.replace('exp(', 'expo(') }] };
+    await expect(Session.create(broken)).rejects.toThrow(
+      /kernel broken_kernel failed to compile[\s\S]*error at \d+:\d+/,
+    );
+  });
+
+  it('without a WebGPU adapter, the error says what to install', () => {
+    const code =
+      "import('./runtime/device.ts').then(async (m) => { try { await m.getDevice(); console.log('DEVICE'); } catch (e) { console.log(e.message); } })";
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+      env: { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stdout).toContain('No WebGPU adapter was found');
+    expect(r.stdout).toContain('bash scripts/setup-gpu.sh');
+  });
+
+  it('running on a destroyed device throws instead of hanging', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [4]);
+    const { spec } = compile(g, { outputs: { y: x.exp() } });
+    const s = await Session.create(spec);
+    await closeDevice();
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(s.run({ x: [1, 2, 3, 4] })).rejects.toThrow(/device was destroyed/);
   });
 });
