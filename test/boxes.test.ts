@@ -30,6 +30,7 @@ import {
 import * as E from '../ops/detection-eager.js';
 import { clearEagerCache } from '../ops/eager.js';
 import { closeDevice } from '../runtime/device.js';
+import { f16round } from './half.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
 
 afterAll(async () => {
@@ -64,15 +65,6 @@ function randBoxes(n: number, seed: number, span = 100, minSize = 1, maxSize = 5
     out.push(x1, y1, Math.fround(x1 + w), Math.fround(y1 + h));
   }
   return out;
-}
-
-/** Rounds to the nearest float16 value (normal range; ties to even). */
-function f16round(x: number): number {
-  if (x === 0) return 0;
-  const ulp = 2 ** (Math.floor(Math.log2(Math.abs(x))) - 10);
-  const q = x / ulp;
-  const r = Math.round(q);
-  return (Math.abs(q % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r) * ulp;
 }
 
 /** Row i of a flat [N,4] list. */
