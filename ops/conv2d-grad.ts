@@ -21,37 +21,11 @@ import { KernelBuilder } from '../compiler/kernel/build.js';
 import type { DeviceLimits } from '../compiler/limits.js';
 import { type LowerArgs, registerOp } from '../compiler/registry.js';
 import { fmtShape, type Shape, type TensorType } from '../compiler/types.js';
-import { numAttr, numsAttr } from './util.js';
+import { type Conv2dAttrs, type Conv2dDims, checkConv2dDims, conv2dAttrs, forEachConv2dTap } from './conv-geometry.js';
+import { numsAttr } from './util.js';
 
 // ---------------------------------------------------------------------------------------------
 // Attributes and shapes
-
-export interface ConvParams {
-  readonly sh: number;
-  readonly sw: number;
-  readonly ph: number;
-  readonly pw: number;
-  readonly dh: number;
-  readonly dw: number;
-  readonly groups: number;
-}
-
-function pairAttr(attrs: Attrs, key: string, min: number): [number, number] {
-  const v = numsAttr(attrs, key);
-  if (v.length !== 2 || !v.every((x) => Number.isInteger(x) && x >= min)) {
-    fail(`attribute ${key} must be two integers ≥ ${min}, got ${JSON.stringify(attrs[key])}`);
-  }
-  return [v[0] as number, v[1] as number];
-}
-
-export function convParams(attrs: Attrs): ConvParams {
-  const [sh, sw] = pairAttr(attrs, 'stride', 1);
-  const [ph, pw] = pairAttr(attrs, 'padding', 0);
-  const [dh, dw] = pairAttr(attrs, 'dilation', 1);
-  const groups = numAttr(attrs, 'groups');
-  if (!Number.isInteger(groups) || groups < 1) fail(`attribute groups must be a positive integer, got ${groups}`);
-  return { sh, sw, ph, pw, dh, dw, groups };
-}
 
 function shape4(attrs: Attrs, key: string): [number, number, number, number] {
   const v = numsAttr(attrs, key);
@@ -61,58 +35,22 @@ function shape4(attrs: Attrs, key: string): [number, number, number, number] {
   return [v[0] as number, v[1] as number, v[2] as number, v[3] as number];
 }
 
-/** Output extent of a convolution along one axis (may be ≤ 0 for impossible shapes). */
-export function convOutSize(inSize: number, k: number, stride: number, pad: number, dil: number): number {
-  return Math.floor((inSize + 2 * pad - dil * (k - 1) - 1) / stride) + 1;
-}
-
-/** All sizes of one convolution, after checking that x, w and dy agree. */
-interface ConvDims {
-  readonly N: number;
-  readonly C: number;
-  readonly H: number;
-  readonly W: number;
-  readonly O: number;
-  readonly KH: number;
-  readonly KW: number;
-  readonly OH: number;
-  readonly OW: number;
-  readonly p: ConvParams;
-  /** C / groups, O / groups */
-  readonly Cg: number;
-  readonly Og: number;
-}
-
+/** The sizes of one convolution, after checking that x, w and dy agree. */
 function checkDims(
   x: Shape,
   w: Shape,
   dy: Shape,
-  p: ConvParams,
+  a: Conv2dAttrs,
   names: { x: string; w: string; dy: string },
-): ConvDims {
-  const [N, C, H, W] = x as [number, number, number, number];
-  const [O, Ci, KH, KW] = w as [number, number, number, number];
-  if (C % p.groups !== 0) fail(`${names.x} has ${C} channels, not divisible by groups=${p.groups}`);
-  if (O % p.groups !== 0) fail(`${names.w} has ${O} output channels, not divisible by groups=${p.groups}`);
-  if (Ci !== C / p.groups) {
-    fail(
-      `${names.w} ${fmtShape(w)} needs C/groups = ${C}/${p.groups} = ${C / p.groups} input channels to match ${names.x} ${fmtShape(x)}`,
-    );
-  }
-  const OH = convOutSize(H, KH, p.sh, p.ph, p.dh);
-  const OW = convOutSize(W, KW, p.sw, p.pw, p.dw);
-  if (OH < 1 || OW < 1) {
-    fail(
-      `kernel ${KH}x${KW} (dilation ${p.dh}x${p.dw}) does not fit ${names.x} ${fmtShape(x)} padded by ${p.ph}x${p.pw}`,
-    );
-  }
-  const want = [N, O, OH, OW];
-  if (dy.length !== 4 || !dy.every((d, i) => d === want[i])) {
+): Conv2dDims {
+  const d = checkConv2dDims(x, w, a, names);
+  const want = [d.N, d.O, d.OH, d.OW];
+  if (dy.length !== 4 || !dy.every((n, i) => n === want[i])) {
     fail(
       `${names.dy} ${fmtShape(dy)} should be ${fmtShape(want)} for ${names.x} ${fmtShape(x)} and ${names.w} ${fmtShape(w)}`,
     );
   }
-  return { N, C, H, W, O, KH, KW, OH, OW, p, Cg: C / p.groups, Og: O / p.groups };
+  return d;
 }
 
 function need4f32(t: TensorType | undefined, what: string): Shape {
@@ -122,50 +60,20 @@ function need4f32(t: TensorType | undefined, what: string): Shape {
   return t.shape;
 }
 
-function gradInputDims(inputs: readonly TensorType[], attrs: Attrs): ConvDims {
+function gradInputDims(inputs: readonly TensorType[], attrs: Attrs): Conv2dDims {
   if (inputs.length !== 2) fail(`takes [dy, weight], got ${inputs.length} inputs`);
   const dy = need4f32(inputs[0], 'dy');
   const w = need4f32(inputs[1], 'weight');
   const x = shape4(attrs, 'inputShape');
-  return checkDims(x, w, dy, convParams(attrs), { x: 'inputShape', w: 'weight', dy: 'dy' });
+  return checkDims(x, w, dy, conv2dAttrs(attrs), { x: 'inputShape', w: 'weight', dy: 'dy' });
 }
 
-function gradWeightDims(inputs: readonly TensorType[], attrs: Attrs): ConvDims {
+function gradWeightDims(inputs: readonly TensorType[], attrs: Attrs): Conv2dDims {
   if (inputs.length !== 2) fail(`takes [x, dy], got ${inputs.length} inputs`);
   const x = need4f32(inputs[0], 'x');
   const dy = need4f32(inputs[1], 'dy');
   const w = shape4(attrs, 'weightShape');
-  return checkDims(x, w, dy, convParams(attrs), { x: 'x', w: 'weightShape', dy: 'dy' });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Float64 references (direct loops over the forward convolution, scattered the other way round)
-
-/** Calls f(n, o, oh, ow, c, kh, kw, ih, iw) for every tap of the forward convolution that lands inside x. */
-function forEachTap(d: ConvDims, f: (xi: number, wi: number, yi: number) => void): void {
-  const { N, C, H, W, O, KH, KW, OH, OW, Cg, Og, p } = d;
-  for (let n = 0; n < N; n++) {
-    for (let o = 0; o < O; o++) {
-      const g = Math.floor(o / Og);
-      for (let oh = 0; oh < OH; oh++) {
-        for (let ow = 0; ow < OW; ow++) {
-          const yi = ((n * O + o) * OH + oh) * OW + ow;
-          for (let cl = 0; cl < Cg; cl++) {
-            const c = g * Cg + cl;
-            for (let kh = 0; kh < KH; kh++) {
-              const ih = oh * p.sh - p.ph + kh * p.dh;
-              if (ih < 0 || ih >= H) continue;
-              for (let kw = 0; kw < KW; kw++) {
-                const iw = ow * p.sw - p.pw + kw * p.dw;
-                if (iw < 0 || iw >= W) continue;
-                f(((n * C + c) * H + ih) * W + iw, ((o * Cg + cl) * KH + kh) * KW + kw, yi);
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  return checkDims(x, w, dy, conv2dAttrs(attrs), { x: 'x', w: 'weightShape', dy: 'dy' });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -415,14 +323,14 @@ export function lowerGradInput(args: LowerArgs, tileOverride?: TileConfig): Kern
   );
   const [dyB, wB] = args.inputs.map((b) => b.buf) as [BufRef, BufRef];
   const out = args.output.buf;
-  const { N, C, H, W, O, KH, KW, OH, OW, Cg, Og, p } = d;
+  const { N, C, H, W, O, KH, KW, OH, OW, Cg, Og } = d;
   const KK = KH * KW;
   const HW = H * W;
   const OHW = OH * OW;
   const u = K.u32;
   const M = N * HW;
   const Kdim = Og * KK;
-  const tile = tileOverride ?? chooseTile(M, Cg, args.limits, p.groups, 8);
+  const tile = tileOverride ?? chooseTile(M, Cg, args.limits, d.groups, 8);
 
   // A[(n,h,w), (o,kh,kw)] = dy[n, g·Og + o, oh, ow] where the tap lands
   const a: Operand = {
@@ -430,22 +338,22 @@ export function lowerGradInput(args: LowerArgs, tileOverride?: TileConfig): Kern
     setup: (kb, m, g) => {
       const nImg = kb.let('n_img', K.div(m, u(HW)));
       const hw = kb.let('hw', K.mod(m, u(HW)));
-      const hp = kb.let('hp', K.add(i32(K.div(hw, u(W))), K.i32(p.ph)));
-      const wp = kb.let('wp', K.add(i32(K.mod(hw, u(W))), K.i32(p.pw)));
+      const hp = kb.let('hp', K.add(i32(K.div(hw, u(W))), K.i32(d.ph)));
+      const wp = kb.let('wp', K.add(i32(K.mod(hw, u(W))), K.i32(d.pw)));
       const rowBase = kb.let('dybase', K.add(K.mul(nImg, u(O * OHW)), K.mul(g, u(Og * OHW))));
       return (k) => {
         const o = kb.let('o', K.div(k, u(KK)));
         const kk = kb.let('kk', K.mod(k, u(KK)));
-        const th = kb.let('th', K.sub(hp, K.mul(i32(K.div(kk, u(KW))), K.i32(p.dh))));
-        const tw = kb.let('tw', K.sub(wp, K.mul(i32(K.mod(kk, u(KW))), K.i32(p.dw))));
+        const th = kb.let('th', K.sub(hp, K.mul(i32(K.div(kk, u(KW))), K.i32(d.dh))));
+        const tw = kb.let('tw', K.sub(wp, K.mul(i32(K.mod(kk, u(KW))), K.i32(d.dw))));
         // th ≥ 0 first, so the u32 casts below only see non-negative values
         let valid = K.and(K.ge(th, K.i32(0)), K.ge(tw, K.i32(0)));
         const thu = K.cast('u32', K.max(th, K.i32(0)));
         const twu = K.cast('u32', K.max(tw, K.i32(0)));
-        const oh = p.sh === 1 ? thu : K.div(thu, u(p.sh));
-        const ow = p.sw === 1 ? twu : K.div(twu, u(p.sw));
-        if (p.sh !== 1) valid = K.and(valid, K.eq(K.mod(thu, u(p.sh)), u(0)));
-        if (p.sw !== 1) valid = K.and(valid, K.eq(K.mod(twu, u(p.sw)), u(0)));
+        const oh = d.sh === 1 ? thu : K.div(thu, u(d.sh));
+        const ow = d.sw === 1 ? twu : K.div(twu, u(d.sw));
+        if (d.sh !== 1) valid = K.and(valid, K.eq(K.mod(thu, u(d.sh)), u(0)));
+        if (d.sw !== 1) valid = K.and(valid, K.eq(K.mod(twu, u(d.sw)), u(0)));
         const ohv = kb.let('oh', oh);
         const owv = kb.let('ow', ow);
         valid = K.and(valid, K.and(K.lt(ohv, u(OH)), K.lt(owv, u(OW))));
@@ -471,7 +379,7 @@ export function lowerGradInput(args: LowerArgs, tileOverride?: TileConfig): Kern
     M,
     N: Cg,
     K: Kdim,
-    groups: p.groups,
+    groups: d.groups,
     splits: 1,
     chunk: Math.ceil(Kdim / tile.TK) * tile.TK,
     a,
@@ -520,15 +428,15 @@ export function lowerGradWeight(args: LowerArgs, tileOverride?: TileConfig, spli
   );
   const [xB, dyB] = args.inputs.map((b) => b.buf) as [BufRef, BufRef];
   const out = args.output.buf;
-  const { N, C, H, W, O, KH, KW, OH, OW, Cg, Og, p } = d;
+  const { N, C, H, W, O, KH, KW, OH, OW, Cg, Og } = d;
   const KK = KH * KW;
   const OHW = OH * OW;
   const u = K.u32;
   const Mdim = Og;
   const Ndim = Cg * KK;
   const Kdim = N * OHW;
-  const tile = tileOverride ?? chooseTile(Mdim, Ndim, args.limits, p.groups, 1);
-  const tiles = Math.ceil(Mdim / tile.TM) * Math.ceil(Ndim / tile.TN) * p.groups;
+  const tile = tileOverride ?? chooseTile(Mdim, Ndim, args.limits, d.groups, 1);
+  const tiles = Math.ceil(Mdim / tile.TM) * Math.ceil(Ndim / tile.TN) * d.groups;
   const outCount = O * Cg * KK;
   let { splits, chunk } = chooseSplits(tiles, Kdim, outCount, args.limits, tile.TK);
   if (splitsOverride !== undefined) {
@@ -554,14 +462,14 @@ export function lowerGradWeight(args: LowerArgs, tileOverride?: TileConfig, spli
     setup: (kb, col, g) => {
       const c = kb.let('c', K.div(col, u(KK)));
       const kk = kb.let('kk', K.mod(col, u(KK)));
-      const offH = kb.let('offh', K.sub(K.mul(i32(K.div(kk, u(KW))), K.i32(p.dh)), K.i32(p.ph)));
-      const offW = kb.let('offw', K.sub(K.mul(i32(K.mod(kk, u(KW))), K.i32(p.dw)), K.i32(p.pw)));
+      const offH = kb.let('offh', K.sub(K.mul(i32(K.div(kk, u(KW))), K.i32(d.dh)), K.i32(d.ph)));
+      const offW = kb.let('offw', K.sub(K.mul(i32(K.mod(kk, u(KW))), K.i32(d.dw)), K.i32(d.pw)));
       const chanBase = kb.let('xbase', K.mul(K.add(K.mul(g, u(Cg)), c), u(H * W)));
       return (k) => {
         const nImg = kb.let('n_img', K.div(k, u(OHW)));
         const ohw = kb.let('ohw', K.mod(k, u(OHW)));
-        const ih = kb.let('ih', K.add(i32(K.mul(K.div(ohw, u(OW)), u(p.sh))), offH));
-        const iw = kb.let('iw', K.add(i32(K.mul(K.mod(ohw, u(OW)), u(p.sw))), offW));
+        const ih = kb.let('ih', K.add(i32(K.mul(K.div(ohw, u(OW)), u(d.sh))), offH));
+        const iw = kb.let('iw', K.add(i32(K.mul(K.mod(ohw, u(OW)), u(d.sw))), offW));
         const valid = K.and(
           K.and(K.ge(ih, K.i32(0)), K.lt(ih, K.i32(H))),
           K.and(K.ge(iw, K.i32(0)), K.lt(iw, K.i32(W))),
@@ -577,7 +485,7 @@ export function lowerGradWeight(args: LowerArgs, tileOverride?: TileConfig, spli
     M: Mdim,
     N: Ndim,
     K: Kdim,
-    groups: p.groups,
+    groups: d.groups,
     splits,
     chunk,
     a,
@@ -628,7 +536,7 @@ registerOp({
     const dy = (inputs[0] as { data: Float64Array }).data;
     const w = (inputs[1] as { data: Float64Array }).data;
     const dx = new Float64Array(d.N * d.C * d.H * d.W);
-    forEachTap(d, (xi, wi, yi) => {
+    forEachConv2dTap(d, (xi, wi, yi) => {
       dx[xi] = (dx[xi] as number) + (dy[yi] as number) * (w[wi] as number);
     });
     return dx;
@@ -651,7 +559,7 @@ registerOp({
     const x = (inputs[0] as { data: Float64Array }).data;
     const dy = (inputs[1] as { data: Float64Array }).data;
     const dw = new Float64Array(d.O * d.Cg * d.KH * d.KW);
-    forEachTap(d, (xi, wi, yi) => {
+    forEachConv2dTap(d, (xi, wi, yi) => {
       dw[wi] = (dw[wi] as number) + (dy[yi] as number) * (x[xi] as number);
     });
     return dw;

@@ -12,115 +12,24 @@ import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { fmtShape, type Shape, type TensorType } from '../compiler/types.js';
+import { type Conv2dDims, checkConv2dDims, conv2dAttrs, forEachConv2dTap } from './conv-geometry.js';
 import { chooseTile, divC, gemmKernel, modC } from './matmul.js';
-
-export interface Conv2dAttrs {
-  readonly sh: number;
-  readonly sw: number;
-  readonly ph: number;
-  readonly pw: number;
-  readonly dh: number;
-  readonly dw: number;
-  readonly groups: number;
-}
-
-/** Output extent along one axis: floor((in + 2·pad − dil·(k−1) − 1) / stride) + 1 (≤ 0 when the kernel does not fit). */
-export function conv2dOutSize(inSize: number, k: number, stride: number, pad: number, dil: number): number {
-  return Math.floor((inSize + 2 * pad - dil * (k - 1) - 1) / stride) + 1;
-}
-
-function pairOf(attrs: Attrs, key: string, min: number): [number, number] {
-  const v = attrs[key];
-  if (
-    !Array.isArray(v) ||
-    v.length !== 2 ||
-    !v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= min)
-  ) {
-    fail(`attribute ${key} must be a pair of integers ≥ ${min}, got ${JSON.stringify(v)}`);
-  }
-  return [v[0] as number, v[1] as number];
-}
-
-export function conv2dAttrs(attrs: Attrs): Conv2dAttrs {
-  const [sh, sw] = pairOf(attrs, 'stride', 1);
-  const [ph, pw] = pairOf(attrs, 'padding', 0);
-  const [dh, dw] = pairOf(attrs, 'dilation', 1);
-  const groups = attrs.groups;
-  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) {
-    fail(`attribute groups must be a positive integer, got ${JSON.stringify(groups)}`);
-  }
-  return { sh, sw, ph, pw, dh, dw, groups };
-}
-
-/** Every size of a convolution, after the shape rule's checks. */
-export interface Conv2dDims extends Conv2dAttrs {
-  readonly N: number;
-  readonly C: number;
-  readonly H: number;
-  readonly W: number;
-  readonly O: number;
-  readonly KH: number;
-  readonly KW: number;
-  readonly OH: number;
-  readonly OW: number;
-  /** Channels per group: C / groups and O / groups. */
-  readonly Cg: number;
-  readonly Og: number;
-}
 
 export function conv2dDims(x: Shape, w: Shape, attrs: Attrs): Conv2dDims {
   const a = conv2dAttrs(attrs);
   if (x.length !== 4) fail(`input must be NCHW (rank 4), got ${fmtShape(x)}`);
   if (w.length !== 4) fail(`weight must be OIHW (rank 4), got ${fmtShape(w)}`);
-  const [N, C, H, W] = x as [number, number, number, number];
-  const [O, I, KH, KW] = w as [number, number, number, number];
-  if (C % a.groups !== 0) fail(`input channels ${C} (input ${fmtShape(x)}) are not divisible by groups=${a.groups}`);
-  if (O % a.groups !== 0) fail(`output channels ${O} (weight ${fmtShape(w)}) are not divisible by groups=${a.groups}`);
-  if (I !== C / a.groups) {
-    fail(
-      `channel mismatch: weight ${fmtShape(w)} has ${I} input channels, but input ${fmtShape(x)} has C/groups = ${C}/${a.groups} = ${C / a.groups}`,
-    );
-  }
-  const OH = conv2dOutSize(H, KH, a.sh, a.ph, a.dh);
-  const OW = conv2dOutSize(W, KW, a.sw, a.pw, a.dw);
-  if (OH <= 0 || OW <= 0) {
-    fail(
-      `output size ${OH}x${OW} ≤ 0: kernel ${KH}x${KW} with dilation ${a.dh}x${a.dw} does not fit input ${H}x${W} padded by ${a.ph}x${a.pw}`,
-    );
-  }
-  return { ...a, N, C, H, W, O, KH, KW, OH, OW, Cg: C / a.groups, Og: O / a.groups };
+  return checkConv2dDims(x, w, a);
 }
 
 /** Float64 direct convolution. */
 function conv2dRef(x: RefTensor, w: RefTensor, d: Conv2dDims): Float64Array {
-  const { N, C, H, W, O, KH, KW, OH, OW, Cg, Og } = d;
-  const out = new Float64Array(N * O * OH * OW);
+  const out = new Float64Array(d.N * d.O * d.OH * d.OW);
   const X = x.data;
   const Wt = w.data;
-  for (let n = 0; n < N; n++) {
-    for (let o = 0; o < O; o++) {
-      const g = Math.floor(o / Og);
-      for (let oh = 0; oh < OH; oh++) {
-        for (let ow = 0; ow < OW; ow++) {
-          let s = 0;
-          for (let ci = 0; ci < Cg; ci++) {
-            const c = g * Cg + ci;
-            for (let kh = 0; kh < KH; kh++) {
-              const ih = oh * d.sh - d.ph + kh * d.dh;
-              if (ih < 0 || ih >= H) continue;
-              for (let kw = 0; kw < KW; kw++) {
-                const iw = ow * d.sw - d.pw + kw * d.dw;
-                if (iw < 0 || iw >= W) continue;
-                s +=
-                  (X[((n * C + c) * H + ih) * W + iw] as number) * (Wt[((o * Cg + ci) * KH + kh) * KW + kw] as number);
-              }
-            }
-          }
-          out[((n * O + o) * OH + oh) * OW + ow] = s;
-        }
-      }
-    }
-  }
+  forEachConv2dTap(d, (xi, wi, yi) => {
+    out[yi] = (out[yi] as number) + (X[xi] as number) * (Wt[wi] as number);
+  });
   return out;
 }
 

@@ -4,12 +4,12 @@
  * functions that apply a reduction.
  */
 import { fail, WgflowError } from '../compiler/errors.js';
-import type { Expr } from '../compiler/kernel/ast.js';
+import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { fmtType, type TensorType } from '../compiler/types.js';
-import { rowKernel, storeOutput } from './rows.js';
+import { type RowCtx, rowKernel, storeOutput } from './rows.js';
 import { rowMaxSumExp } from './softmax.js';
 import { numAttr } from './util.js';
 
@@ -73,6 +73,28 @@ function labelGuard(lab: Expr, c: number, ignoreIndex: number, value: Expr): Exp
   return K.select(K.eq(lab, K.i32(ignoreIndex)), K.f32(0), K.select(inRange, value, K.f32(Number.NaN)));
 }
 
+/**
+ * The kernel of both ops: one row of logits f32[N,C] (input 0) at a time, with the row's label
+ * (input 1) loaded as `lab` (i32); `body` computes and stores the row's outputs.
+ */
+function ceRowKernel(
+  args: LowerArgs,
+  body: (ctx: RowCtx, logits: BufRef, lab: Expr, c: number, ignoreIndex: number) => void,
+): Kernel[] {
+  const [la, lb] = args.inputs;
+  if (!la || !lb) throw new Error(`internal: ${args.node.op} needs logits and labels`);
+  const [n, c] = la.type.shape as [number, number];
+  const ii = ignoreAttr(args.attrs);
+  const kernel = rowKernel(
+    args.name,
+    { outer: n, len: c, inner: 1 },
+    args.limits,
+    (ctx) => body(ctx, la.buf, ctx.kb.let('lab', K.load(lb.buf, ctx.row)), c, ii),
+    { sharedBytesPerLane: 4 },
+  );
+  return [kernel];
+}
+
 registerOp({
   name: 'softmax_cross_entropy',
   kind: 'opaque',
@@ -97,30 +119,17 @@ registerOp({
       null,
     ];
   },
-  lower: (args) => {
-    const [la, lb] = args.inputs;
-    if (!la || !lb) throw new Error('internal: softmax_cross_entropy needs two inputs');
-    const [n, c] = la.type.shape as [number, number];
-    const ii = ignoreAttr(args.attrs);
-    const kernel = rowKernel(
-      args.name,
-      { outer: n, len: c, inner: 1 },
-      args.limits,
-      (ctx) => {
-        const { kb } = ctx;
-        const lab = kb.let('lab', K.load(lb.buf, ctx.row));
-        const { m, s } = rowMaxSumExp(ctx, (idx) => K.load(la.buf, idx));
-        kb.if(K.and(ctx.valid, ctx.leader), () => {
-          const safe = K.cast('u32', K.call('clamp', lab, K.i32(0), K.i32(c - 1)));
-          const xl = K.load(la.buf, K.add(ctx.base, safe));
-          const loss = labelGuard(lab, c, ii, K.sub(K.add(m, K.log(s)), xl));
-          storeOutput(kb, args, args.output.buf, ctx.row, loss);
-        });
-      },
-      { sharedBytesPerLane: 4 },
-    );
-    return [kernel];
-  },
+  lower: (args) =>
+    ceRowKernel(args, (ctx, la, lab, c, ii) => {
+      const { kb } = ctx;
+      const { m, s } = rowMaxSumExp(ctx, (idx) => K.load(la, idx));
+      kb.if(K.and(ctx.valid, ctx.leader), () => {
+        const safe = K.cast('u32', K.call('clamp', lab, K.i32(0), K.i32(c - 1)));
+        const xl = K.load(la, K.add(ctx.base, safe));
+        const loss = labelGuard(lab, c, ii, K.sub(K.add(m, K.log(s)), xl));
+        storeOutput(kb, args, args.output.buf, ctx.row, loss);
+      });
+    }),
 });
 
 registerOp({
@@ -146,31 +155,21 @@ registerOp({
     return out;
   },
   lower: (args) => {
-    const [la, lb, ld] = args.inputs;
-    if (!la || !lb || !ld) throw new Error('internal: softmax_cross_entropy_grad needs three inputs');
-    const [n, c] = la.type.shape as [number, number];
-    const ii = ignoreAttr(args.attrs);
-    const kernel = rowKernel(
-      args.name,
-      { outer: n, len: c, inner: 1 },
-      args.limits,
-      (ctx) => {
-        const { kb } = ctx;
-        const lab = kb.let('lab', K.load(lb.buf, ctx.row));
-        const d = kb.let('dy', K.load(ld.buf, ctx.row));
-        const { m, s } = rowMaxSumExp(ctx, (idx) => K.load(la.buf, idx));
-        const inv = kb.let('inv', K.div(K.f32(1), s));
-        kb.if(ctx.valid, () => {
-          ctx.forEach((j, idx) => {
-            const p = K.mul(K.exp(K.sub(K.load(la.buf, idx), m)), inv);
-            const onehot = K.select(K.eq(K.cast('i32', j), lab), K.f32(1), K.f32(0));
-            storeOutput(kb, args, args.output.buf, idx, labelGuard(lab, c, ii, K.mul(d, K.sub(p, onehot))));
-          });
+    const ld = args.inputs[2];
+    if (!ld) throw new Error('internal: softmax_cross_entropy_grad needs three inputs');
+    return ceRowKernel(args, (ctx, la, lab, c, ii) => {
+      const { kb } = ctx;
+      const d = kb.let('dy', K.load(ld.buf, ctx.row));
+      const { m, s } = rowMaxSumExp(ctx, (idx) => K.load(la, idx));
+      const inv = kb.let('inv', K.div(K.f32(1), s));
+      kb.if(ctx.valid, () => {
+        ctx.forEach((j, idx) => {
+          const p = K.mul(K.exp(K.sub(K.load(la, idx), m)), inv);
+          const onehot = K.select(K.eq(K.cast('i32', j), lab), K.f32(1), K.f32(0));
+          storeOutput(kb, args, args.output.buf, idx, labelGuard(lab, c, ii, K.mul(d, K.sub(p, onehot))));
         });
-      },
-      { sharedBytesPerLane: 4 },
-    );
-    return [kernel];
+      });
+    });
   },
 });
 

@@ -571,6 +571,36 @@ function gatherIndex(v: number, n: number, shape: Shape, node: Node): number {
   return v;
 }
 
+/** x (for gather_grad, dx) viewed as [outer, n, inner] around the gather axis; y (dy) is [outer, ni, inner]. */
+interface GatherGeom {
+  readonly outer: number;
+  readonly n: number;
+  readonly inner: number;
+  readonly ni: number;
+}
+
+function gatherGeom(xShape: Shape, axis: number, ni: number): GatherGeom {
+  const ax = normAxis(axis, xShape.length);
+  return { outer: prod(xShape, 0, ax), n: xShape[ax] as number, inner: prod(xShape, ax + 1), ni };
+}
+
+/** Calls f(xi, yi) for every element the gather copies from x[xi] to y[yi], in the order (j, o, i). */
+function forEachGathered(
+  geom: GatherGeom,
+  ind: RefTensor,
+  xShape: Shape,
+  node: Node,
+  f: (xi: number, yi: number) => void,
+): void {
+  const { outer, n, inner, ni } = geom;
+  for (let j = 0; j < ni; j++) {
+    const k = gatherIndex(ind.data[j] as number, n, xShape, node);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) f((o * n + k) * inner + i, (o * ni + j) * inner + i);
+    }
+  }
+}
+
 registerOp({
   name: 'gather',
   kind: 'opaque',
@@ -584,18 +614,11 @@ registerOp({
   },
   cpu: ({ inputs, attrs, node }) => {
     const [x, ind] = inputs as [RefTensor, RefTensor];
-    const axis = normAxis(attrs.axis as number, x.shape.length);
-    const outer = prod(x.shape, 0, axis);
-    const n = x.shape[axis] as number;
-    const inner = prod(x.shape, axis + 1);
-    const ni = ind.data.length;
-    const res = new Float64Array(outer * ni * inner);
-    for (let j = 0; j < ni; j++) {
-      const k = gatherIndex(ind.data[j] as number, n, x.shape, node);
-      for (let o = 0; o < outer; o++) {
-        for (let i = 0; i < inner; i++) res[(o * ni + j) * inner + i] = x.data[(o * n + k) * inner + i] as number;
-      }
-    }
+    const geom = gatherGeom(x.shape, attrs.axis as number, ind.data.length);
+    const res = new Float64Array(geom.outer * geom.ni * geom.inner);
+    forEachGathered(geom, ind, x.shape, node, (xi, yi) => {
+      res[yi] = x.data[xi] as number;
+    });
     return res;
   },
   grad: ({ inputs, attrs, dy }) => {
@@ -604,11 +627,7 @@ registerOp({
   },
   lower: (a) => {
     const [x, ind] = a.inputs as [LowerArgs['output'], LowerArgs['output']];
-    const axis = normAxis(a.attrs.axis as number, x.type.shape.length);
-    const outer = prod(x.type.shape, 0, axis);
-    const n = x.type.shape[axis] as number;
-    const inner = prod(x.type.shape, axis + 1);
-    const ni = numel(ind.type.shape);
+    const { outer, n, inner, ni } = gatherGeom(x.type.shape, a.attrs.axis as number, numel(ind.type.shape));
     return [
       perElement(a.name, outer * ni * inner, (kb, flat) => {
         const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.u32(inner)));
@@ -644,32 +663,17 @@ registerOp({
   },
   cpu: ({ inputs, attrs, out, node }) => {
     const [dy, ind] = inputs as [RefTensor, RefTensor];
-    const axis = normAxis(attrs.axis as number, out.shape.length);
-    const outer = prod(out.shape, 0, axis);
-    const n = out.shape[axis] as number;
-    const inner = prod(out.shape, axis + 1);
-    const ni = ind.data.length;
     const res = new Float64Array(numel(out.shape));
-    for (let j = 0; j < ni; j++) {
-      const k = gatherIndex(ind.data[j] as number, n, out.shape, node);
-      for (let o = 0; o < outer; o++) {
-        for (let i = 0; i < inner; i++) {
-          const at = (o * n + k) * inner + i;
-          res[at] = (res[at] as number) + (dy.data[(o * ni + j) * inner + i] as number);
-        }
-      }
-    }
+    forEachGathered(gatherGeom(out.shape, attrs.axis as number, ind.data.length), ind, out.shape, node, (xi, yi) => {
+      res[xi] = (res[xi] as number) + (dy.data[yi] as number);
+    });
     return res;
   },
   grad: ({ inputs, attrs, dy }) => [dy.gather(inputs[1] as Tensor, attrs.axis as number), null],
   lower: (a) => {
     const [dy, ind] = a.inputs as [LowerArgs['output'], LowerArgs['output']];
     const shape = a.output.type.shape;
-    const axis = normAxis(a.attrs.axis as number, shape.length);
-    const outer = prod(shape, 0, axis);
-    const n = shape[axis] as number;
-    const inner = prod(shape, axis + 1);
-    const ni = numel(ind.type.shape);
+    const { outer, n, inner, ni } = gatherGeom(shape, a.attrs.axis as number, numel(ind.type.shape));
     const dt = a.output.type.dtype;
     return [
       perElement(a.name, numel(shape), (kb, flat) => {

@@ -5,7 +5,8 @@ import type { Attrs } from '../compiler/ir.js';
 import { WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
 import { hasOp, type RefTensor } from '../compiler/registry.js';
 import { GraphBuilder } from '../compiler/tensor.js';
-import { chooseTile, convOutSize } from '../ops/conv2d-grad.js';
+import { conv2dOutSize } from '../ops/conv-geometry.js';
+import { chooseTile } from '../ops/conv2d-grad.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
 
 interface Case {
@@ -39,8 +40,8 @@ function dyShape(c: Case): [number, number, number, number] {
   return [
     c.x[0],
     c.w[0],
-    convOutSize(c.x[2], c.w[2], a.stride[0], a.padding[0], a.dilation[0]),
-    convOutSize(c.x[3], c.w[3], a.stride[1], a.padding[1], a.dilation[1]),
+    conv2dOutSize(c.x[2], c.w[2], a.stride[0], a.padding[0], a.dilation[0]),
+    conv2dOutSize(c.x[3], c.w[3], a.stride[1], a.padding[1], a.dilation[1]),
   ];
 }
 
@@ -122,20 +123,20 @@ describe('conv2d gradients: shape rules', () => {
     const ok: Attrs = { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 };
     expect(() => g.apply('conv2d_grad_input', [dy, w], { ...ok, inputShape: [2, 5, 7, 13] })).not.toThrow();
     expect(() => g.apply('conv2d_grad_input', [dy, w], { ...ok, inputShape: [2, 4, 7, 13] })).toThrow(
-      /^conv2d_grad_input: weight \[6,5,3,3\] needs C\/groups = 4\/1 = 4 input channels/,
+      /^conv2d_grad_input: channel mismatch: weight \[6,5,3,3\] has 5 input channels, but inputShape \[2,4,7,13\] has C\/groups = 4\/1 = 4/,
     );
     expect(() => g.apply('conv2d_grad_input', [dy, w], { ...ok, inputShape: [2, 5, 8, 13] })).toThrow(
       /dy \[2,6,5,11\] should be \[2,6,6,11\]/,
     );
     expect(() => g.apply('conv2d_grad_input', [dy, w], { ...ok, stride: [0, 1], inputShape: [2, 5, 7, 13] })).toThrow(
-      /attribute stride must be two integers ≥ 1/,
+      /^conv2d_grad_input: attribute stride must be a pair of integers ≥ 1/,
     );
     expect(() => g.apply('conv2d_grad_input', [dy, w], ok)).toThrow(/attribute inputShape must be a list of numbers/);
     expect(() => g.apply('conv2d_grad_weight', [x, dy], { ...ok, groups: 2, weightShape: [6, 5, 3, 3] })).toThrow(
-      /x has 5 channels, not divisible by groups=2/,
+      /^conv2d_grad_weight: input channels 5 \(x \[2,5,7,13\]\) are not divisible by groups=2/,
     );
     expect(() => g.apply('conv2d_grad_weight', [x, dy], { ...ok, weightShape: [6, 5, 9, 3] })).toThrow(
-      /kernel 9x3 \(dilation 1x1\) does not fit x \[2,5,7,13\]/,
+      /^conv2d_grad_weight: output size -1x11 ≤ 0: kernel 9x3 with dilation 1x1 does not fit x 7x13/,
     );
     expect(() =>
       g.apply('conv2d_grad_weight', [x, g.input('d2', [2, 6, 5], 'f32')], { ...ok, weightShape: [6, 5, 3, 3] }),

@@ -4,7 +4,7 @@ import { grad } from '../compiler/autodiff.js';
 import { interpret } from '../compiler/interpreter.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { type Conv2dOptions, GraphBuilder, type Tensor } from '../compiler/tensor.js';
-import { conv2dOutSize } from '../ops/conv2d.js';
+import { conv2dOutSize } from '../ops/conv-geometry.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
 
 type P2 = [number, number];

@@ -6,13 +6,7 @@ import { interpret } from '../compiler/interpreter.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { pcgHash } from '../ops/dropout.js';
-import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
-
-function run(build: (g: GraphBuilder) => Tensor, feeds: Record<string, number[]>): RefTensor {
-  const g = new GraphBuilder();
-  const y = build(g);
-  return interpret(g.graph, feeds, [y.id])[0] as RefTensor;
-}
+import { checkGpuVsCpu, checkGradientsSeeded, freshSeed, interpretOne, rand } from './helpers.js';
 
 describe('dropout', () => {
   it('checks its attributes', () => {
@@ -35,8 +29,8 @@ describe('dropout', () => {
 
   it('p = 0 is the identity; p = 1 drops everything', () => {
     const x = rand(50, 3);
-    expect([...run((g) => g.input('x', [50]).dropout(0, 7), { x }).data]).toEqual(x);
-    expect([...run((g) => g.input('x', [50]).dropout(1, 7), { x }).data].every((v) => v === 0)).toBe(true);
+    expect([...interpretOne((g) => g.input('x', [50]).dropout(0, 7), { x }).data]).toEqual(x);
+    expect([...interpretOne((g) => g.input('x', [50]).dropout(1, 7), { x }).data].every((v) => v === 0)).toBe(true);
   });
 
   it('keeps about 1 - p of 100k elements, scaled by 1/(1-p); seeds give different masks', () => {
@@ -44,7 +38,7 @@ describe('dropout', () => {
     const x = new Array<number>(n).fill(1);
     for (const p of [0.1, 0.5, 0.9]) {
       const seed = freshSeed();
-      const y = run((g) => g.input('x', [n]).dropout(p, seed), { x }).data;
+      const y = interpretOne((g) => g.input('x', [n]).dropout(p, seed), { x }).data;
       let kept = 0;
       for (const v of y) {
         if (v !== 0) {
@@ -56,7 +50,7 @@ describe('dropout', () => {
       const sigma = Math.sqrt((p * (1 - p)) / n);
       // 6 sigma: a false failure has probability ~2e-9
       expect(Math.abs(frac - (1 - p)), `seed ${seed}, p ${p}, kept ${frac}`).toBeLessThan(6 * sigma);
-      const y2 = run((g) => g.input('x', [n]).dropout(p, (seed + 1) >>> 0), { x }).data;
+      const y2 = interpretOne((g) => g.input('x', [n]).dropout(p, (seed + 1) >>> 0), { x }).data;
       let same = 0;
       for (let i = 0; i < n; i++) if ((y[i] !== 0) === (y2[i] !== 0)) same++;
       // independent masks agree on a fraction p² + (1-p)² of elements
@@ -72,11 +66,7 @@ describe('dropout', () => {
       return { out: x.dropout(0.3, seed).mul(x), wrt: [x] };
     };
     const x = rand([7, 13], seed);
-    try {
-      checkGradients(build, { x }, { seed });
-    } catch (e) {
-      throw new Error(`seed ${seed}: ${(e as Error).message}`);
-    }
+    checkGradientsSeeded(build, { x }, { seed });
     const g = new GraphBuilder();
     const xi = g.input('x', [7, 13]);
     const y = xi.dropout(0.3, seed);

@@ -120,6 +120,55 @@ export function checkGradients(
   expect(values.length).toBe(wrt.length + 1);
 }
 
+export type GradBuild = (g: GraphBuilder) => { out: Tensor; wrt: Tensor[] };
+
+/** checkGradients with the seed of the feeds prefixed to any failure, so a failing run can be replayed. */
+export function checkGradientsSeeded(
+  build: GradBuild,
+  feeds: Record<string, number[]>,
+  opts: GradCheckOptions & { seed: number },
+): void {
+  try {
+    checkGradients(build, feeds, opts);
+  } catch (e) {
+    throw new Error(`seed ${opts.seed}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Finite-difference check of `build` on random feeds from a fresh seed (or opts.seed), with the seed
+ * in the failure message; `fixed` overrides some feeds (e.g. integer labels or indices).
+ */
+export function gradCheckRandom(
+  build: GradBuild,
+  fixed: Record<string, number[]> = {},
+  opts: GradCheckOptions = {},
+): void {
+  const seed = opts.seed ?? freshSeed();
+  const g = new GraphBuilder();
+  build(g);
+  checkGradientsSeeded(build, { ...randomFeeds(g, seed), ...fixed }, { ...opts, seed });
+}
+
+/** Evaluates the outputs `build` declares on the CPU interpreter (float64 references). */
+export function interpretAll(
+  build: (g: GraphBuilder) => readonly Tensor[],
+  feeds: Record<string, readonly number[]>,
+): RefTensor[] {
+  const g = new GraphBuilder();
+  const ys = build(g);
+  return interpret(
+    g.graph,
+    feeds,
+    ys.map((y) => y.id),
+  );
+}
+
+/** Evaluates the one output `build` declares on the CPU interpreter. */
+export function interpretOne(build: (g: GraphBuilder) => Tensor, feeds: Record<string, readonly number[]>): RefTensor {
+  return interpretAll((g) => [build(g)], feeds)[0] as RefTensor;
+}
+
 export interface GpuCheckOptions {
   /** Values for inputs/params/state; missing ones are random (seeded by `seed`). */
   feeds?: Record<string, number[]>;
@@ -187,4 +236,48 @@ export async function checkGpuVsCpu(
     }
   });
   return { errors, spec, gpu };
+}
+
+/** Elementwise |got − want| ≤ tol·max(1, |want|), failing with `what[k]` and both values. */
+export function expectCloseRel(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what = ''): void {
+  expect(got.length).toBe(want.length);
+  for (let k = 0; k < want.length; k++) {
+    const a = got[k] as number;
+    const b = want[k] as number;
+    if (!(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)))) throw new Error(`${what}[${k}]: ${a} vs ${b}`);
+  }
+}
+
+export interface GpuCpuRunner {
+  /** Runs the compiled program on `feeds` and evaluates the same outputs on the CPU interpreter. */
+  run(feeds: Record<string, number[]>): Promise<{ gpu: Record<string, HostTensor>; cpu: Record<string, RefTensor> }>;
+  destroy(): void;
+}
+
+/** A compiled graph plus its CPU reference, reused across runs (one GPU program per configuration). */
+export async function gpuCpuRunner(build: (g: GraphBuilder) => Record<string, Tensor>): Promise<GpuCpuRunner> {
+  const g = new GraphBuilder();
+  const outs = build(g);
+  const dev = await getDevice();
+  const { spec } = compile(g, { outputs: outs, limits: limitsFrom(dev.limits) });
+  const session = await Session.create(spec, { gpu: dev });
+  const names = Object.keys(outs);
+  return {
+    async run(feeds) {
+      const inFeeds: Record<string, number[]> = {};
+      for (const t of spec.inputs) inFeeds[t.name] = feeds[t.name] as number[];
+      const gpu = await session.run(inFeeds);
+      const ref = interpret(
+        g.graph,
+        feeds,
+        names.map((n) => (outs[n] as Tensor).id),
+      );
+      const cpu: Record<string, RefTensor> = {};
+      names.forEach((n, k) => {
+        cpu[n] = ref[k] as RefTensor;
+      });
+      return { gpu, cpu };
+    },
+    destroy: () => session.destroy(),
+  };
 }

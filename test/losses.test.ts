@@ -9,31 +9,7 @@ import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { smoothL1, smoothL1Loss, softmaxCrossEntropy } from '../ops/losses.js';
 import { getDevice } from '../runtime/device.js';
 import { Session } from '../runtime/session.js';
-import { checkGpuVsCpu, checkGradients, freshSeed, rand, randInt, randomFeeds } from './helpers.js';
-
-type Build = (g: GraphBuilder) => { out: Tensor; wrt: Tensor[] };
-
-function gradCheck(build: Build, fixed: Record<string, number[]> = {}): void {
-  const seed = freshSeed();
-  const g = new GraphBuilder();
-  build(g);
-  const feeds = { ...randomFeeds(g, seed), ...fixed };
-  try {
-    checkGradients(build, feeds, { seed });
-  } catch (e) {
-    throw new Error(`seed ${seed}: ${(e as Error).message}`);
-  }
-}
-
-function evalAll(build: (g: GraphBuilder) => Tensor[], feeds: Record<string, number[]>): RefTensor[] {
-  const g = new GraphBuilder();
-  const ys = build(g);
-  return interpret(
-    g.graph,
-    feeds,
-    ys.map((y) => y.id),
-  );
-}
+import { checkGpuVsCpu, freshSeed, gradCheckRandom, interpretAll, rand, randInt } from './helpers.js';
 
 /** Float64 oracle: per-row cross-entropy, 0 for ignored rows. */
 function ceOracle(logits: number[], labels: number[], c: number, ignore: number): number[] {
@@ -73,7 +49,7 @@ describe('softmax_cross_entropy: CPU reference', () => {
     const [n, c] = [6, 5];
     const x = rand([n, c], 3, -4, 4);
     const y = [0, 4, -1, 2, -1, 1];
-    const [none, sum, mean] = evalAll(
+    const [none, sum, mean] = interpretAll(
       (g) => {
         const logits = g.input('x', [n, c]);
         const labels = g.input('y', [n], 'i32');
@@ -91,7 +67,7 @@ describe('softmax_cross_entropy: CPU reference', () => {
   });
 
   it("'mean' of all-ignored rows is 0, not NaN", () => {
-    const [m] = evalAll(
+    const [m] = interpretAll(
       (g) => [softmaxCrossEntropy(g.input('x', [2, 3]), g.input('y', [2], 'i32'), { ignoreIndex: 7 })],
       {
         x: rand(6, 1),
@@ -103,7 +79,7 @@ describe('softmax_cross_entropy: CPU reference', () => {
 
   it('throws naming the op and the row for a label out of range', () => {
     const run = (y: number[]) =>
-      evalAll((g) => [softmaxCrossEntropy(g.input('x', [3, 4]), g.input('y', [3], 'i32'))], { x: rand(12, 2), y });
+      interpretAll((g) => [softmaxCrossEntropy(g.input('x', [3, 4]), g.input('y', [3], 'i32'))], { x: rand(12, 2), y });
     expect(() => run([0, 4, 1])).toThrow(
       /^softmax_cross_entropy: label 4 of row 1 is outside \[0, 4\) and is not the ignoreIndex -1/,
     );
@@ -118,7 +94,7 @@ describe('softmax_cross_entropy: gradients (finite differences)', () => {
       const labels = randInt(n, freshSeed(), 0, c);
       labels[2] = -1;
       labels[5] = -1;
-      gradCheck(
+      gradCheckRandom(
         (g) => {
           const x = g.input('x', [n, c]);
           const y = g.input('y', [n], 'i32');
@@ -145,7 +121,7 @@ describe('softmax_cross_entropy: gradients (finite differences)', () => {
 describe('smooth_l1', () => {
   it('matches the definition (beta > 0 and beta = 0) and rejects bad beta', () => {
     const xs = [-3, -0.5, -0.1, 0, 0.2, 0.99, 1.5];
-    const [a, b] = evalAll(
+    const [a, b] = interpretAll(
       (g) => {
         const x = g.input('x', [xs.length]);
         return [smoothL1(x, 1), smoothL1(x, 0)];
@@ -167,7 +143,7 @@ describe('smooth_l1', () => {
       const seed = freshSeed();
       // values in [-1, 1) kept at least 0.01 away from ±beta and from 0
       const x = rand(40, seed).map((v) => (Math.abs(Math.abs(v) - beta) < 0.01 || Math.abs(v) < 0.01 ? v + 0.05 : v));
-      gradCheck(
+      gradCheckRandom(
         (g) => {
           const xi = g.input('x', [5, 8]);
           return { out: smoothL1(xi, beta), wrt: [xi] };
@@ -180,7 +156,7 @@ describe('smooth_l1', () => {
   it('smoothL1Loss reductions', () => {
     const p = rand(10, 4, -2, 2);
     const t = rand(10, 5, -2, 2);
-    const [none, sum, mean] = evalAll(
+    const [none, sum, mean] = interpretAll(
       (g) => {
         const pi = g.input('p', [2, 5]);
         const ti = g.input('t', [2, 5]);
@@ -199,7 +175,7 @@ describe('smooth_l1', () => {
   });
 
   it('smoothL1Loss gradient wrt pred and target (finite differences)', () => {
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const p = g.input('p', [3, 4]);
       const t = g.input('t', [3, 4]);
       return { out: smoothL1Loss(p, t, { beta: 0.3 }), wrt: [p, t] };

@@ -13,29 +13,16 @@ import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { numel, type TensorType } from '../compiler/types.js';
 import { getDevice } from '../runtime/device.js';
 import { type HostTensor, Session } from '../runtime/session.js';
-import { checkGpuVsCpu, checkGradients, freshSeed, rand, randInt, randomFeeds, relError } from './helpers.js';
-
-type Build = (g: GraphBuilder) => { out: Tensor; wrt: Tensor[] };
-
-/** Finite-difference check of `build` on fresh random feeds (integer inputs may be overridden). */
-function gradCheck(build: Build, fixed: Record<string, number[]> = {}): void {
-  const seed = freshSeed();
-  const g = new GraphBuilder();
-  build(g);
-  const feeds = { ...randomFeeds(g, seed), ...fixed };
-  try {
-    checkGradients(build, feeds, { seed });
-  } catch (e) {
-    throw new Error(`seed ${seed}: ${(e as Error).message}`);
-  }
-}
-
-/** Evaluates `build` on the CPU interpreter with the given feeds. */
-function run(build: (g: GraphBuilder) => Tensor, feeds: Record<string, number[]>): RefTensor {
-  const g = new GraphBuilder();
-  const y = build(g);
-  return interpret(g.graph, feeds, [y.id])[0] as RefTensor;
-}
+import {
+  checkGpuVsCpu,
+  freshSeed,
+  gradCheckRandom,
+  interpretOne,
+  rand,
+  randInt,
+  randomFeeds,
+  relError,
+} from './helpers.js';
 
 const iota = (n: number): number[] => [...Array(n).keys()];
 
@@ -66,13 +53,13 @@ describe('reshape and stop_gradient', () => {
   });
 
   it('keeps the data and dtype', () => {
-    const r = run((g) => g.input('x', [3, 4], 'i32').reshape([2, 6]), { x: iota(12) });
+    const r = interpretOne((g) => g.input('x', [3, 4], 'i32').reshape([2, 6]), { x: iota(12) });
     expect([...r.data]).toEqual(iota(12));
     expect(r.dtype).toBe('i32');
   });
 
   it('gradient (finite differences)', () => {
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const x = g.input('x', [3, 4]);
       return { out: x.reshape([2, 6]).mul(x.reshape([-1, 6])), wrt: [x] };
     });
@@ -93,10 +80,10 @@ describe('reshape and stop_gradient', () => {
 
 describe('transpose', () => {
   it('values', () => {
-    const r = run((g) => g.input('x', [2, 3]).transpose(), { x: iota(6) });
+    const r = interpretOne((g) => g.input('x', [2, 3]).transpose(), { x: iota(6) });
     expect(r.shape).toEqual([3, 2]);
     expect([...r.data]).toEqual([0, 3, 1, 4, 2, 5]);
-    const r3 = run((g) => g.input('x', [2, 3, 4]).transpose([2, 0, 1]), { x: iota(24) });
+    const r3 = interpretOne((g) => g.input('x', [2, 3, 4]).transpose([2, 0, 1]), { x: iota(24) });
     expect(r3.shape).toEqual([4, 2, 3]);
     // out[a][b][c] = x[b][c][a]
     expect(r3.data[1 * 6 + 1 * 3 + 2]).toBe(1 * 12 + 2 * 4 + 1);
@@ -113,11 +100,11 @@ describe('transpose', () => {
   });
 
   it('gradient (finite differences)', () => {
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const x = g.input('x', [3, 4, 5]);
       return { out: x.transpose([2, 0, 1]), wrt: [x] };
     });
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const x = g.input('x', [2, 3, 4, 5]);
       return { out: x.transpose([0, 2, 3, 1]).mul(x.transpose([0, 2, 3, 1])), wrt: [x] };
     });
@@ -146,7 +133,7 @@ describe('slice', () => {
   });
 
   it('slices several axes; missing entries keep whole axes; nulls are defaults', () => {
-    const r = run((g) => g.input('x', [4, 5, 3]).slice([1, -4], [100, -1], [2, 2]), { x: iota(60) });
+    const r = interpretOne((g) => g.input('x', [4, 5, 3]).slice([1, -4], [100, -1], [2, 2]), { x: iota(60) });
     expect(r.shape).toEqual([2, 2, 3]);
     // rows 1,3; cols 1,3; all of axis 2
     const want: number[] = [];
@@ -173,11 +160,11 @@ describe('slice', () => {
   });
 
   it('gradient (finite differences), steps and negative indices', () => {
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const x = g.input('x', [7, 9, 5]);
       return { out: x.slice([-6, 1], [7, -1], [2, 3]), wrt: [x] };
     });
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const x = g.input('x', [6, 13]);
       const s = x.slice([1, -5], [-1, 100]);
       return { out: s.mul(s), wrt: [x] };
@@ -185,12 +172,12 @@ describe('slice', () => {
   });
 
   it('slice_grad: values and its own gradient', () => {
-    const r = run(
+    const r = interpretOne(
       (g) => g.apply('slice_grad', [g.input('d', [2])], { starts: [1], ends: [-1], steps: [3], inputShape: [6] }),
       { d: [5, 7] },
     );
     expect([...r.data]).toEqual([0, 5, 0, 0, 7, 0]);
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const d = g.input('d', [3, 3, 5]);
       return {
         out: g.apply('slice_grad', [d], { starts: [-6, 1], ends: [7, -1], steps: [2, 3], inputShape: [7, 9, 5] }),
@@ -206,7 +193,7 @@ describe('slice', () => {
 
 describe('pad', () => {
   it('values, asymmetric, with a fill value and integer dtype', () => {
-    const r = run(
+    const r = interpretOne(
       (g) =>
         g.input('x', [2, 2]).pad(
           [
@@ -219,7 +206,7 @@ describe('pad', () => {
     );
     expect(r.shape).toEqual([3, 4]);
     expect([...r.data]).toEqual([-1.5, -1.5, -1.5, -1.5, 1, 2, -1.5, -1.5, 3, 4, -1.5, -1.5]);
-    const ri = run((g) => g.input('x', [3], 'i32').pad([[2, 1]], 7), { x: [1, 2, 3] });
+    const ri = interpretOne((g) => g.input('x', [3], 'i32').pad([[2, 1]], 7), { x: [1, 2, 3] });
     expect([...ri.data]).toEqual([7, 7, 1, 2, 3, 7]);
     // fewer pads than axes: the trailing axes are not padded
     const g = new GraphBuilder();
@@ -245,7 +232,7 @@ describe('pad', () => {
   });
 
   it('gradient (finite differences), asymmetric', () => {
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const x = g.input('x', [4, 5, 3]);
       return {
         out: x.pad(
@@ -264,14 +251,17 @@ describe('pad', () => {
 
 describe('concat', () => {
   it('values along each axis', () => {
-    const r = run((g) => g.concat([g.input('a', [2, 1]), g.input('b', [2, 2]), g.input('c', [2, 1])], -1), {
+    const r = interpretOne((g) => g.concat([g.input('a', [2, 1]), g.input('b', [2, 2]), g.input('c', [2, 1])], -1), {
       a: [1, 2],
       b: [3, 4, 5, 6],
       c: [7, 8],
     });
     expect(r.shape).toEqual([2, 4]);
     expect([...r.data]).toEqual([1, 3, 4, 7, 2, 5, 6, 8]);
-    const r0 = run((g) => g.concat([g.input('a', [1, 2]), g.input('b', [2, 2])], 0), { a: [1, 2], b: [3, 4, 5, 6] });
+    const r0 = interpretOne((g) => g.concat([g.input('a', [1, 2]), g.input('b', [2, 2])], 0), {
+      a: [1, 2],
+      b: [3, 4, 5, 6],
+    });
     expect([...r0.data]).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
@@ -290,14 +280,14 @@ describe('concat', () => {
   });
 
   it('gradient (finite differences), 3 inputs', () => {
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const a = g.input('a', [2, 3, 4]);
       const b = g.input('b', [2, 1, 4]);
       const c = g.input('c', [2, 5, 4]);
       const y = g.concat([a, b, c], 1);
       return { out: y.mul(y), wrt: [a, b, c] };
     });
-    gradCheck((g) => {
+    gradCheckRandom((g) => {
       const a = g.input('a', [3, 2]);
       const b = g.input('b', [3, 3]);
       return { out: g.concat([a, b, a], -1), wrt: [a, b] };
@@ -307,7 +297,7 @@ describe('concat', () => {
 
 describe('gather', () => {
   it('values, output shape and repeated indices', () => {
-    const r = run((g) => g.input('x', [2, 3, 2]).gather(g.input('i', [2, 2], 'i32'), 1), {
+    const r = interpretOne((g) => g.input('x', [2, 3, 2]).gather(g.input('i', [2, 2], 'i32'), 1), {
       x: iota(12),
       i: [2, 0, 2, 2],
     });
@@ -323,24 +313,24 @@ describe('gather', () => {
     );
     expect(() => x.gather(g.input('i', [2], 'i32'), 2)).toThrow(/gather: axis 2 is out of range for rank 2/);
     expect(() =>
-      run((h) => h.input('x', [4, 3]).gather(h.input('i', [2], 'i32'), 0), { x: iota(12), i: [1, 4] }),
+      interpretOne((h) => h.input('x', [4, 3]).gather(h.input('i', [2], 'i32'), 0), { x: iota(12), i: [1, 4] }),
     ).toThrow(
       /^gather: index 4 is out of range for axis 0 of size 4 \(x \[4,3\]\) \(declared at test\/movement\.test\.ts:\d+/,
     );
     expect(() =>
-      run((h) => h.input('x', [4, 3]).gather(h.input('i', [2], 'i32'), -1), { x: iota(12), i: [-1, 0] }),
+      interpretOne((h) => h.input('x', [4, 3]).gather(h.input('i', [2], 'i32'), -1), { x: iota(12), i: [-1, 0] }),
     ).toThrow(/gather: index -1 is out of range for axis -1 of size 3/);
   });
 
   it('gradient (finite differences), repeated indices', () => {
-    gradCheck(
+    gradCheckRandom(
       (g) => {
         const x = g.input('x', [3, 5, 2]);
         return { out: x.gather(g.input('i', [2, 3], 'i32'), 1), wrt: [x] };
       },
       { i: [2, 0, 2, 4, 2, 1] },
     );
-    gradCheck(
+    gradCheckRandom(
       (g) => {
         const x = g.input('x', [6, 3]);
         const y = x.gather(g.input('i', [7], 'i32'), 0);
@@ -351,7 +341,7 @@ describe('gather', () => {
   });
 
   it('gather_grad: values and its own gradient', () => {
-    const r = run(
+    const r = interpretOne(
       (g) => g.apply('gather_grad', [g.input('d', [4]), g.input('i', [4], 'i32')], { axis: 0, inputShape: [3] }),
       {
         d: [1, 2, 4, 8],
@@ -359,7 +349,7 @@ describe('gather', () => {
       },
     );
     expect([...r.data]).toEqual([2, 0, 13]);
-    gradCheck(
+    gradCheckRandom(
       (g) => {
         const d = g.input('d', [3, 2, 3, 2]);
         return {

@@ -6,27 +6,7 @@ import { interpret } from '../compiler/interpreter.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import type { DType, Shape } from '../compiler/types.js';
-import { checkGpuVsCpu, checkGradients, freshSeed, rand, randInt, randomFeeds } from './helpers.js';
-
-type Build = (g: GraphBuilder) => { out: Tensor; wrt: Tensor[] };
-
-function gradCheck(build: Build): void {
-  const seed = freshSeed();
-  const g = new GraphBuilder();
-  build(g);
-  const feeds = randomFeeds(g, seed);
-  try {
-    checkGradients(build, feeds, { seed });
-  } catch (e) {
-    throw new Error(`seed ${seed}: ${(e as Error).message}`);
-  }
-}
-
-function run(build: (g: GraphBuilder) => Tensor, feeds: Record<string, number[]>): RefTensor {
-  const g = new GraphBuilder();
-  const y = build(g);
-  return interpret(g.graph, feeds, [y.id])[0] as RefTensor;
-}
+import { checkGpuVsCpu, freshSeed, gradCheckRandom, interpretOne, rand, randInt } from './helpers.js';
 
 /** Naive reduction oracle over explicit multi-indices. */
 function naive(data: number[], shape: Shape, axes: number[], op: 'sum' | 'max'): number[] {
@@ -86,7 +66,7 @@ describe('sum and max: CPU reference', () => {
   for (const axes of cases) {
     it(`over axes [${axes.join(',')}]`, () => {
       for (const op of ['sum', 'max'] as const) {
-        const r = run((g) => (op === 'sum' ? g.input('x', shape).sum(axes) : g.input('x', shape).max(axes)), {
+        const r = interpretOne((g) => (op === 'sum' ? g.input('x', shape).sum(axes) : g.input('x', shape).max(axes)), {
           x: data,
         });
         const want = naive(data, shape, axes, op);
@@ -98,14 +78,14 @@ describe('sum and max: CPU reference', () => {
 
   it('integer sums wrap like 32-bit arithmetic', () => {
     const dt: DType = 'i32';
-    const r = run((g) => g.input('x', [3], dt).sum(), { x: [2147483647, 1, 5] });
+    const r = interpretOne((g) => g.input('x', [3], dt).sum(), { x: [2147483647, 1, 5] });
     expect([...r.data]).toEqual([-2147483643]);
-    const u = run((g) => g.input('x', [2], 'u32').sum(), { x: [4294967295, 3] });
+    const u = interpretOne((g) => g.input('x', [2], 'u32').sum(), { x: [4294967295, 3] });
     expect([...u.data]).toEqual([2]);
   });
 
   it('max handles -inf and propagates NaN', () => {
-    const r = run((g) => g.input('x', [2, 2]).max(1), {
+    const r = interpretOne((g) => g.input('x', [2, 2]).max(1), {
       x: [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY, 1, Number.NaN],
     });
     expect(r.data[0]).toBe(Number.NEGATIVE_INFINITY);
@@ -125,13 +105,13 @@ describe('sum and max: gradients', () => {
   ];
   for (const [axes, keep] of axesCases) {
     it(`sum over ${axes ? `[${axes.join(',')}]` : 'all'} keepDims=${keep} (finite differences)`, () => {
-      gradCheck((g) => {
+      gradCheckRandom((g) => {
         const x = g.input('x', [3, 4, 5]);
         return { out: x.sum(axes, keep).mul(x.sum(axes, keep)), wrt: [x] };
       });
     });
     it(`max over ${axes ? `[${axes.join(',')}]` : 'all'} keepDims=${keep} (finite differences, no ties)`, () => {
-      gradCheck((g) => {
+      gradCheckRandom((g) => {
         const x = g.input('x', [3, 4, 5]);
         return { out: x.max(axes, keep).mul(x.max(axes, keep).add(0.5)), wrt: [x] };
       });
@@ -171,10 +151,10 @@ describe('argmax', () => {
   it('returns the first maximum along any axis', () => {
     // [2, 3, 2]
     const data = [1, 9, 4, 9, 4, 2, 7, 7, 7, 0, -1, 8];
-    expect([...run((g) => g.input('x', [2, 3, 2]).argmax(1), { x: data }).data]).toEqual([1, 0, 0, 2]);
-    expect([...run((g) => g.input('x', [2, 3, 2]).argmax(2), { x: data }).data]).toEqual([1, 1, 0, 0, 0, 1]);
-    expect([...run((g) => g.input('x', [2, 3, 2]).argmax(0), { x: data }).data]).toEqual([1, 0, 1, 0, 0, 1]);
-    expect([...run((g) => g.input('x', [4], 'i32').argmax(0), { x: [3, -2, 3, 1] }).data]).toEqual([0]);
+    expect([...interpretOne((g) => g.input('x', [2, 3, 2]).argmax(1), { x: data }).data]).toEqual([1, 0, 0, 2]);
+    expect([...interpretOne((g) => g.input('x', [2, 3, 2]).argmax(2), { x: data }).data]).toEqual([1, 1, 0, 0, 0, 1]);
+    expect([...interpretOne((g) => g.input('x', [2, 3, 2]).argmax(0), { x: data }).data]).toEqual([1, 0, 1, 0, 0, 1]);
+    expect([...interpretOne((g) => g.input('x', [4], 'i32').argmax(0), { x: [3, -2, 3, 1] }).data]).toEqual([0]);
   });
 
   it('has no gradient', () => {

@@ -6,16 +6,22 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { grad } from '../compiler/autodiff.js';
-import { compile } from '../compiler/compile.js';
 import { interpret } from '../compiler/interpreter.js';
-import { limitsFrom } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { roiAlign as roiAlignEager } from '../ops/detection-eager.js';
 import { type RoiAlignOptions, roiAlign } from '../ops/roi-align.js';
-import { getDevice } from '../runtime/device.js';
-import { type HostTensor, Session } from '../runtime/session.js';
-import { checkGpuVsCpu, checkGradients, freshSeed, rand, relError } from './helpers.js';
+import type { HostTensor } from '../runtime/session.js';
+import {
+  checkGpuVsCpu,
+  checkGradientsSeeded,
+  expectCloseRel,
+  freshSeed,
+  gpuCpuRunner,
+  interpretOne,
+  rand,
+  relError,
+} from './helpers.js';
 
 const f32 = (xs: readonly number[]): number[] => xs.map(Math.fround);
 type Shape4 = readonly [number, number, number, number];
@@ -167,50 +173,6 @@ function randomRois(
   return out;
 }
 
-function cpuRun(build: (g: GraphBuilder) => Tensor, feeds: Record<string, number[]>): RefTensor {
-  const g = new GraphBuilder();
-  const y = build(g);
-  return interpret(g.graph, feeds, [y.id])[0] as RefTensor;
-}
-
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what = ''): void {
-  expect(got.length).toBe(want.length);
-  for (let k = 0; k < want.length; k++) {
-    const a = got[k] as number;
-    const b = want[k] as number;
-    if (!(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)))) throw new Error(`${what}[${k}]: ${a} vs ${b}`);
-  }
-}
-
-async function runner(build: (g: GraphBuilder) => Record<string, Tensor>) {
-  const g = new GraphBuilder();
-  const outs = build(g);
-  const dev = await getDevice();
-  const { spec } = compile(g, { outputs: outs, limits: limitsFrom(dev.limits) });
-  const session = await Session.create(spec, { gpu: dev });
-  const names = Object.keys(outs);
-  return {
-    async run(
-      feeds: Record<string, number[]>,
-    ): Promise<{ gpu: Record<string, HostTensor>; cpu: Record<string, RefTensor> }> {
-      const inFeeds: Record<string, number[]> = {};
-      for (const t of spec.inputs) inFeeds[t.name] = feeds[t.name] as number[];
-      const gpu = await session.run(inFeeds);
-      const ref = interpret(
-        g.graph,
-        feeds,
-        names.map((n) => (outs[n] as Tensor).id),
-      );
-      const cpu: Record<string, RefTensor> = {};
-      names.forEach((n, k) => {
-        cpu[n] = ref[k] as RefTensor;
-      });
-      return { gpu, cpu };
-    },
-    destroy: () => session.destroy(),
-  };
-}
-
 /** Forward, and both gradients of sum(y·dy), as graph outputs. */
 function withGrads(shape: Shape4, K: number, o: RoiAlignOptions) {
   return (g: GraphBuilder): Record<string, Tensor> => {
@@ -277,7 +239,7 @@ describe('roi_align forward (spec §9 cases)', () => {
       const build = (g: GraphBuilder) =>
         roiAlign(g.input('x', shape), g.input('rois', [4, 5]), { outputSize: 5, samplingRatio: -1, aligned });
       const feeds = { x, rois: SPEC_ROIS.flat() };
-      expectClose(cpuRun(build, feeds).data, want, 1e-12, `seed ${seed} cpu`);
+      expectCloseRel(interpretOne(build, feeds).data, want, 1e-12, `seed ${seed} cpu`);
       const { gpu } = await checkGpuVsCpu(build, { feeds, rtol: 1e-5 });
       expect(relError((gpu.out as HostTensor).data, want), `seed ${seed}`).toBeLessThanOrEqual(1e-5);
     });
@@ -319,8 +281,11 @@ describe('roi_align forward (spec §9 cases)', () => {
         const y1 = (b * 4) / o.spatialScale;
         rois.push([Math.floor(e * 2), x1, y1, x1 + (1 + c * 4) / o.spatialScale, y1 + (1 + d * 3) / o.spatialScale]);
       }
-      const y = cpuRun((g) => roiAlign(g.input('x', shape2), g.input('rois', [6, 5]), o), { x, rois: rois.flat() });
-      expectClose(
+      const y = interpretOne((g) => roiAlign(g.input('x', shape2), g.input('rois', [6, 5]), o), {
+        x,
+        rois: rois.flat(),
+      });
+      expectCloseRel(
         y.data,
         naiveRoiAlign(x, shape2, rois, o.outputSize[0], o.outputSize[1], o.spatialScale, o.samplingRatio, o.aligned),
         1e-12,
@@ -333,15 +298,17 @@ describe('roi_align forward (spec §9 cases)', () => {
     const x = [...Array(16).keys()].map((v) => v + 1); // 1×1×4×4, x[h][w] = 4h + w + 1
     const rois = [[0, 1.5, 1.5, 1.5, 1.5]];
     const run = (o: RoiAlignOptions, r: number[][] = rois) => [
-      ...cpuRun((g) => roiAlign(g.input('x', [1, 1, 4, 4]), g.input('rois', [r.length, 5]), o), { x, rois: r.flat() })
-        .data,
+      ...interpretOne((g) => roiAlign(g.input('x', [1, 1, 4, 4]), g.input('rois', [r.length, 5]), o), {
+        x,
+        rois: r.flat(),
+      }).data,
     ];
     expect(run({ outputSize: 2, aligned: true })).toEqual([0, 0, 0, 0]);
     // aligned, fixed sampling: every sample sits at (1, 1) → x = 6
     expect(run({ outputSize: 2, aligned: true, samplingRatio: 2 })).toEqual([6, 6, 6, 6]);
     // unaligned: roi 1×1 from 1.5; bin 0.5, grid 1: samples at 1.75 and 2.25
     const v = (yy: number, xx: number) => bilinear((a, b) => 4 * a + b + 1, 4, 4, yy, xx);
-    expectClose(run({ outputSize: 2 }), [v(1.75, 1.75), v(1.75, 2.25), v(2.25, 1.75), v(2.25, 2.25)], 1e-12);
+    expectCloseRel(run({ outputSize: 2 }), [v(1.75, 1.75), v(1.75, 2.25), v(2.25, 1.75), v(2.25, 2.25)], 1e-12);
     // far outside: every sample has y < −1 → 0; a sample at −1 < y ≤ 0 snaps to row 0 (y = −0.75, x = 1)
     expect(run({ outputSize: 1, samplingRatio: 1 }, [[0, 0, -10, 3, -9]])).toEqual([0]);
     expect(run({ outputSize: 1, samplingRatio: 1 }, [[0, 0, -1.25, 2, -0.25]])).toEqual([2]);
@@ -360,11 +327,7 @@ function gradCheck(
   seed: number,
   samples = 40,
 ): void {
-  try {
-    checkGradients(build, feeds, { samples, seed, eps: 1e-6, rtol: 1e-5, atol: 1e-7 });
-  } catch (e) {
-    throw new Error(`seed ${seed}: ${(e as Error).message}`);
-  }
+  checkGradientsSeeded(build, feeds, { samples, seed, eps: 1e-6, rtol: 1e-5, atol: 1e-7 });
 }
 
 describe('roi_align gradients (finite differences, float64)', () => {
@@ -503,7 +466,7 @@ describe('roi_align GPU kernels vs the CPU reference (forward, d features, d box
       // could legitimately pick different one-sided derivatives
       const rois = randomRois(c.K, N, H, W, c.o, seed, 1e-3);
       rois.push([N + 1, 0, 0, 3, 3]); // batch index out of range: zero output and gradients
-      const r = await runner(withGrads(c.x, c.K + 1, c.o));
+      const r = await gpuCpuRunner(withGrads(c.x, c.K + 1, c.o));
       const { gpu, cpu } = await r.run({
         x: f32(rand(c.x, seed + 1)),
         rois: rois.flat(),
@@ -541,7 +504,7 @@ describe('roi_align GPU kernels vs the CPU reference (forward, d features, d box
       { outputSize: [4, 4] as const, aligned: false, samplingRatio: 1, spatialScale: 0.5 },
     ]) {
       const seed = freshSeed();
-      const r = await runner((g) => {
+      const r = await gpuCpuRunner((g) => {
         const x = g.input('x', shape);
         const dy = g.input('dy', [7, 3, ...full(o).outputSize]);
         const y = roiAlign(x, g.input('rois', [7, 5]), o);
@@ -583,7 +546,7 @@ describe('roi_align properties (fast-check; each run is one GPU call over 24 ran
   ];
 
   it('forward, d features and d boxes within 1e-5 of the float64 reference', async () => {
-    const runners = await Promise.all(configs.map((o) => runner(withGrads(shape, K, o))));
+    const runners = await Promise.all(configs.map((o) => gpuCpuRunner(withGrads(shape, K, o))));
     try {
       await fc.assert(
         fc.asyncProperty(
@@ -628,7 +591,10 @@ describe('eager roiAlign', () => {
     const input = { data: Float32Array.from(x), shape };
     const o = { outputSize: 2, samplingRatio: 2, aligned: true };
     const got = await roiAlignEager(input, { data: Float32Array.from(rois.flat()), shape: [3, 5] }, o);
-    const want = cpuRun((g) => roiAlign(g.input('x', shape), g.input('rois', [3, 5]), o), { x, rois: rois.flat() });
+    const want = interpretOne((g) => roiAlign(g.input('x', shape), g.input('rois', [3, 5]), o), {
+      x,
+      rois: rois.flat(),
+    });
     expect(got.shape).toEqual([3, 3, 2, 2]);
     expect(relError(got.data, want.data)).toBeLessThanOrEqual(1e-5);
     const lists = await roiAlignEager(

@@ -6,16 +6,23 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { grad } from '../compiler/autodiff.js';
-import { compile } from '../compiler/compile.js';
 import { interpret } from '../compiler/interpreter.js';
-import { limitsFrom } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { roiPool as roiPoolEager } from '../ops/detection-eager.js';
 import { cRound, type RoiPoolOptions, roiPool, roundHalfEven } from '../ops/roi-pool.js';
-import { getDevice } from '../runtime/device.js';
-import { type HostTensor, Session } from '../runtime/session.js';
-import { checkGpuVsCpu, checkGradients, freshSeed, rand, relError } from './helpers.js';
+import type { HostTensor } from '../runtime/session.js';
+import {
+  checkGpuVsCpu,
+  checkGradients,
+  checkGradientsSeeded,
+  expectCloseRel,
+  freshSeed,
+  gpuCpuRunner,
+  interpretOne,
+  rand,
+  relError,
+} from './helpers.js';
 
 const f32 = (xs: readonly number[]): number[] => xs.map(Math.fround);
 
@@ -70,51 +77,6 @@ function naiveRoiPool(
   return out;
 }
 
-function cpuRun(build: (g: GraphBuilder) => Tensor, feeds: Record<string, number[]>): RefTensor {
-  const g = new GraphBuilder();
-  const y = build(g);
-  return interpret(g.graph, feeds, [y.id])[0] as RefTensor;
-}
-
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what = ''): void {
-  expect(got.length).toBe(want.length);
-  for (let k = 0; k < want.length; k++) {
-    const a = got[k] as number;
-    const b = want[k] as number;
-    if (!(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)))) throw new Error(`${what}[${k}]: ${a} vs ${b}`);
-  }
-}
-
-/** A compiled graph plus its CPU reference, reused across runs (one GPU program per configuration). */
-async function runner(build: (g: GraphBuilder) => Record<string, Tensor>) {
-  const g = new GraphBuilder();
-  const outs = build(g);
-  const dev = await getDevice();
-  const { spec } = compile(g, { outputs: outs, limits: limitsFrom(dev.limits) });
-  const session = await Session.create(spec, { gpu: dev });
-  const names = Object.keys(outs);
-  return {
-    async run(
-      feeds: Record<string, number[]>,
-    ): Promise<{ gpu: Record<string, HostTensor>; cpu: Record<string, RefTensor> }> {
-      const inFeeds: Record<string, number[]> = {};
-      for (const t of spec.inputs) inFeeds[t.name] = feeds[t.name] as number[];
-      const gpu = await session.run(inFeeds);
-      const ref = interpret(
-        g.graph,
-        feeds,
-        names.map((n) => (outs[n] as Tensor).id),
-      );
-      const cpu: Record<string, RefTensor> = {};
-      names.forEach((n, k) => {
-        cpu[n] = ref[k] as RefTensor;
-      });
-      return { gpu, cpu };
-    },
-    destroy: () => session.destroy(),
-  };
-}
-
 // ---------------------------------------------------------------- shape rules
 
 describe('roi_pool shape rules', () => {
@@ -163,9 +125,9 @@ describe('roi_pool forward (spec §9 cases)', () => {
     const want = naiveRoiPool(x, shape, SPEC_ROIS, 5, 5, 1);
     const build = (g: GraphBuilder) => roiPool(g.input('x', shape), g.input('rois', [4, 5]), { outputSize: 5 });
     const feeds = { x, rois: SPEC_ROIS.flat() };
-    expectClose(cpuRun(build, feeds).data, want, 1e-12, `seed ${seed} cpu`);
+    expectCloseRel(interpretOne(build, feeds).data, want, 1e-12, `seed ${seed} cpu`);
     const { gpu } = await checkGpuVsCpu(build, { feeds, rtol: 1e-5 });
-    expectClose((gpu.out as HostTensor).data, want, 1e-6, `seed ${seed} gpu`);
+    expectCloseRel((gpu.out as HostTensor).data, want, 1e-6, `seed ${seed} gpu`);
   });
 
   it('non-contiguous input (x permuted H↔W by a transpose) gives the same result', async () => {
@@ -182,7 +144,7 @@ describe('roi_pool forward (spec §9 cases)', () => {
         roiPool(g.input('xt', [2, 50, 10, 10]).transpose([0, 1, 3, 2]), g.input('rois', [4, 5]), { outputSize: 5 }),
       { feeds: { xt, rois: SPEC_ROIS.flat() }, rtol: 1e-5 },
     );
-    expectClose((gpu.out as HostTensor).data, want, 1e-6, `seed ${seed}`);
+    expectCloseRel((gpu.out as HostTensor).data, want, 1e-6, `seed ${seed}`);
   });
 
   it('empty bins are 0 and malformed boxes pool one pixel', () => {
@@ -194,7 +156,7 @@ describe('roi_pool forward (spec §9 cases)', () => {
       [0, 3, 3, 1, 1], // x2 < x1: roi width max(−1, 1) = 1 → pixel (3,3) = 16
       [0, 0, 5, 3, 9], // entirely below the image → all bins empty → 0
     ];
-    const y = cpuRun((g) => roiPool(g.input('x', [1, 1, 4, 4]), g.input('rois', [3, 5]), { outputSize: 2 }), {
+    const y = interpretOne((g) => roiPool(g.input('x', [1, 1, 4, 4]), g.input('rois', [3, 5]), { outputSize: 2 }), {
       x,
       rois: rois.flat(),
     });
@@ -209,7 +171,7 @@ describe('roi_pool forward (spec §9 cases)', () => {
     const build = (g: GraphBuilder) =>
       roiPool(g.input('x', [1, 1, H, W]), g.input('rois', [1, 5]), { outputSize: [1, 7] });
     const feeds = { x, rois: [0, 0, 0, 56, 1] };
-    const y = cpuRun(build, feeds);
+    const y = interpretOne(build, feeds);
     expect(y.data[6]).toBe(100);
     expect(y.data[5]).toBe(48 / 64); // bin 5 is [40, 49)
     const { gpu } = await checkGpuVsCpu(build, { feeds, rtol: 0 });
@@ -241,7 +203,7 @@ describe('roi_pool forward (spec §9 cases)', () => {
       const build = (g: GraphBuilder) =>
         roiPool(g.input('x', [1, 2, 1, W]), g.input('rois', [K, 5]), { outputSize: [1, P] });
       const feeds = { x, rois };
-      expect([...cpuRun(build, feeds).data]).toEqual(want);
+      expect([...interpretOne(build, feeds).data]).toEqual(want);
       const { gpu } = await checkGpuVsCpu(build, { feeds, rtol: 0 });
       expect([...(gpu.out as HostTensor).data]).toEqual(want);
     }
@@ -264,7 +226,7 @@ describe('roi_pool forward (spec §9 cases)', () => {
         roiPool(g.input('x', [2, 1, H, W]), g.input('rois', [3, 5]), { outputSize: [2, 3], roundingMode: mode });
       const feeds = { x, rois: rois.flat() };
       const want = naiveRoiPool(x, [2, 1, H, W], rois, 2, 3, 1, round);
-      expectClose(cpuRun(build, feeds).data, want, 0, mode);
+      expectCloseRel(interpretOne(build, feeds).data, want, 0, mode);
       await checkGpuVsCpu(build, { feeds, rtol: 0 });
     }
     // the two modes really differ on these boxes
@@ -285,18 +247,14 @@ describe('roi_pool gradients (finite differences, float64)', () => {
   it('spec §9 gradcheck: x rand(1,8,5,5), rois [[0,0,0,4,4],[0,0,2,3,4],[0,2,2,4,4]], pool 2×2 (10 seeds)', () => {
     for (let k = 0; k < 10; k++) {
       const seed = freshSeed();
-      try {
-        checkGradients(
-          (g) => {
-            const x = g.input('x', [1, 8, 5, 5]);
-            return { out: roiPool(x, g.constant(rois.flat(), [3, 5]), { outputSize: 2 }), wrt: [x] };
-          },
-          { x: rand([1, 8, 5, 5], seed, 0, 1) },
-          { samples: 40, seed },
-        );
-      } catch (e) {
-        throw new Error(`seed ${seed}: ${(e as Error).message}`);
-      }
+      checkGradientsSeeded(
+        (g) => {
+          const x = g.input('x', [1, 8, 5, 5]);
+          return { out: roiPool(x, g.constant(rois.flat(), [3, 5]), { outputSize: 2 }), wrt: [x] };
+        },
+        { x: rand([1, 8, 5, 5], seed, 0, 1) },
+        { samples: 40, seed },
+      );
     }
   });
 
@@ -399,7 +357,7 @@ describe('roi_pool GPU kernels vs the CPU reference', () => {
       const seed = freshSeed();
       const K = c.rois.length;
       const [N, C, H, W] = c.x;
-      const r = await runner((g) => {
+      const r = await gpuCpuRunner((g) => {
         const x = g.input('x', c.x);
         const rois = g.input('rois', [K, 5]);
         const dy = g.input('dy', [
@@ -466,7 +424,7 @@ describe('roi_pool properties (fast-check; each run is one GPU call over 32 rand
   it('forward exact and gradient within 1e-5 of the reference; outputs are pixels of the right image', async () => {
     const runners = await Promise.all(
       configs.map((o) =>
-        runner((g) => {
+        gpuCpuRunner((g) => {
           const x = g.input('x', shape);
           const dy = g.input('dy', [
             K,
@@ -530,7 +488,7 @@ describe('eager roiPool', () => {
     ];
     const input = { data: Float32Array.from(x), shape };
     const got = await roiPoolEager(input, { data: Float32Array.from(rois.flat()), shape: [3, 5] }, { outputSize: 2 });
-    const want = cpuRun((g) => roiPool(g.input('x', shape), g.input('rois', [3, 5]), { outputSize: 2 }), {
+    const want = interpretOne((g) => roiPool(g.input('x', shape), g.input('rois', [3, 5]), { outputSize: 2 }), {
       x,
       rois: rois.flat(),
     });
