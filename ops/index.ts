@@ -16,3 +16,4 @@ import './roi-pool.js';
 import './roi-align.js';
 import './matmul.js';
 import './conv2d.js';
+import './targets.js';
