@@ -214,7 +214,6 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
   // Kernels and steps.
   const kernels: KernelSpec[] = [];
   const stepsOut: StepSpec[] = [];
-  const pipelineOf = new Map<string, number>();
   let maxBindings = 0;
   for (const gi of order) {
     for (const k0 of (codes.get(gi) as GroupCode).kernels) {
@@ -243,7 +242,6 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
         bindings: bufs.map((b) => phys(b.buf.name)),
         writes: bufs.map((b) => b.write),
       });
-      pipelineOf.set(wgsl, kernels.length - 1);
       stepsOut.push({ kind: 'dispatch', kernel: kernels.length - 1 });
     }
   }

@@ -1,0 +1,456 @@
+/**
+ * Faster R-CNN model graphs (models/frcnn): shapes of every stage, band splitting ≡ no splitting
+ * (forward and gradients), the proposal layer and the detection post-processing against host references
+ * of py-faster-rcnn's proposal_layer / test_net (CPU interpreter), the frcnn-small inference graph on the
+ * GPU against the CPU interpreter, and the VGG16 / ZF graphs at 600×1000 compiling under the WebGPU
+ * default limits (every binding ≤ 128 MiB). Small backbone + 128×160 canvas keep it CI-fast.
+ */
+import { describe, expect, it } from 'vitest';
+import { grad } from '../compiler/autodiff.js';
+import { compile } from '../compiler/compile.js';
+import { interpret } from '../compiler/interpreter.js';
+import { limitsFrom, WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
+import type { RefTensor } from '../compiler/registry.js';
+import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
+import { numel } from '../compiler/types.js';
+import {
+  buildFrcnnInference,
+  convPoolBlock,
+  declareConv,
+  FRCNN_MODELS,
+  getBackbone,
+  PROPOSALS_TEST,
+  planBands,
+  small,
+  vgg16,
+  zf,
+} from '../models/frcnn/index.js';
+import { cpuNms } from '../ops/nms.js';
+import { getDevice } from '../runtime/device.js';
+import { type HostTensor, Session } from '../runtime/session.js';
+import { rand, relError } from './helpers.js';
+
+const CANVAS: [number, number] = [128, 160];
+const K = 4; // foreground classes
+const IM_INFO = [100, 150, 1.25]; // valid 100×150 of the 128×160 canvas, scale 1.25
+
+// ---------------------------------------------------------------- feeds
+
+/** Parameters with a fan-in scaled uniform distribution (activations stay O(1), scores well spread). */
+function modelFeeds(g: GraphBuilder, seed: number, imInfo = IM_INFO): Record<string, number[]> {
+  const feeds: Record<string, number[]> = {};
+  let k = 0;
+  for (const n of g.graph.nodes) {
+    if (n.op !== 'param' && n.op !== 'input') continue;
+    const name = n.name as string;
+    const s = seed + 7919 * k++;
+    const shape = n.type.shape;
+    if (n.op === 'input') {
+      if (name === 'im_info') feeds[name] = [...imInfo];
+      else if (name === 'image') {
+        const [, C, H, W] = shape as [number, number, number, number];
+        const r = rand(shape, s);
+        // zero padding outside the valid region, as the loader produces
+        for (let c = 0; c < C; c++)
+          for (let y = 0; y < H; y++)
+            for (let x = 0; x < W; x++)
+              if (y >= (imInfo[0] as number) || x >= (imInfo[1] as number)) r[(c * H + y) * W + x] = 0;
+        feeds[name] = r;
+      } else feeds[name] = rand(shape, s);
+      continue;
+    }
+    if (shape.length === 1) {
+      feeds[name] = rand(shape, s, -0.1, 0.1);
+      continue;
+    }
+    const fanIn = numel(shape) / (shape[0] as number);
+    let gain = Math.SQRT2;
+    if (name.startsWith('rpn.cls_score') || name.startsWith('cls_score')) gain = 3;
+    if (name.startsWith('rpn.bbox_pred') || name.startsWith('bbox_pred')) gain = 0.5;
+    const a = (Math.sqrt(3) * gain) / Math.sqrt(fanIn);
+    feeds[name] = rand(shape, s, -a, a);
+  }
+  return feeds;
+}
+
+function run(g: GraphBuilder, feeds: Record<string, ArrayLike<number>>, outs: Record<string, Tensor>) {
+  const names = Object.keys(outs);
+  const vals = interpret(
+    g.graph,
+    feeds,
+    names.map((n) => (outs[n] as Tensor).id),
+  );
+  const r: Record<string, RefTensor> = {};
+  names.forEach((n, i) => {
+    r[n] = vals[i] as RefTensor;
+  });
+  return r;
+}
+
+const at = (t: RefTensor, i: number) => t.data[i] as number;
+const row = (t: RefTensor, i: number, w: number) => Array.from(t.data.subarray(i * w, (i + 1) * w));
+
+// ---------------------------------------------------------------- host references (PFR)
+
+function decodePfr(a: readonly number[], d: readonly number[], w: readonly number[]): number[] {
+  const aw = (a[2] as number) - (a[0] as number) + 1;
+  const ah = (a[3] as number) - (a[1] as number) + 1;
+  const acx = (a[0] as number) + 0.5 * aw;
+  const acy = (a[1] as number) + 0.5 * ah;
+  const dx = (d[0] as number) / (w[0] as number);
+  const dy = (d[1] as number) / (w[1] as number);
+  const dw = (d[2] as number) / (w[2] as number);
+  const dh = (d[3] as number) / (w[3] as number);
+  const pcx = dx * aw + acx;
+  const pcy = dy * ah + acy;
+  const pw = Math.exp(dw) * aw;
+  const ph = Math.exp(dh) * ah;
+  return [pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph];
+}
+
+const clip = (b: number[], H: number, W: number) => [
+  Math.min(Math.max(b[0] as number, 0), W - 1),
+  Math.min(Math.max(b[1] as number, 0), H - 1),
+  Math.min(Math.max(b[2] as number, 0), W - 1),
+  Math.min(Math.max(b[3] as number, 0), H - 1),
+];
+
+/** py-faster-rcnn proposal_layer on the valid region (stable sort). Returns boxes in order. */
+function refProposals(
+  fg: RefTensor,
+  deltas: RefTensor,
+  anchors: RefTensor,
+  imInfo: readonly number[],
+  Hf: number,
+  Wf: number,
+  A: number,
+  validCells: [number, number],
+  R: number,
+): number[][] {
+  const [vH, vW, scale] = imInfo as [number, number, number];
+  const cands: { box: number[]; score: number; i: number }[] = [];
+  for (let y = 0; y < Hf; y++)
+    for (let x = 0; x < Wf; x++)
+      for (let a = 0; a < A; a++) {
+        const i = (y * Wf + x) * A + a;
+        if (y >= validCells[0] || x >= validCells[1]) continue;
+        const b = clip(decodePfr(row(anchors, i, 4), row(deltas, i, 4), [1, 1, 1, 1]), vH, vW);
+        const ws = (b[2] as number) - (b[0] as number) + 1;
+        const hs = (b[3] as number) - (b[1] as number) + 1;
+        if (ws >= 16 * scale && hs >= 16 * scale) cands.push({ box: b, score: at(fg, i), i });
+      }
+  cands.sort((p, q) => q.score - p.score || p.i - q.i);
+  const pre = cands.slice(0, PROPOSALS_TEST.preNmsTopN);
+  const keep = cpuNms(
+    pre.flatMap((c) => c.box),
+    pre.map((c) => c.score),
+    { iouThreshold: 0.7, plusOne: true },
+  );
+  return keep.slice(0, R).map((k) => (pre[k] as { box: number[] }).box);
+}
+
+/** py-faster-rcnn test_net post-processing (per-class NMS loop, then the first 100 by score). */
+function refDetections(
+  probs: RefTensor,
+  bbox: RefTensor,
+  rois: RefTensor,
+  count: number,
+  imInfo: readonly number[],
+  numClasses: number,
+): { box: number[]; score: number; cls: number }[] {
+  const [vH, vW, scale] = imInfo as [number, number, number];
+  const H0 = Math.round(vH / scale);
+  const W0 = Math.round(vW / scale);
+  const K1 = numClasses + 1;
+  const all: { box: number[]; score: number; cls: number; flat: number }[] = [];
+  for (let j = 1; j <= numClasses; j++) {
+    const cand: { box: number[]; score: number; flat: number }[] = [];
+    for (let r = 0; r < count; r++) {
+      const s = at(probs, r * K1 + j);
+      if (!(s > 0.05)) continue;
+      const roi = row(rois, r, 5)
+        .slice(1)
+        .map((v) => v / scale);
+      const d = Array.from(bbox.data.subarray(r * 4 * K1 + 4 * j, r * 4 * K1 + 4 * j + 4));
+      cand.push({ box: clip(decodePfr(roi, d, [10, 10, 5, 5]), H0, W0), score: s, flat: r * numClasses + j - 1 });
+    }
+    const keep = cpuNms(
+      cand.flatMap((c) => c.box),
+      cand.map((c) => c.score),
+      { iouThreshold: 0.3, plusOne: true },
+    );
+    for (const k of keep) all.push({ ...(cand[k] as (typeof cand)[number]), cls: j });
+  }
+  all.sort((p, q) => q.score - p.score || p.flat - q.flat);
+  return all.slice(0, 100);
+}
+
+// ---------------------------------------------------------------- tests
+
+describe('frcnn registry and shapes', () => {
+  it('registers the three models', () => {
+    expect(Object.keys(FRCNN_MODELS).sort()).toEqual(['frcnn-small', 'frcnn-vgg16', 'frcnn-zf']);
+    expect(getBackbone('frcnn-vgg16')).toBe(vgg16);
+    expect(() => getBackbone('frcnn-resnet')).toThrow(/unknown Faster R-CNN model/);
+  });
+
+  it('frcnn-small: every stage has the expected shape', () => {
+    const g = new GraphBuilder();
+    const m = buildFrcnnInference(g, { backbone: 'frcnn-small', numClasses: K, canvas: CANVAS });
+    expect(m.image.shape).toEqual([1, 3, 128, 160]);
+    expect(m.imInfo.shape).toEqual([3]);
+    expect(m.features.shape).toEqual([1, 64, 8, 10]);
+    const N = 8 * 10 * 9;
+    expect(m.rpn.clsLogits.shape).toEqual([N, 2]);
+    expect(m.rpn.fgProb.shape).toEqual([N]);
+    expect(m.rpn.deltas.shape).toEqual([N, 4]);
+    expect(m.rpn.anchors.shape).toEqual([N, 4]);
+    expect(m.proposals.rois.shape).toEqual([300, 5]);
+    expect(m.proposals.count.shape).toEqual([1]);
+    expect(m.head.pooled.shape).toEqual([300, 64, 7, 7]);
+    expect(m.head.clsScore.shape).toEqual([300, K + 1]);
+    expect(m.head.bboxPred.shape).toEqual([300, 4 * (K + 1)]);
+    expect(m.detections.boxes.shape).toEqual([100, 4]);
+    expect(m.detections.scores.shape).toEqual([100]);
+    expect(m.detections.classes.shape).toEqual([100]);
+    expect(m.detections.classes.dtype).toBe('i32');
+    expect(m.detections.count.shape).toEqual([1]);
+  });
+
+  it('VGG16 and ZF at 600×1000: feature maps, anchors, params, frozen layers', () => {
+    expect(vgg16.featureSize(600, 1000)).toEqual([38, 63]); // Caffe ceil pooling (spec §1)
+    expect(zf.featureSize(600, 1000)).toEqual([39, 64]);
+    expect(small.featureSize(128, 160)).toEqual([8, 10]);
+    const g = new GraphBuilder();
+    const m = buildFrcnnInference(g, { backbone: 'frcnn-vgg16', numClasses: 20, canvas: [600, 1000] });
+    expect(m.features.shape).toEqual([1, 512, 38, 63]);
+    expect(m.rpn.anchors.shape).toEqual([21546, 4]);
+    expect(m.head.pooled.shape).toEqual([300, 512, 7, 7]);
+    expect(m.head.clsScore.shape).toEqual([300, 21]);
+    expect(m.head.bboxPred.shape).toEqual([300, 84]);
+    const params = g.graph.nodes.filter((n) => n.op === 'param');
+    const frozen = params.filter((n) => n.attrs.trainable === false).map((n) => n.name);
+    expect(frozen).toEqual([
+      'features.0.weight',
+      'features.0.bias',
+      'features.2.weight',
+      'features.2.bias',
+      'features.5.weight',
+      'features.5.bias',
+      'features.7.weight',
+      'features.7.bias',
+    ]);
+    // the name map covers every parameter exactly once, and fc6 is split into binding-sized parts
+    const mapped = m.paramMap.entries.flatMap((e) => e.params).sort();
+    expect(mapped).toEqual(params.map((n) => n.name as string).sort());
+    const fc6 = m.paramMap.entries.find((e) => e.torchvision === 'classifier.0.weight');
+    expect(fc6?.params).toEqual([0, 1, 2, 3].map((i) => `classifier.0.weight.part${i}`));
+    expect(fc6?.shape).toEqual([4096, 25088]);
+    expect(m.paramMap.entries.find((e) => e.caffe === 'conv5_3[0]')?.torchvision).toBe('features.28.weight');
+    const gz = new GraphBuilder();
+    const mz = buildFrcnnInference(gz, { backbone: 'frcnn-zf', numClasses: 20, canvas: [600, 1000] });
+    expect(mz.features.shape).toEqual([1, 256, 39, 64]);
+    expect(mz.head.pooled.shape).toEqual([300, 256, 6, 6]);
+  });
+});
+
+describe('band splitting', () => {
+  it('plans bands from the binding limit (VGG16 conv1 at 600×1000 → 2 bands)', () => {
+    const spec = (cin: number, cout: number) => ({ name: 'c', caffe: 'c', cin, cout, k: 3 });
+    const lim = { limits: WEBGPU_DEFAULT_LIMITS };
+    const p1 = planBands(600, 1000, [spec(3, 64), spec(64, 64)], { size: 2, ceilMode: true }, lim);
+    expect(p1.bands.length).toBe(2);
+    expect(p1.halo).toBe(2);
+    expect(p1.pooledHeight).toBe(300);
+    expect(p1.bands).toEqual([
+      { p0: 0, p1: 150, a: 0, b: 302 },
+      { p0: 150, p1: 300, a: 298, b: 600 },
+    ]);
+    for (const b of p1.bands) expect(64 * (b.b - b.a) * 1000 * 4).toBeLessThanOrEqual(134217728);
+    const p2 = planBands(300, 500, [spec(64, 128), spec(128, 128)], { size: 2, ceilMode: true }, lim);
+    expect(p2.bands.length).toBe(1);
+    // a halo of 3 (3 convs) rounds up to the pool stride: 4
+    expect(planBands(75, 125, [spec(1, 1), spec(1, 1), spec(1, 1)], { size: 2, ceilMode: true }, lim).halo).toBe(4);
+  });
+
+  const blockGraph = (bands: number, H: number, W: number, ceilMode: boolean, convs: number) => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [1, 3, H, W]);
+    const layers = Array.from({ length: convs }, (_, i) =>
+      declareConv(g, { name: `c${i}`, caffe: `c${i}`, cin: i === 0 ? 3 : 5, cout: 5, k: 3 }),
+    );
+    const y = convPoolBlock(x, layers, { size: 2, ceilMode }, { limits: WEBGPU_DEFAULT_LIMITS, bands });
+    const w = g.input('w', y.shape);
+    const loss = y.mul(w).sum();
+    const grads = grad(loss, [x, ...layers.map((l) => l.weight)]);
+    const outs: Record<string, Tensor> = { y };
+    grads.forEach((t, i) => {
+      outs[`g${i}`] = t as Tensor;
+    });
+    return { g, outs };
+  };
+
+  for (const [H, W, ceil, convs] of [
+    [37, 11, true, 2],
+    [36, 9, false, 2],
+    [29, 7, true, 3],
+  ] as const) {
+    it(`banded ≡ unbanded, forward and gradients (H ${H}, ${convs} convs, ${ceil ? 'ceil' : 'floor'})`, () => {
+      const ref = blockGraph(1, H, W, ceil, convs);
+      const want = run(ref.g, modelFeeds(ref.g, 11), ref.outs);
+      expect(ref.g.graph.nodes.some((n) => n.op === 'concat')).toBe(false);
+      for (const bands of [2, 3, 5]) {
+        const b = blockGraph(bands, H, W, ceil, convs);
+        expect(b.g.graph.nodes.filter((n) => n.op === 'concat').length).toBe(1);
+        const got = run(b.g, modelFeeds(b.g, 11), b.outs);
+        for (const k of Object.keys(ref.outs)) {
+          expect(got[k]?.shape).toEqual(want[k]?.shape);
+          // same per-pixel computation in the same order: equal up to float64 rounding of sums
+          expect(relError((got[k] as RefTensor).data, (want[k] as RefTensor).data)).toBeLessThan(1e-12);
+        }
+      }
+    });
+  }
+
+  it('frcnn-small backbone with forced bands equals the unbanded one on the GPU', async () => {
+    const build = (bands?: number[]) => {
+      const g = new GraphBuilder();
+      const x = g.input('image', [1, 3, 45, 38]);
+      const f = small.build(g, x, { limits: WEBGPU_DEFAULT_LIMITS, ...(bands ? { bands } : {}) });
+      return { g, f };
+    };
+    const a = build();
+    const b = build([3, 2, 2, 1]);
+    expect(b.f.shape).toEqual(a.f.shape);
+    const feeds = modelFeeds(a.g, 5);
+    const dev = await getDevice();
+    const outs: number[][] = [];
+    for (const m of [a, b]) {
+      const { spec } = compile(m.g, { outputs: { f: m.f }, limits: limitsFrom(dev.limits) });
+      const s = await Session.create(spec, { gpu: dev, initial: feeds });
+      const r = await s.run({ image: feeds.image as number[] });
+      outs.push(Array.from((r.f as HostTensor).data));
+      s.destroy();
+    }
+    const cpu = run(a.g, feeds, { f: a.f }).f as RefTensor;
+    expect(relError(outs[1] as number[], outs[0] as number[])).toBeLessThan(1e-6);
+    expect(relError(outs[1] as number[], cpu.data)).toBeLessThan(1e-4);
+  });
+});
+
+describe('frcnn-small inference', () => {
+  const build = (g: GraphBuilder) => {
+    const m = buildFrcnnInference(g, { backbone: 'frcnn-small', numClasses: K, canvas: CANVAS });
+    const outs: Record<string, Tensor> = {
+      ...m.outputs,
+      fg: m.rpn.fgProb,
+      deltas: m.rpn.deltas,
+      anchors: m.rpn.anchors,
+      probs: m.detections.probs,
+      bbox: m.head.bboxPred,
+    };
+    return { m, outs };
+  };
+
+  it('proposal layer and detections match host references of py-faster-rcnn (CPU interpreter)', () => {
+    for (const [seed, info] of [
+      [1, IM_INFO],
+      [2, [128, 160, 2]],
+      [3, [70, 33, 0.6]],
+    ] as const) {
+      const g = new GraphBuilder();
+      const { outs } = build(g);
+      const r = run(g, modelFeeds(g, seed, [...info]), outs);
+      const cells = small.featureSize(info[0], info[1]);
+      const want = refProposals(
+        r.fg as RefTensor,
+        r.deltas as RefTensor,
+        r.anchors as RefTensor,
+        info,
+        8,
+        10,
+        9,
+        cells,
+        300,
+      );
+      const count = at(r.roi_count as RefTensor, 0);
+      expect(count).toBe(want.length);
+      expect(count).toBeGreaterThan(5);
+      const rois = r.rois as RefTensor;
+      for (let i = 0; i < 300; i++) {
+        const got = row(rois, i, 5);
+        expect(got[0]).toBe(0);
+        const w = i < count ? (want[i] as number[]) : [0, 0, 15, 15];
+        for (let c = 0; c < 4; c++) expect(got[c + 1]).toBeCloseTo(w[c] as number, 9);
+      }
+      const det = refDetections(r.probs as RefTensor, r.bbox as RefTensor, rois, count, info, K);
+      const dc = at(r.det_count as RefTensor, 0);
+      expect(dc).toBe(det.length);
+      expect(dc).toBeGreaterThan(0);
+      for (let i = 0; i < 100; i++) {
+        const cls = at(r.det_classes as RefTensor, i);
+        const score = at(r.det_scores as RefTensor, i);
+        const box = row(r.det_boxes as RefTensor, i, 4);
+        if (i < dc) {
+          const d = det[i] as { box: number[]; score: number; cls: number };
+          expect(cls).toBe(d.cls);
+          expect(score).toBeCloseTo(d.score, 12);
+          for (let c = 0; c < 4; c++) expect(box[c]).toBeCloseTo(d.box[c] as number, 9);
+        } else {
+          expect([cls, score, ...box]).toEqual([-1, 0, 0, 0, 0, 0]);
+        }
+      }
+    }
+  });
+
+  it('compiles and runs on the GPU and matches the CPU interpreter', async () => {
+    const g = new GraphBuilder();
+    const { outs } = build(g);
+    const feeds = modelFeeds(g, 1);
+    const dev = await getDevice();
+    const t0 = performance.now();
+    const { spec } = compile(g, { outputs: outs, limits: limitsFrom(dev.limits) });
+    const session = await Session.create(spec, { gpu: dev, initial: feeds });
+    const gpu = await session.run({ image: feeds.image as number[], im_info: feeds.im_info as number[] });
+    const t1 = performance.now();
+    await session.run({ image: feeds.image as number[], im_info: feeds.im_info as number[] });
+    const t2 = performance.now();
+    session.destroy();
+    const cpu = run(g, feeds, outs);
+    console.log(
+      `frcnn-small 128×160: ${spec.stats.dispatches} dispatches, compile+first run ${(t1 - t0).toFixed(0)} ms, run ${(t2 - t1).toFixed(0)} ms, ` +
+        `roi_count ${gpu.roi_count?.data[0]}, det_count ${gpu.det_count?.data[0]}`,
+    );
+    for (const name of Object.keys(outs)) {
+      const r = cpu[name] as RefTensor;
+      const got = (gpu[name] as HostTensor).data;
+      if (r.dtype === 'f32') expect(relError(got, r.data), name).toBeLessThanOrEqual(1e-4);
+      else expect(Array.from(got), name).toEqual(Array.from(r.data));
+    }
+    expect(at(cpu.det_count as RefTensor, 0)).toBeGreaterThan(0);
+  });
+});
+
+describe('full-size graphs compile under the WebGPU default limits', () => {
+  for (const name of ['frcnn-vgg16', 'frcnn-zf'] as const) {
+    it(`${name} inference at 600×1000`, () => {
+      const g = new GraphBuilder();
+      const m = buildFrcnnInference(g, { backbone: name, numClasses: 20, canvas: [600, 1000] });
+      const { spec } = compile(g, { outputs: m.outputs, limits: WEBGPU_DEFAULT_LIMITS });
+      expect(spec.stats.maxBindingBytes).toBeLessThanOrEqual(WEBGPU_DEFAULT_LIMITS.maxStorageBufferBindingSize);
+      if (name === 'frcnn-vgg16') expect(g.graph.nodes.filter((n) => n.op === 'concat').length).toBeGreaterThan(0);
+    });
+  }
+  it('without band splitting, VGG16 conv1 at 600×1000 is rejected', () => {
+    const g = new GraphBuilder();
+    const m = buildFrcnnInference(g, {
+      backbone: 'frcnn-vgg16',
+      numClasses: 20,
+      canvas: [600, 1000],
+      bands: [1],
+    });
+    expect(() => compile(g, { outputs: m.outputs, limits: WEBGPU_DEFAULT_LIMITS })).toThrow(
+      /maxStorageBufferBindingSize/,
+    );
+  });
+});
