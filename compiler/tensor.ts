@@ -316,8 +316,12 @@ export class Tensor {
   logSoftmax(axis = -1): Tensor {
     return this.un('log_softmax', { axis });
   }
-  /** Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p); the mask is a hash of (seed, index). */
-  dropout(p: number, seed: number): Tensor {
+  /**
+   * Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p); the mask is a hash of
+   * (seed, index), XORed with `stepSeed` (a one-element u32 input) when given, for a new mask each step.
+   */
+  dropout(p: number, seed: number, stepSeed?: Tensor): Tensor {
+    if (stepSeed) return this.builder.apply('dropout', [this, stepSeed], { p, seed });
     return this.un('dropout', { p, seed });
   }
 }

@@ -2,6 +2,8 @@
  * Inverted dropout as an elementwise op (it fuses): y = x / (1 - p) where the element is kept, 0
  * where dropped. The mask is a stateless hash of (seed, flat output index), computed with the same
  * u32 arithmetic on the CPU and in the kernel, so both masks are bitwise identical.
+ * An optional second input, a one-element u32 "step seed", is XORed into the seed at run time, so a
+ * training program draws a new mask every step without recompiling (step seed 0 = the static mask).
  */
 import { fail } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
@@ -57,9 +59,16 @@ registerOp({
   name: 'dropout',
   kind: 'elementwise',
   infer: (inputs, attrs) => {
-    if (inputs.length !== 1) fail(`takes one input, got ${inputs.length}`);
+    if (inputs.length !== 1 && inputs.length !== 2)
+      fail(`takes x and an optional step seed, got ${inputs.length} inputs`);
     const x = inputs[0] as TensorType;
     if (x.dtype !== 'f32') fail(`needs f32, got ${x.dtype}`);
+    const step = inputs[1];
+    if (step && (step.dtype !== 'u32' || step.shape.length > x.shape.length || step.shape.some((d) => d !== 1))) {
+      fail(
+        `the step seed must be a one-element u32 tensor of rank ≤ ${x.shape.length}, got ${step.dtype}[${step.shape.join(',')}]`,
+      );
+    }
     params(attrs);
     return x;
   },
@@ -67,17 +76,21 @@ registerOp({
     const x = (inputs[0] as RefTensor).data;
     const q = params(attrs);
     if (q.p === 0) return x.slice();
-    return x.map((v, i) => (dropoutKeeps(i, q.seedHash, q.threshold) ? v * q.scale : 0));
+    const step = inputs[1] ? ((inputs[1] as RefTensor).data[0] as number) : 0;
+    const seedHash = pcgHash((q.seed ^ step) >>> 0);
+    return x.map((v, i) => (dropoutKeeps(i, seedHash, q.threshold) ? v * q.scale : 0));
   },
   expr: ({ args, attrs, index }) => {
     const x = args[0] as Expr;
     const q = params(attrs);
     if (q.p === 0) return x;
-    const h = pcgExpr(K.bitXor(pcgExpr(index), K.u32(q.seedHash)));
+    const seedHash = args[1] ? pcgExpr(K.bitXor(K.u32(q.seed), args[1])) : K.u32(q.seedHash);
+    const h = pcgExpr(K.bitXor(pcgExpr(index), seedHash));
     return K.select(K.ge(K.shr(h, 8), K.u32(q.threshold)), K.mul(x, q.scale), K.f32(0));
   },
-  grad: ({ attrs, dy }) => {
+  grad: ({ attrs, dy, inputs }) => {
     const q = params(attrs);
-    return [dy.dropout(q.p, q.seed)];
+    const step = inputs[1];
+    return step ? [dy.dropout(q.p, q.seed, step), null] : [dy.dropout(q.p, q.seed)];
   },
 });

@@ -124,3 +124,42 @@ describe('dropout: GPU vs CPU', () => {
     });
   }
 });
+
+describe('dropout with a per-step seed input', () => {
+  it('GPU and CPU masks are identical for several step seeds; step 0 equals the static mask; steps differ', async () => {
+    const x = rand([7, 13], freshSeed(), 0.5, 1.5);
+    const masks: string[] = [];
+    for (const step of [0, 1, 12345, 0xfffffffe]) {
+      const { gpu } = await checkGpuVsCpu(
+        (g) => {
+          const t = g.input('x', [7, 13]);
+          const s = g.input('step', [1], 'u32');
+          return { y: t.dropout(0.5, 42, s).mul(2), ref: t.dropout(0.5, 42) };
+        },
+        { feeds: { x, step: [step] } },
+      );
+      const y = gpu.y?.data as Float32Array;
+      masks.push(Array.from(y, (v) => (v === 0 ? '0' : '1')).join(''));
+      if (step === 0) expect(Array.from(y)).toEqual(Array.from(gpu.ref?.data as Float32Array, (v) => v * 2));
+    }
+    expect(new Set(masks).size).toBe(4);
+  });
+
+  it('rejects a step seed that is not a one-element u32 tensor', () => {
+    const g = new GraphBuilder();
+    const t = g.input('x', [3, 4]);
+    expect(() => t.dropout(0.5, 1, g.input('s', [2], 'u32'))).toThrow(/step seed must be a one-element u32/);
+    expect(() => t.dropout(0.5, 1, g.input('f', [1]))).toThrow(/step seed must be a one-element u32/);
+  });
+
+  it('gradient uses the same mask (finite differences)', () => {
+    checkGradientsSeeded(
+      (g) => {
+        const t = g.input('x', [5, 6]);
+        return { out: t.dropout(0.3, 7, g.input('step', [], 'u32')).tanh(), wrt: [t] };
+      },
+      { x: rand([5, 6], freshSeed()), step: [99] },
+      { seed: freshSeed() },
+    );
+  });
+});
