@@ -196,29 +196,19 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
     kb.store(bufName(graph, g.root), o, tree(ctx, g.root));
   };
 
+  /** acc = combine of the inputs at reduced indices from, from+step, … < to, for the output at keptCoord. */
+  const accumulate = (from: Expr, to: Expr, step: number, keptCoord: (j: number) => Expr): Expr => {
+    const acc = kb.var('acc', reduceIdentity(kind, t));
+    kb.for('r', from, to, (r) => kb.assign(acc, combine(kind, acc, inputAt(keptCoord, r))), { t: 'u32', step });
+    return acc;
+  };
+
   const parallel = R >= 256 && O <= 16384;
   if (!parallel) {
     const wg = threads(limits);
     const o = kb.let('o', K.add(K.mul(K.builtin('wg_linear'), K.u32(wg)), K.builtin('lidx')));
     kb.if(K.lt(o, K.u32(O)), () => {
-      const keptCoord = coordsOf(o, keptShape);
-      const acc = kb.var('acc', reduceIdentity(kind, t));
-      kb.for(
-        'r',
-        K.u32(0),
-        K.u32(R),
-        (r) =>
-          kb.assign(
-            acc,
-            combine(
-              kind,
-              acc,
-              inputAt((j) => keptCoord(j), r),
-            ),
-          ),
-        { t: 'u32' },
-      );
-      store(o, acc);
+      store(o, accumulate(K.u32(0), K.u32(R), 1, coordsOf(o, keptShape)));
     });
     return [kb.finish([wg, 1, 1], { linear: Math.max(1, Math.ceil(O / wg)) })];
   }
@@ -228,23 +218,7 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
   const o = kb.let('o', K.builtin('wg_linear'));
   const lidx = K.builtin('lidx');
   const valid = kb.let('valid', K.lt(o, K.u32(O)));
-  const keptCoord = coordsOf(o, keptShape);
-  const acc = kb.var('acc', reduceIdentity(kind, t));
-  kb.for(
-    'r',
-    lidx,
-    K.select(valid, K.u32(R), K.u32(0)),
-    (r) =>
-      kb.assign(
-        acc,
-        combine(
-          kind,
-          acc,
-          inputAt((j) => keptCoord(j), r),
-        ),
-      ),
-    { t: 'u32', step: T },
-  );
+  const acc = accumulate(lidx, K.select(valid, K.u32(R), K.u32(0)), T, coordsOf(o, keptShape));
   kb.astore(shared, lidx, acc);
   kb.barrier();
   for (let s = T >> 1; s > 0; s >>= 1) {

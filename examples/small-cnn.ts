@@ -3,25 +3,23 @@
  * 16×16 grayscale images of one of four shapes (horizontal bar, vertical bar, hollow square, diagonal
  * cross) at random places and sizes, with noise. Used by the example script and by the test suite.
  */
-import { compile, GraphBuilder, getDevice, limitsFrom, Session, sgd, softmaxCrossEntropy } from '../index.js';
+import {
+  compile,
+  GraphBuilder,
+  getDevice,
+  limitsFrom,
+  Session,
+  sgd,
+  softmaxCrossEntropy,
+  uniformStream,
+} from '../index.js';
 import { CLASSES, IMAGE, smallCnn } from '../models/small-cnn.js';
 
 export { CLASSES, IMAGE, smallCnn };
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `count` labelled images, deterministic in `seed`. Pixels in [0, 1] plus noise. */
 export function makeShapesTask(count: number, seed: number): { images: Float32Array; labels: Int32Array } {
-  const r = rng(seed);
+  const r = uniformStream(seed);
   const images = new Float32Array(count * IMAGE * IMAGE);
   const labels = new Int32Array(count);
   const ri = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));

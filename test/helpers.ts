@@ -11,6 +11,7 @@ import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { numel, type Shape } from '../compiler/types.js';
 import { getDevice } from '../runtime/device.js';
+import { uniformStream } from '../runtime/init.js';
 import type { ProgramSpec } from '../runtime/program.js';
 import { type HostTensor, Session } from '../runtime/session.js';
 import '../ops/index.js';
@@ -18,17 +19,8 @@ import '../ops/index.js';
 /** Deterministic uniform numbers in [low, high) (mulberry32). */
 export function rand(shape: Shape | number, seed: number, low = -1, high = 1): number[] {
   const n = typeof shape === 'number' ? shape : numel(shape);
-  let s = seed >>> 0 || 1;
-  const out = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    out[i] = low + (high - low) * u;
-  }
-  return out;
+  const u = uniformStream(seed >>> 0 || 1);
+  return Array.from({ length: n }, () => low + (high - low) * u());
 }
 
 /** Random integers in [low, high). */
