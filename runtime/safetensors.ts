@@ -1,0 +1,311 @@
+/**
+ * In-house safetensors reader/writer (https://github.com/huggingface/safetensors format):
+ *   u64 little-endian N | N bytes of JSON header | raw little-endian tensor bytes.
+ * The header maps each tensor name to {dtype, shape, data_offsets: [begin, end]} (offsets relative to
+ * the start of the data section) and may hold "__metadata__": {string: string}.
+ *
+ * dtypes: F32, I32 and U32 are read and written natively (they are the runtime's f32/i32/u32).
+ * F16, BF16 and F64 are READ by converting to f32, and I64 by converting to i32 (an error names the
+ * tensor if a value does not fit in i32); the converted tensor records the file's dtype in `stored`.
+ * Any other dtype (U8, I8, BOOL, F8_*, U64, ...) is rejected with an error naming it and the file.
+ *
+ * The writer pads the header with spaces to a multiple of 8 bytes (so the data section is 8-aligned),
+ * lays tensors out contiguously in the order given, and writes "__metadata__" only when non-empty.
+ * Every reader error is a WgflowError that names the file.
+ */
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic-file.js';
+import { WgflowError } from './errors.js';
+import type { DTypeName } from './program.js';
+import type { TypedArray } from './session.js';
+
+/** Largest header the reader accepts (the reference implementation uses the same cap). */
+export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
+
+export type SafetensorsDType = 'F32' | 'I32' | 'U32' | 'F16' | 'BF16' | 'F64' | 'I64';
+
+const ITEM_BYTES: Readonly<Record<SafetensorsDType, number>> = {
+  F32: 4,
+  I32: 4,
+  U32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I64: 8,
+};
+/** Known safetensors dtypes this reader does not convert (so the error can say "unsupported", not "unknown"). */
+const UNSUPPORTED = new Set([
+  'BOOL',
+  'U8',
+  'I8',
+  'U16',
+  'I16',
+  'U64',
+  'F8_E5M2',
+  'F8_E4M3',
+  'F8_E8M0',
+  'F4',
+  'F6_E2M3',
+]);
+
+const TO_FILE: Readonly<Record<DTypeName, SafetensorsDType>> = { f32: 'F32', i32: 'I32', u32: 'U32' };
+
+export interface SafeTensor {
+  readonly data: TypedArray;
+  readonly shape: readonly number[];
+  readonly dtype: DTypeName;
+  /** The dtype in the file (differs from `dtype` when the reader converted: F16/BF16/F64 → f32, I64 → i32). */
+  readonly stored: SafetensorsDType;
+}
+
+export interface SafetensorsContents {
+  /** In data-offset order. */
+  readonly tensors: Map<string, SafeTensor>;
+  readonly metadata: Record<string, string>;
+}
+
+export interface TensorToWrite {
+  readonly data: TypedArray;
+  readonly shape: readonly number[];
+  readonly dtype: DTypeName;
+}
+
+export type TensorsToWrite = Iterable<readonly [string, TensorToWrite]> | Readonly<Record<string, TensorToWrite>>;
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function elementCount(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function entriesOf(tensors: TensorsToWrite): (readonly [string, TensorToWrite])[] {
+  if (Symbol.iterator in tensors) return [...(tensors as Iterable<readonly [string, TensorToWrite]>)];
+  return Object.entries(tensors as Readonly<Record<string, TensorToWrite>>);
+}
+
+/** Serializes tensors (in the given order) and string metadata to safetensors bytes. */
+export function encodeSafetensors(
+  tensors: TensorsToWrite,
+  metadata: Readonly<Record<string, string>> = {},
+): Uint8Array {
+  if (!LITTLE_ENDIAN) throw new WgflowError('safetensors: big-endian hosts are not supported');
+  const header: Record<string, unknown> = {};
+  const list = entriesOf(tensors);
+  const seen = new Set<string>();
+  let offset = 0;
+  for (const [name, t] of list) {
+    if (name === '__metadata__') throw new WgflowError('safetensors: "__metadata__" cannot be a tensor name');
+    if (seen.has(name)) throw new WgflowError(`safetensors: duplicate tensor name "${name}"`);
+    seen.add(name);
+    const dtype = TO_FILE[t.dtype];
+    if (!dtype) throw new WgflowError(`safetensors: tensor "${name}" has unsupported dtype ${String(t.dtype)}`);
+    for (const d of t.shape)
+      if (!Number.isSafeInteger(d) || d < 0)
+        throw new WgflowError(`safetensors: tensor "${name}" has a bad shape [${t.shape.join(',')}]`);
+    const n = elementCount(t.shape);
+    if (t.data.length !== n)
+      throw new WgflowError(
+        `safetensors: tensor "${name}" shape [${t.shape.join(',')}] needs ${n} values, data has ${t.data.length}`,
+      );
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + n * 4] };
+    offset += n * 4;
+  }
+  const meta = Object.entries(metadata);
+  if (meta.length > 0) {
+    for (const [k, v] of meta)
+      if (typeof v !== 'string') throw new WgflowError(`safetensors: metadata "${k}" must be a string`);
+    header.__metadata__ = { ...metadata };
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) {
+    const p = new Uint8Array(padded).fill(0x20);
+    p.set(json);
+    json = p;
+  }
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const [, t] of list) {
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+    at += t.data.byteLength;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function f16ToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+function convert(dtype: SafetensorsDType, bytes: Uint8Array, n: number, what: string): [DTypeName, TypedArray] {
+  // Copy to a fresh, aligned buffer first (the data section need not be aligned for the element size).
+  // (Not bytes.slice(): on a Node Buffer that is a view into a shared pool, not a copy.)
+  const copy = new ArrayBuffer(bytes.length);
+  new Uint8Array(copy).set(bytes);
+  const view = new DataView(copy);
+  switch (dtype) {
+    case 'F32':
+      return ['f32', new Float32Array(copy)];
+    case 'I32':
+      return ['i32', new Int32Array(copy)];
+    case 'U32':
+      return ['u32', new Uint32Array(copy)];
+    case 'F16': {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(view.getUint16(i * 2, true));
+      return ['f32', out];
+    }
+    case 'BF16': {
+      const bits = new Uint32Array(n);
+      for (let i = 0; i < n; i++) bits[i] = view.getUint16(i * 2, true) << 16;
+      return ['f32', new Float32Array(bits.buffer)];
+    }
+    case 'F64':
+      return ['f32', Float32Array.from(new Float64Array(copy))];
+    case 'I64': {
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = view.getBigInt64(i * 8, true);
+        if (v < -2147483648n || v > 2147483647n)
+          throw new WgflowError(`${what}: I64 value ${v} at index ${i} does not fit in i32`);
+        out[i] = Number(v);
+      }
+      return ['i32', out];
+    }
+  }
+}
+
+/**
+ * Parses safetensors bytes. `file` names the source in every error message.
+ * Checks: the header length fits in the file and under SAFETENSORS_MAX_HEADER_BYTES; the header is a
+ * JSON object; every entry has a known dtype, a valid shape and offsets; the offsets tile the data
+ * section exactly (contiguous, no overlap, no gap, nothing past the end, no trailing bytes); and
+ * shape × dtype size equals each tensor's byte length.
+ */
+export function decodeSafetensors(bytes: Uint8Array, file = '<bytes>'): SafetensorsContents {
+  if (!LITTLE_ENDIAN) throw new WgflowError('safetensors: big-endian hosts are not supported');
+  const where = `safetensors file ${file}`;
+  if (bytes.length < 8)
+    throw new WgflowError(`${where}: truncated: ${bytes.length} bytes, too short for the 8-byte header length`);
+  const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n64 > BigInt(SAFETENSORS_MAX_HEADER_BYTES))
+    throw new WgflowError(
+      `${where}: header length ${n64} exceeds the ${SAFETENSORS_MAX_HEADER_BYTES}-byte cap (corrupt or not a safetensors file)`,
+    );
+  const n = Number(n64);
+  if (8 + n > bytes.length)
+    throw new WgflowError(
+      `${where}: header length ${n} is larger than the file (${bytes.length} bytes): truncated or not a safetensors file`,
+    );
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (e) {
+    throw new WgflowError(`${where}: header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (!isPlainObject(header)) throw new WgflowError(`${where}: header is not a JSON object`);
+  const data = bytes.subarray(8 + n);
+  const metadata: Record<string, string> = {};
+  const entries: { name: string; dtype: SafetensorsDType; shape: number[]; begin: number; end: number }[] = [];
+  for (const [name, raw] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      if (!isPlainObject(raw)) throw new WgflowError(`${where}: "__metadata__" is not an object`);
+      for (const [k, v] of Object.entries(raw)) {
+        if (typeof v !== 'string') throw new WgflowError(`${where}: "__metadata__.${k}" is not a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const what = `${where}: tensor "${name}"`;
+    if (!isPlainObject(raw)) throw new WgflowError(`${what}: entry is not an object`);
+    const { dtype, shape, data_offsets: offs } = raw;
+    if (typeof dtype !== 'string') throw new WgflowError(`${what}: missing or non-string dtype`);
+    if (!(dtype in ITEM_BYTES))
+      throw new WgflowError(
+        UNSUPPORTED.has(dtype)
+          ? `${what}: dtype ${dtype} is not supported (supported: ${Object.keys(ITEM_BYTES).join(', ')})`
+          : `${what}: unknown dtype "${dtype}" (supported: ${Object.keys(ITEM_BYTES).join(', ')})`,
+      );
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new WgflowError(`${what}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (
+      !Array.isArray(offs) ||
+      offs.length !== 2 ||
+      !offs.every((o) => Number.isSafeInteger(o) && o >= 0) ||
+      offs[0] > offs[1]
+    )
+      throw new WgflowError(`${what}: data_offsets ${JSON.stringify(offs)} is not [begin, end] with 0 ≤ begin ≤ end`);
+    const sd = dtype as SafetensorsDType;
+    const [begin, end] = offs as [number, number];
+    const want = elementCount(shape) * ITEM_BYTES[sd];
+    if (want !== end - begin)
+      throw new WgflowError(
+        `${what}: shape [${shape.join(',')}] × ${sd} is ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+      );
+    entries.push({ name, dtype: sd, shape: shape as number[], begin, end });
+  }
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
+  let prev = '';
+  for (const e of entries) {
+    if (e.begin < cursor)
+      throw new WgflowError(
+        `${where}: tensor "${e.name}" data_offsets [${e.begin}, ${e.end}] overlap tensor "${prev}" (ends at ${cursor})`,
+      );
+    if (e.begin > cursor)
+      throw new WgflowError(
+        `${where}: offsets are not contiguous: gap of ${e.begin - cursor} bytes before tensor "${e.name}" at ${cursor}`,
+      );
+    if (e.end > data.length)
+      throw new WgflowError(
+        `${where}: truncated: tensor "${e.name}" ends at data byte ${e.end} but the data section has ${data.length} bytes`,
+      );
+    cursor = e.end;
+    prev = e.name;
+  }
+  if (cursor !== data.length)
+    throw new WgflowError(
+      `${where}: ${data.length - cursor} trailing bytes after the last tensor (data section ${data.length} bytes, tensors cover ${cursor})`,
+    );
+  const tensors = new Map<string, SafeTensor>();
+  for (const e of entries) {
+    const [dtype, arr] = convert(
+      e.dtype,
+      data.subarray(e.begin, e.end),
+      elementCount(e.shape),
+      `${where}: tensor "${e.name}"`,
+    );
+    tensors.set(e.name, { data: arr, shape: e.shape, dtype, stored: e.dtype });
+  }
+  return { tensors, metadata };
+}
+
+/** Reads and validates a safetensors file (see decodeSafetensors). */
+export async function readSafetensors(path: string): Promise<SafetensorsContents> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new WgflowError(`safetensors file ${path}: cannot read: ${(e as Error).message}`);
+  }
+  return decodeSafetensors(bytes, path);
+}
+
+/** Writes a safetensors file atomically (temp file + fsync + rename; see writeFileAtomic). */
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorsToWrite,
+  metadata: Readonly<Record<string, string>> = {},
+): Promise<void> {
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
