@@ -79,6 +79,15 @@ export function getDevice(): Promise<DeviceInfo> {
   return current;
 }
 
+/**
+ * The `create()` object behind the shared device (opened first), e.g. for `navigator.gpu` of a peer
+ * library in benchmarks; it stays referenced here for the process lifetime.
+ */
+export async function getGpuInstance(): Promise<GPU> {
+  await getDevice();
+  return gpuInstance as GPU;
+}
+
 /** Throws when the device was lost (or destroyed) or reported an error outside an error scope. */
 export function checkDeviceHealth(device: GPUDevice, context: string): void {
   const lost = lostReasons.get(device);
