@@ -45,6 +45,8 @@ export interface RoiHeadConfig {
   readonly pooling?: RoiPooling;
   /** Training: dropout after fc6 and fc7 with these seeds. Inference: no dropout. */
   readonly dropoutSeeds?: readonly [number, number];
+  /** Training: a u32 [1] per-step seed input mixed into both dropout masks (a new mask every step). */
+  readonly dropoutStepSeed?: Tensor;
 }
 
 export interface RoiHeadOutputs {
@@ -85,9 +87,9 @@ export function roiHead(
     { ...cfg.head.fc6, inFeatures: C * P * P, outFeatures: H, weightInit: init.xavier() },
     map,
   ).relu();
-  if (cfg.dropoutSeeds) h = h.dropout(cfg.head.dropout, cfg.dropoutSeeds[0]);
+  if (cfg.dropoutSeeds) h = h.dropout(cfg.head.dropout, cfg.dropoutSeeds[0], cfg.dropoutStepSeed);
   h = linearLayer(g, h, { ...cfg.head.fc7, inFeatures: H, outFeatures: H, weightInit: init.xavier() }, map).relu();
-  if (cfg.dropoutSeeds) h = h.dropout(cfg.head.dropout, cfg.dropoutSeeds[1]);
+  if (cfg.dropoutSeeds) h = h.dropout(cfg.head.dropout, cfg.dropoutSeeds[1], cfg.dropoutStepSeed);
   const cls = declareLinear(
     g,
     { name: 'cls_score', caffe: 'cls_score', inFeatures: H, outFeatures: K1, std: 0.01 },
