@@ -88,6 +88,17 @@ const VGG_BLOCKS: readonly (readonly [number, number, number][])[] = [
 
 const VGG_POOL: PoolSpec = { size: 2, ceilMode: true };
 
+/** Feature size after four 2×2 stride-2 ceil-mode pools (VGG16's and the small backbone's stride 16). */
+function afterFourCeilPools(H: number, W: number): [number, number] {
+  let h = H;
+  let w = W;
+  for (let i = 0; i < 4; i++) {
+    h = ceilPool(h, 2, 2, 0);
+    w = ceilPool(w, 2, 2, 0);
+  }
+  return [h, w];
+}
+
 export const vgg16: Backbone = {
   name: 'frcnn-vgg16',
   stride: 16,
@@ -100,15 +111,7 @@ export const vgg16: Backbone = {
     fc7: { name: 'classifier.3', caffe: 'fc7', torchvision: 'classifier.3' },
     dropout: 0.5,
   },
-  featureSize(H, W) {
-    let h = H;
-    let w = W;
-    for (let i = 0; i < 4; i++) {
-      h = ceilPool(h, 2, 2, 0);
-      w = ceilPool(w, 2, 2, 0);
-    }
-    return [h, w];
-  },
+  featureSize: afterFourCeilPools,
   build(g, image, opts, map) {
     let h = image;
     VGG_BLOCKS.forEach((block, bi) => {
@@ -196,15 +199,7 @@ export const small: Backbone = {
     fc7: { name: 'fc7', caffe: 'fc7' },
     dropout: 0.5,
   },
-  featureSize(H, W) {
-    let h = H;
-    let w = W;
-    for (let i = 0; i < 4; i++) {
-      h = ceilPool(h, 2, 2, 0);
-      w = ceilPool(w, 2, 2, 0);
-    }
-    return [h, w];
-  },
+  featureSize: afterFourCeilPools,
   build(g, image, opts, map) {
     let h = image;
     for (let i = 0; i < 4; i++) {

@@ -222,10 +222,9 @@ export function linearLayer(g: GraphBuilder, x: Tensor, s: LinearSpec, map?: Par
   const parts = Math.ceil((s.inFeatures * s.outFeatures * 4) / max);
   const bias = g.param(`${s.name}.bias`, [s.outFeatures], init.zeros(), { trainable });
   const tv = s.torchvision;
-  if (parts <= 1) {
-    const w = g.param(`${s.name}.weight`, [s.outFeatures, s.inFeatures], s.weightInit, { trainable });
+  const record = (weightParams: string[]) => {
     map?.add({
-      params: [`${s.name}.weight`],
+      params: weightParams,
       torchvision: tv !== undefined ? `${tv}.weight` : null,
       caffe: `${s.caffe}[0]`,
       shape: [s.outFeatures, s.inFeatures],
@@ -236,6 +235,10 @@ export function linearLayer(g: GraphBuilder, x: Tensor, s: LinearSpec, map?: Par
       caffe: `${s.caffe}[1]`,
       shape: [s.outFeatures],
     });
+  };
+  if (parts <= 1) {
+    const w = g.param(`${s.name}.weight`, [s.outFeatures, s.inFeatures], s.weightInit, { trainable });
+    record([`${s.name}.weight`]);
     return linear(x, w, bias);
   }
   const rows = Math.ceil(s.outFeatures / parts);
@@ -249,18 +252,7 @@ export function linearLayer(g: GraphBuilder, x: Tensor, s: LinearSpec, map?: Par
     const w = g.param(name, [r, s.inFeatures], s.weightInit, { trainable });
     ys.push(x.matmul(w, { transB: true }));
   }
-  map?.add({
-    params: names,
-    torchvision: tv !== undefined ? `${tv}.weight` : null,
-    caffe: `${s.caffe}[0]`,
-    shape: [s.outFeatures, s.inFeatures],
-  });
-  map?.add({
-    params: [`${s.name}.bias`],
-    torchvision: tv !== undefined ? `${tv}.bias` : null,
-    caffe: `${s.caffe}[1]`,
-    shape: [s.outFeatures],
-  });
+  record(names);
   return g.concat(ys, 1).add(bias);
 }
 
