@@ -4,11 +4,12 @@
  * with the f32 ones within torchvision's f16 tolerances.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { roiAlign, roiPool } from '../ops/detection.js';
 import * as eager from '../ops/detection-eager.js';
 import { clearEagerCache } from '../ops/eager.js';
 import { closeDevice } from '../runtime/device.js';
 import { f16round } from './half.js';
-import { freshSeed, rand, relError } from './helpers.js';
+import { checkGpuVsCpu, freshSeed, rand } from './helpers.js';
 
 afterAll(async () => {
   await clearEagerCache();
@@ -30,22 +31,24 @@ describe('half-precision inputs (spec §9)', () => {
     expect(Array.from(half)).toEqual(Array.from(full));
   });
 
-  it('RoIAlign and RoIPool on f16-rounded features and RoIs match the f32 result within 4e-3', async () => {
+  it('RoIAlign and RoIPool on f16-valued features and RoIs match the float64 reference on the same inputs', async () => {
+    // torchvision compares its f16 run with a reference on the same f16 inputs; wgflow computes in f32,
+    // so the check is GPU (f32 arithmetic) vs the float64 CPU reference, both fed the f16-rounded values.
     const seed = freshSeed();
-    const x = rand([2, 5, 10, 10], seed, 0, 1);
+    const x = rand([2, 5, 10, 10], seed, 0, 1).map(f16round);
     const rois = [0, 0, 0, 9, 9, 0, 0, 5, 4, 9, 0, 5, 5, 9, 9, 1, 0, 0, 9, 9].map((v, i) =>
-      i % 5 === 0 ? v : v + 0.3,
+      f16round(i % 5 === 0 ? v : v + 0.3),
     );
-    for (const op of ['roiAlign', 'roiPool'] as const) {
-      const opts =
-        op === 'roiAlign' ? { outputSize: 5, spatialScale: 1, samplingRatio: -1 } : { outputSize: 5, spatialScale: 1 };
-      const run = (xs: number[], rs: number[]) =>
-        op === 'roiAlign'
-          ? eager.roiAlign(f32(xs, [2, 5, 10, 10]), f32(rs, [4, 5]), opts)
-          : eager.roiPool(f32(xs, [2, 5, 10, 10]), f32(rs, [4, 5]), opts);
-      const full = await run(x, rois);
-      const half = await run(x.map(f16round), rois.map(f16round));
-      expect(relError(half.data, full.data), `${op} (seed ${seed})`).toBeLessThan(4e-3);
-    }
+    await checkGpuVsCpu(
+      (g) => {
+        const f = g.input('x', [2, 5, 10, 10]);
+        const r = g.input('rois', [4, 5]);
+        return {
+          align: roiAlign(f, r, { outputSize: 5, spatialScale: 1, samplingRatio: -1 }),
+          pool: roiPool(f, r, { outputSize: 5, spatialScale: 1 }),
+        };
+      },
+      { feeds: { x, rois }, seed, rtol: 1e-5 },
+    );
   });
 });
