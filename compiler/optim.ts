@@ -18,7 +18,16 @@ export interface SgdOptions {
   readonly params?: readonly Tensor[];
   /** Name of the learning-rate input (an f32 scalar fed each run). */
   readonly lrInput?: string;
+  /**
+   * Per-parameter multipliers (Caffe's lr_mult / decay_mult), e.g. py-faster-rcnn's biases: lr ×2,
+   * no weight decay. Default 1 and 1.
+   */
+  readonly multipliers?: (param: Tensor) => { readonly lr?: number; readonly decay?: number };
 }
+
+/** py-faster-rcnn's solver convention: biases learn at 2× the rate and get no weight decay. */
+export const CAFFE_BIAS_MULTIPLIERS = (p: Tensor): { lr: number; decay: number } =>
+  /(^|\.)bias$/.test(p.node.name ?? '') ? { lr: 2, decay: 0 } : { lr: 1, decay: 1 };
 
 export interface TrainStep {
   readonly updates: Update[];
@@ -45,14 +54,17 @@ export function sgd(loss: Tensor, opts: SgdOptions = {}): TrainStep {
   const updates: Update[] = [];
   params.forEach((p, i) => {
     let gi = grads[i] as Tensor;
-    if (wd !== 0) gi = gi.add(p.mul(wd));
+    const mult = opts.multipliers?.(p) ?? {};
+    const decay = wd * (mult.decay ?? 1);
+    const lrMult = mult.lr ?? 1;
+    if (decay !== 0) gi = gi.add(p.mul(decay));
     if (momentum !== 0) {
       const buf = g.state(`${p.node.name}.momentum`, p.shape, init.zeros());
       const next = buf.mul(momentum).add(gi);
       updates.push({ target: buf, value: next });
       gi = next;
     }
-    updates.push({ target: p, value: p.sub(gi.mul(lr)) });
+    updates.push({ target: p, value: p.sub(gi.mul(lrMult === 1 ? lr : lr.mul(lrMult))) });
   });
   return { updates, params, grads, lrInput: lrName };
 }

@@ -1103,6 +1103,11 @@ export interface ProposalTargetOptions {
   readonly seed?: number;
   /** Target normalization (t − mean) / std: PFR BBOX_NORMALIZE_MEANS / STDS. */
   readonly means?: readonly [number, number, number, number];
+  /**
+   * Keep the sampled RoIs differentiable in the proposal boxes (non-approximate joint training; the
+   * regression targets are still constants). Default false: RoIs carry no gradient.
+   */
+  readonly boxGradient?: boolean;
   readonly stds?: readonly [number, number, number, number];
 }
 
@@ -1144,7 +1149,7 @@ export function proposalTargets(
   const P = proposals.shape[proposals.rank - 2] as number;
   const G = gt.shape[gt.rank - 2] as number;
   const N = P + G;
-  const pr = proposals.stopGradient().reshape([B, P, 4]);
+  const pr = (opts.boxGradient === true ? proposals : proposals.stopGradient()).reshape([B, P, 4]);
   const gb = gt.stopGradient().reshape([B, G, 4]);
   const packed = g
     .apply('proposal_targets', [proposals.stopGradient(), proposalCount, gt.stopGradient(), gtCount, gtLabels, seed], {
@@ -1172,7 +1177,7 @@ export function proposalTargets(
   const matched = gb.reshape([B * G, 4]).gather(matches.maximum(0).add(rowOffsets(gt, B, S, G)));
   const means = opts.means ?? [0, 0, 0, 0];
   const stds = opts.stds ?? [0.1, 0.1, 0.2, 0.2];
-  const raw = encodeBoxes(boxes, matched, { weights: [1, 1, 1, 1], plusOne: opts.plusOne ?? false });
+  const raw = encodeBoxes(boxes.stopGradient(), matched, { weights: [1, 1, 1, 1], plusOne: opts.plusOne ?? false });
   const norm = raw.sub(g.constant([...means], [1, 4])).div(g.constant([...stds], [1, 4]));
   const C = numClasses;
   const fg = labels.gt(0).reshape([BS, 1, 1]);

@@ -42,12 +42,29 @@ function toJson(value: unknown, what: string, path: string): string {
   return s;
 }
 
+/** A checkpoint was refused because a parameter or state tensor is NaN or infinite. */
+export class NonFiniteStateError extends WgflowError {
+  constructor(
+    readonly tensor: string,
+    readonly value: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NonFiniteStateError';
+  }
+}
+
+export interface SaveCheckpointOptions extends AtomicWriteOptions {
+  /** Refuse (throw NonFiniteStateError, write nothing) when a float tensor holds NaN or ±Infinity. */
+  readonly requireFinite?: boolean;
+}
+
 /** Reads every persistent tensor from the session and writes them with the metadata, atomically. */
 export async function saveCheckpoint(
   session: Session,
   path: string,
   info: CheckpointInfo,
-  opts: AtomicWriteOptions = {},
+  opts: SaveCheckpointOptions = {},
 ): Promise<void> {
   if (!Number.isSafeInteger(info.iteration) || info.iteration < 0)
     throw new WgflowError(`checkpoint ${path}: iteration must be a non-negative integer, got ${info.iteration}`);
@@ -60,7 +77,19 @@ export async function saveCheckpoint(
   if (info.rngState !== undefined) metadata.rng_state = toJson(info.rngState, 'rngState', path);
   if (info.config !== undefined) metadata.config = toJson(info.config, 'config', path);
   const tensors: [string, TensorToWrite][] = [];
-  for (const p of session.spec.persistent) tensors.push([p.name, await session.read(p.name)]);
+  for (const p of session.spec.persistent) {
+    const t = await session.read(p.name);
+    if (opts.requireFinite && t.data instanceof Float32Array) {
+      const bad = t.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0)
+        throw new NonFiniteStateError(
+          p.name,
+          t.data[bad] as number,
+          `checkpoint ${path} NOT written: tensor "${p.name}" holds ${t.data[bad]} (element ${bad}) after iteration ${info.iteration}; the previous file is kept`,
+        );
+    }
+    tensors.push([p.name, t]);
+  }
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata), opts);
 }
 

@@ -1,5 +1,28 @@
 /** Runtime-only entry point: executes compiled programs; imports no compiler code. */
 
+export {
+  artifactLimitShortfalls,
+  type LoadArtifactOptions,
+  type LoadedArtifact,
+  loadArtifact,
+  readArtifactManifest,
+} from './artifact.js';
+export {
+  ARTIFACT_CONSTANTS_FILE,
+  ARTIFACT_FORMAT,
+  ARTIFACT_KERNEL_DIR,
+  ARTIFACT_LIMIT_NAMES,
+  ARTIFACT_MANIFEST_FILE,
+  ARTIFACT_VERSION,
+  ARTIFACT_WEIGHTS_FILE,
+  type ArtifactKernel,
+  type ArtifactLimits,
+  type ArtifactManifest,
+  type ArtifactPersistent,
+  type ArtifactTensor,
+  type JsonValue,
+  parseArtifactManifest,
+} from './artifact-manifest.js';
 export { type AtomicWriteOptions, atomicTempPath, writeFileAtomic } from './atomic-file.js';
 export {
   CHECKPOINT_FORMAT,
@@ -12,7 +35,24 @@ export {
 export { closeDevice, type DeviceInfo, getDevice, NO_ADAPTER_HELP, quietly } from './device.js';
 export { WgflowError } from './errors.js';
 export { initialValues, uniformStream } from './init.js';
-export type { BufferSpec, InitSpec, KernelSpec, ProgramSpec, ProgramStats, StepSpec, TensorSpec } from './program.js';
+export {
+  canProfile,
+  type DispatchTiming,
+  type KernelTotal,
+  kernelPattern,
+  type StepProfile,
+  topKernels,
+} from './profile.js';
+export type {
+  BufferSpec,
+  DTypeName,
+  InitSpec,
+  KernelSpec,
+  ProgramSpec,
+  ProgramStats,
+  StepSpec,
+  TensorSpec,
+} from './program.js';
 export {
   decodeSafetensors,
   encodeSafetensors,
@@ -26,3 +66,18 @@ export {
   writeSafetensors,
 } from './safetensors.js';
 export { type Feed, type HostTensor, type RunOptions, Session, type TypedArray } from './session.js';
+export {
+  type ArtifactSignature,
+  loadTypedArtifact,
+  type SignatureTensor,
+  type TypedArtifact,
+  type TypedTensorRecord,
+} from './typed-artifact.js';
+export {
+  type AnyTypedTensor,
+  type ArrayOf,
+  isTypedTensor,
+  TYPED_TENSOR,
+  type TypedTensor,
+  typedTensor,
+} from './typed-tensor.js';

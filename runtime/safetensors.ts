@@ -11,6 +11,7 @@
  *
  * The writer pads the header with spaces to a multiple of 8 bytes (so the data section is 8-aligned),
  * lays tensors out contiguously in the order given, and writes "__metadata__" only when non-empty.
+ * f32 tensors may be WRITTEN as F16 or BF16 (`storeAs`; round to nearest even, overflow to ±∞ in F16).
  * Every reader error is a WgflowError that names the file.
  */
 import { readFile } from 'node:fs/promises';
@@ -68,6 +69,8 @@ export interface TensorToWrite {
   readonly data: TypedArray;
   readonly shape: readonly number[];
   readonly dtype: DTypeName;
+  /** f32 only: store as F16 or BF16 (half the bytes; values rounded to nearest even). Default: the dtype's own. */
+  readonly storeAs?: 'F16' | 'BF16';
 }
 
 export type TensorsToWrite = Iterable<readonly [string, TensorToWrite]> | Readonly<Record<string, TensorToWrite>>;
@@ -93,12 +96,18 @@ export function encodeSafetensors(
   const list = entriesOf(tensors);
   const seen = new Set<string>();
   let offset = 0;
+  const payloads: Uint8Array[] = [];
   for (const [name, t] of list) {
     if (name === '__metadata__') throw new WgflowError('safetensors: "__metadata__" cannot be a tensor name');
     if (seen.has(name)) throw new WgflowError(`safetensors: duplicate tensor name "${name}"`);
     seen.add(name);
-    const dtype = TO_FILE[t.dtype];
-    if (!dtype) throw new WgflowError(`safetensors: tensor "${name}" has unsupported dtype ${String(t.dtype)}`);
+    if (!TO_FILE[t.dtype])
+      throw new WgflowError(`safetensors: tensor "${name}" has unsupported dtype ${String(t.dtype)}`);
+    if (t.storeAs !== undefined && (t.dtype !== 'f32' || (t.storeAs !== 'F16' && t.storeAs !== 'BF16')))
+      throw new WgflowError(
+        `safetensors: tensor "${name}": storeAs ${String(t.storeAs)} needs f32 data and F16 or BF16 (got ${t.dtype})`,
+      );
+    const dtype = t.storeAs ?? TO_FILE[t.dtype];
     for (const d of t.shape)
       if (!Number.isSafeInteger(d) || d < 0)
         throw new WgflowError(`safetensors: tensor "${name}" has a bad shape [${t.shape.join(',')}]`);
@@ -107,8 +116,13 @@ export function encodeSafetensors(
       throw new WgflowError(
         `safetensors: tensor "${name}" shape [${t.shape.join(',')}] needs ${n} values, data has ${t.data.length}`,
       );
-    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + n * 4] };
-    offset += n * 4;
+    const bytes =
+      t.storeAs === undefined
+        ? new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)
+        : toHalf(t.data as Float32Array, t.storeAs);
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes.length] };
+    offset += bytes.length;
+    payloads.push(bytes);
   }
   const meta = Object.entries(metadata);
   if (meta.length > 0) {
@@ -127,10 +141,55 @@ export function encodeSafetensors(
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
   out.set(json, 8);
   let at = 8 + json.length;
-  for (const [, t] of list) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
+  for (const p of payloads) {
+    out.set(p, at);
+    at += p.length;
   }
+  return out;
+}
+
+const f32Bits = new Uint32Array(1);
+const f32View = new Float32Array(f32Bits.buffer);
+
+/** IEEE binary16 bits of a number: round to nearest even, overflow to ±∞, subnormals kept, NaN stays NaN. */
+export function f32ToF16Bits(v: number): number {
+  f32View[0] = v;
+  const x = f32Bits[0] as number;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // below half the smallest subnormal: ±0
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    let h = m >>> shift;
+    const rest = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rest > half || (rest === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // may carry into the exponent (and up to ∞): correct
+  return sign | h;
+}
+
+/** bfloat16 bits of a number: the top half of its f32 bits, rounded to nearest even; NaN stays NaN. */
+export function f32ToBf16Bits(v: number): number {
+  f32View[0] = v;
+  const x = f32Bits[0] as number;
+  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return (x >>> 16) | 0x40;
+  return (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+}
+
+function toHalf(data: Float32Array, as: 'F16' | 'BF16'): Uint8Array {
+  const out = new Uint8Array(data.length * 2);
+  const view = new DataView(out.buffer);
+  const conv = as === 'F16' ? f32ToF16Bits : f32ToBf16Bits;
+  for (let i = 0; i < data.length; i++) view.setUint16(i * 2, conv(data[i] as number) & 0xffff, true);
   return out;
 }
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { atomicTempPath, writeFileAtomic } from '../runtime/atomic-file.js';
+import { uniformStream } from '../runtime/init.js';
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -257,4 +258,142 @@ describe('writeFileAtomic', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     expect(atomicTempPath(path)).not.toBe(atomicTempPath(path));
   });
+});
+
+describe('safetensors: F16 / BF16 writing', () => {
+  /** Every 16-bit pattern, as the reader decodes it (F16 or BF16). */
+  function allHalves(kind: 'F16' | 'BF16'): Float32Array {
+    const bits = le(
+      Array.from({ length: 65536 }, (_, i) => i),
+      'f16bits',
+    );
+    const t = decodeSafetensors(handMade({ h: { dtype: kind, shape: [65536], data_offsets: [0, 131072] } }, bits));
+    return t.tensors.get('h')?.data as Float32Array;
+  }
+
+  for (const kind of ['F16', 'BF16'] as const)
+    it(`${kind}: all 65536 values round-trip exactly through write and read (NaN stays NaN, −0 stays −0)`, () => {
+      const values = allHalves(kind);
+      const bytes = encodeSafetensors([['h', { data: values, shape: [256, 256], dtype: 'f32', storeAs: kind }]]);
+      const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+      expect(header.h).toEqual({ dtype: kind, shape: [256, 256], data_offsets: [0, 131072] });
+      const back = decodeSafetensors(bytes).tensors.get('h');
+      expect(back?.stored).toBe(kind);
+      expect(back?.dtype).toBe('f32');
+      const got = back?.data as Float32Array;
+      for (let i = 0; i < 65536; i++)
+        if (!Object.is(got[i], values[i]))
+          throw new Error(`${kind} pattern ${i.toString(16)}: wrote ${values[i]}, read ${got[i]}`);
+    });
+
+  it('F16 rounds to the nearest value (ties to even), overflows to ±∞, underflows to ±0', () => {
+    const halves = allHalves('F16');
+    const finite = [...halves].filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+    const u = uniformStream(12345);
+    const probes = [0.1, -0.3, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 65519, 65520, -70000, 2 ** -25, 2 ** -25 * 1.01, 1e-9];
+    for (let i = 0; i < 2000; i++) probes.push((u() - 0.5) * 2 ** (Math.floor(u() * 40) - 24));
+    const bytes = encodeSafetensors({
+      p: { data: Float32Array.from(probes), shape: [probes.length], dtype: 'f32', storeAs: 'F16' },
+    });
+    const got = decodeSafetensors(bytes).tensors.get('p')?.data as Float32Array;
+    probes.forEach((p0, i) => {
+      const p = Math.fround(p0);
+      const g = got[i] as number;
+      if (Math.abs(p) >= 65520) return expect(g).toBe(Math.sign(p) * Infinity);
+      // no finite f16 value is strictly closer than the one written
+      let best = Infinity;
+      for (const v of finite) best = Math.min(best, Math.abs(v - p));
+      expect(Math.abs(g - p), `probe ${p}`).toBe(best);
+    });
+    expect(got[0]).toBe(0.0999755859375);
+    expect(got[2]).toBe(1); // tie between 1 and 1 + 2^-10 → even (1)
+    expect(got[3]).toBe(1 + 2 ** -9); // tie → even mantissa
+    expect(got[4]).toBe(65504);
+    expect(got[5]).toBe(Infinity); // 65520 is the tie between 65504 and 2^16: rounds to even = ∞
+    expect(got[7]).toBe(0); // 2^-25 is half the smallest subnormal: tie → 0
+    expect(got[8]).toBe(2 ** -24);
+  });
+
+  it('storeAs is only for f32 data', () => {
+    expect(() =>
+      encodeSafetensors({ a: { data: new Int32Array(2), shape: [2], dtype: 'i32', storeAs: 'F16' } }),
+    ).toThrow(/tensor "a": storeAs F16 needs f32 data/);
+  });
+});
+
+describe('safetensors: hand-made corrupt files on disk name the file and the problem', () => {
+  const good = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
+  const fixtures: [string, Uint8Array, RegExp][] = [
+    [
+      'bad-json.safetensors',
+      handMade(null, new Uint8Array(8), { rawHeader: '{"a": {"dtype": "F32",' }),
+      /header is not valid UTF-8 JSON/,
+    ],
+    [
+      'not-utf8.safetensors',
+      (() => {
+        // {"<0xff>": 1}: 0xff never occurs in UTF-8
+        const json = [0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d];
+        const b = new Uint8Array(8 + json.length);
+        new DataView(b.buffer).setBigUint64(0, BigInt(json.length), true);
+        b.set(json, 8);
+        return b;
+      })(),
+      /header is not valid UTF-8 JSON/,
+    ],
+    [
+      'header-past-eof.safetensors',
+      handMade(good, new Uint8Array(8), { headerLen: 4096n }),
+      /header length 4096 is larger than the file \(\d+ bytes\)/,
+    ],
+    [
+      'cut-in-header.safetensors',
+      handMade(good, new Uint8Array(8)).subarray(0, 20),
+      /header length \d+ is larger than the file \(20 bytes\)/,
+    ],
+    [
+      'short-data.safetensors',
+      handMade(good, new Uint8Array(6)),
+      /truncated: tensor "a" ends at data byte 8 but the data section has 6 bytes/,
+    ],
+    [
+      'unknown-dtype.safetensors',
+      handMade({ a: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      /tensor "a": unknown dtype "Q4" \(supported: F32, I32, U32, F16, BF16, F64, I64\)/,
+    ],
+    [
+      'overlap.safetensors',
+      handMade(
+        {
+          b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+        },
+        new Uint8Array(12),
+      ),
+      /tensor "b" data_offsets \[4, 12\] overlap tensor "a" \(ends at 8\)/,
+    ],
+    [
+      'reversed-offsets.safetensors',
+      handMade({ a: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, new Uint8Array(8)),
+      /tensor "a": data_offsets \[8,0\] is not \[begin, end\] with 0 ≤ begin ≤ end/,
+    ],
+    [
+      'gap-at-start.safetensors',
+      handMade({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)),
+      /offsets are not contiguous: gap of 4 bytes before tensor "a" at 0/,
+    ],
+  ];
+  for (const [file, bytes, msg] of fixtures)
+    it(file, async () => {
+      const path = join(dir, file);
+      writeFileSync(path, bytes);
+      const err = await readSafetensors(path).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(err?.name).toBe('WgflowError');
+      expect(err?.message).toContain(`safetensors file ${path}: `);
+      expect(err?.message).toMatch(msg);
+    });
 });

@@ -1,5 +1,5 @@
 /**
- * Backbones of Faster R-CNN (output stride 16), declared with conventional parameter names:
+ * Backbones of Faster R-CNN (output stride 16; 8 for frcnn-small), declared with conventional parameter names:
  *
  * - frcnn-vgg16: the 13 conv 3×3 + ReLU layers of VGG16 with torchvision's state_dict names
  *   (features.{0,2,5,7,10,12,14,17,19,21,24,26,28}.weight/bias; Caffe conv1_1 … conv5_3 in the ParamMap),
@@ -12,7 +12,12 @@
  *   are SKIPPED: the op set has no LRN, and with alpha 5e-5 over 3×3 they scale activations by
  *   (1 + 5e-5/9·Σx²)^−0.75 ≈ 1 for activations of moderate size — a deviation to remember when
  *   importing Caffe ZF weights. 600×1000 → conv5 39×64 (Caffe's ceil with padding).
- * - frcnn-small: 4 × (conv 3×3 + ReLU + 2×2/2 ceil pool), channels 16/32/64/64, for tests and demos.
+ * - frcnn-small (ours, for tests and the demo on a CPU-emulated GPU): conv 16 → pool → conv 32 → pool →
+ *   conv 64, conv 64 → pool → conv 64, conv 64 (all 3×3 + ReLU, 2×2/2 ceil pools): OUTPUT STRIDE 8 and a
+ *   62-pixel receptive field, so a 128×160 image gives a 16×20 feature map. A stride-16, 4-conv version
+ *   (31-pixel receptive field, 8×10 map) reached only 12 % VOC mAP on the shapes demo after 1500
+ *   iterations: its RoIs covered 2–4 feature cells, each seeing part of the object. Its head is
+ *   fc6/fc7 of 256 without dropout (too narrow to regularize that way).
  */
 import type { DeviceLimits } from '../../compiler/limits.js';
 import { type GraphBuilder, init, type Tensor } from '../../compiler/tensor.js';
@@ -32,11 +37,14 @@ export interface HeadSpec {
   readonly fc6: { readonly name: string; readonly caffe: string; readonly torchvision?: string };
   readonly fc7: { readonly name: string; readonly caffe: string; readonly torchvision?: string };
   readonly dropout: number;
+  /** Init std of cls_score / bbox_pred (PFR: 0.01 / 0.001, for a head on pretrained fc6/fc7). */
+  readonly clsStd?: number;
+  readonly bboxStd?: number;
 }
 
 export interface Backbone {
   readonly name: string;
-  /** Output stride of the feature map (16 for all three). */
+  /** Output stride of the feature map (16 for VGG16 and ZF, 8 for the small backbone). */
   readonly stride: number;
   /** Channels of the feature map. */
   readonly channels: number;
@@ -185,11 +193,22 @@ export const zf: Backbone = {
 
 // ---------------------------------------------------------------- small
 
-const SMALL_CHANNELS = [3, 16, 32, 64, 64] as const;
+/** The small backbone's blocks: [output channels of each conv], a 2×2/2 ceil pool after the first three. */
+const SMALL_BLOCKS: readonly (readonly number[])[] = [[16], [32], [64, 64], [64, 64]];
+
+function afterCeilPools(H: number, W: number, pools: number): [number, number] {
+  let h = H;
+  let w = W;
+  for (let i = 0; i < pools; i++) {
+    h = ceilPool(h, 2, 2, 0);
+    w = ceilPool(w, 2, 2, 0);
+  }
+  return [h, w];
+}
 
 export const small: Backbone = {
   name: 'frcnn-small',
-  stride: 16,
+  stride: 8,
   channels: 64,
   rpnChannels: 64,
   head: {
@@ -197,35 +216,40 @@ export const small: Backbone = {
     hidden: 256,
     fc6: { name: 'fc6', caffe: 'fc6' },
     fc7: { name: 'fc7', caffe: 'fc7' },
-    dropout: 0.5,
+    dropout: 0,
+    // trained from scratch: PFR's 0.01 / 0.001 (meant for pretrained fc layers) let almost no gradient
+    // back into fc6/fc7, which then barely moved from their init in 1000 iterations
+    clsStd: 0.06,
+    bboxStd: 0.01,
   },
-  featureSize: afterFourCeilPools,
+  featureSize: (H, W) => afterCeilPools(H, W, 3),
   build(g, image, opts, map) {
     let h = image;
-    for (let i = 0; i < 4; i++) {
-      const l = declareConv(
-        g,
-        {
-          name: `features.conv${i + 1}`,
-          caffe: `conv${i + 1}`,
-          cin: SMALL_CHANNELS[i] as number,
-          cout: SMALL_CHANNELS[i + 1] as number,
-          k: 3,
-          weightInit: init.he(),
-        },
-        map,
-      );
-      const bands = opts.bands?.[i];
-      h = convPoolBlock(
-        h,
-        [l],
-        { size: 2, ceilMode: true },
-        {
-          limits: opts.limits,
-          ...(bands !== undefined ? { bands } : {}),
-        },
-      );
-    }
+    let cin = 3;
+    let n = 0;
+    SMALL_BLOCKS.forEach((block, bi) => {
+      const layers = block.map((cout) => {
+        n++;
+        const l = declareConv(
+          g,
+          { name: `features.conv${n}`, caffe: `conv${n}`, cin, cout, k: 3, weightInit: init.he() },
+          map,
+        );
+        cin = cout;
+        return l;
+      });
+      if (bi < 3) {
+        const bands = opts.bands?.[bi];
+        h = convPoolBlock(
+          h,
+          layers,
+          { size: 2, ceilMode: true },
+          { limits: opts.limits, ...(bands !== undefined ? { bands } : {}) },
+        );
+      } else {
+        for (const l of layers) h = convRelu(h, l);
+      }
+    });
     return h;
   },
 };

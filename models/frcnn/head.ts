@@ -87,17 +87,19 @@ export function roiHead(
     { ...cfg.head.fc6, inFeatures: C * P * P, outFeatures: H, weightInit: init.xavier() },
     map,
   ).relu();
-  if (cfg.dropoutSeeds) h = h.dropout(cfg.head.dropout, cfg.dropoutSeeds[0], cfg.dropoutStepSeed);
+  if (cfg.dropoutSeeds && cfg.head.dropout > 0)
+    h = h.dropout(cfg.head.dropout, cfg.dropoutSeeds[0], cfg.dropoutStepSeed);
   h = linearLayer(g, h, { ...cfg.head.fc7, inFeatures: H, outFeatures: H, weightInit: init.xavier() }, map).relu();
-  if (cfg.dropoutSeeds) h = h.dropout(cfg.head.dropout, cfg.dropoutSeeds[1], cfg.dropoutStepSeed);
+  if (cfg.dropoutSeeds && cfg.head.dropout > 0)
+    h = h.dropout(cfg.head.dropout, cfg.dropoutSeeds[1], cfg.dropoutStepSeed);
   const cls = declareLinear(
     g,
-    { name: 'cls_score', caffe: 'cls_score', inFeatures: H, outFeatures: K1, std: 0.01 },
+    { name: 'cls_score', caffe: 'cls_score', inFeatures: H, outFeatures: K1, std: cfg.head.clsStd ?? 0.01 },
     map,
   );
   const box = declareLinear(
     g,
-    { name: 'bbox_pred', caffe: 'bbox_pred', inFeatures: H, outFeatures: 4 * K1, std: 0.001 },
+    { name: 'bbox_pred', caffe: 'bbox_pred', inFeatures: H, outFeatures: 4 * K1, std: cfg.head.bboxStd ?? 0.001 },
     map,
   );
   return { clsScore: linear(h, cls.weight, cls.bias), bboxPred: linear(h, box.weight, box.bias), pooled };

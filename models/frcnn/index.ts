@@ -82,7 +82,13 @@ export interface FrcnnOptions {
   readonly inputNames?: { readonly image?: string; readonly imInfo?: string };
 }
 
-export interface FrcnnTrunk {
+export interface FrcnnTrunk extends FrcnnBase {
+  readonly rpn: RpnOutputs;
+  readonly proposals: Proposals;
+}
+
+/** The image inputs and the backbone (shared by every graph). */
+export interface FrcnnBase {
   readonly backbone: Backbone;
   /** Input f32 [1, 3, Hc, Wc]. */
   readonly image: Tensor;
@@ -90,17 +96,13 @@ export interface FrcnnTrunk {
   readonly imInfo: Tensor;
   /** Backbone features [1, C, H_f, W_f]. */
   readonly features: Tensor;
-  readonly rpn: RpnOutputs;
-  readonly proposals: Proposals;
   readonly paramMap: ParamMap;
+  /** The backbone's (shared convolutional) parameters, frozen ones included. */
+  readonly backboneParams: readonly Tensor[];
 }
 
-/** Backbone, RPN and proposal layer (shared by inference and training graphs). */
-export function buildFrcnnTrunk(
-  g: GraphBuilder,
-  opts: FrcnnOptions,
-  proposalDefaults: ProposalOptions = PROPOSALS_TEST,
-): FrcnnTrunk {
+/** Declares the inputs and the backbone. */
+export function buildFrcnnBase(g: GraphBuilder, opts: FrcnnOptions): FrcnnBase {
   const backbone = getBackbone(opts.backbone);
   const [Hc, Wc] = opts.canvas;
   if (!(Number.isInteger(opts.numClasses) && opts.numClasses >= 1))
@@ -109,10 +111,27 @@ export function buildFrcnnTrunk(
   const image = g.input(opts.inputNames?.image ?? 'image', [1, 3, Hc, Wc]);
   const imInfo = g.input(opts.inputNames?.imInfo ?? 'im_info', [3]);
   const paramMap = new ParamMap();
+  const first = g.graph.nodes.length;
   const features = backbone.build(g, image, { limits, ...(opts.bands ? { bands: opts.bands } : {}) }, paramMap);
+  const backboneParams = g.graph.nodes
+    .slice(first)
+    .filter((n) => n.op === 'param')
+    .map((n) => g.tensor(n.id));
   const [Hf, Wf] = backbone.featureSize(Hc, Wc);
   if (features.shape[2] !== Hf || features.shape[3] !== Wf)
     throw new WgflowError(`internal: ${backbone.name} feature size ${features.shape} ≠ [${Hf}, ${Wf}]`);
+  return { backbone, image, imInfo, features, paramMap, backboneParams };
+}
+
+/** Backbone, RPN and proposal layer (shared by inference and training graphs). */
+export function buildFrcnnTrunk(
+  g: GraphBuilder,
+  opts: FrcnnOptions,
+  proposalDefaults: ProposalOptions = PROPOSALS_TEST,
+): FrcnnTrunk {
+  const base = buildFrcnnBase(g, opts);
+  const { backbone, features, paramMap, imInfo } = base;
+  const [Hc, Wc] = opts.canvas;
   const rpn = rpnHead(
     g,
     features,
@@ -131,7 +150,7 @@ export function buildFrcnnTrunk(
     { featureSize: (h, w) => backbone.featureSize(h, w), canvas: [Hc, Wc] },
     { ...proposalDefaults, ...(opts.proposals ?? {}) },
   );
-  return { backbone, image, imInfo, features, rpn, proposals, paramMap };
+  return { ...base, rpn, proposals };
 }
 
 export interface FrcnnInference extends FrcnnTrunk {

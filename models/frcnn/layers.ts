@@ -35,6 +35,8 @@ export interface ParamSource {
   /** Caffe layer name and blob index (0 weight, 1 bias) of the py-faster-rcnn prototxts. */
   readonly caffe: string;
   readonly shape: readonly number[];
+  /** Split weights: the rows (axis 0) of each part, in `params` order (sum = shape[0]). */
+  readonly partRows?: readonly number[];
 }
 
 export class ParamMap {
@@ -222,12 +224,13 @@ export function linearLayer(g: GraphBuilder, x: Tensor, s: LinearSpec, map?: Par
   const parts = Math.ceil((s.inFeatures * s.outFeatures * 4) / max);
   const bias = g.param(`${s.name}.bias`, [s.outFeatures], init.zeros(), { trainable });
   const tv = s.torchvision;
-  const record = (weightParams: string[]) => {
+  const record = (weightParams: string[], partRows?: number[]) => {
     map?.add({
       params: weightParams,
       torchvision: tv !== undefined ? `${tv}.weight` : null,
       caffe: `${s.caffe}[0]`,
       shape: [s.outFeatures, s.inFeatures],
+      ...(partRows ? { partRows } : {}),
     });
     map?.add({
       params: [`${s.name}.bias`],
@@ -243,16 +246,18 @@ export function linearLayer(g: GraphBuilder, x: Tensor, s: LinearSpec, map?: Par
   }
   const rows = Math.ceil(s.outFeatures / parts);
   const names: string[] = [];
+  const partRows: number[] = [];
   const ys: Tensor[] = [];
   for (let i = 0; i * rows < s.outFeatures; i++) {
     const r = Math.min(rows, s.outFeatures - i * rows);
     const name = `${s.name}.weight.part${i}`;
     names.push(name);
+    partRows.push(r);
     // Fan-in based initializers see [r, in]: same fan_in as the whole weight (xavier's fan_out differs).
     const w = g.param(name, [r, s.inFeatures], s.weightInit, { trainable });
     ys.push(x.matmul(w, { transB: true }));
   }
-  record(names);
+  record(names, partRows);
   return g.concat(ys, 1).add(bias);
 }
 

@@ -25,7 +25,8 @@
  *    can only come after every kept valid box (their score is −1 and suppression only acts on later
  *    boxes), so the valid proposals are exactly the prefix [0, count). Unused slots hold the dummy box
  *    (0, 0, 15, 15) (a valid 16×16 box, harmless for RoIPool/RoIAlign) and valid = 0.
- * Proposals carry no gradient (stop_gradient), as in approximate joint training.
+ * Proposals carry no gradient (stop_gradient), as in approximate joint training, unless boxGradient
+ * is set (non-approximate joint training: the boxes stay differentiable in the RPN deltas).
  */
 import type { Tensor } from '../../compiler/tensor.js';
 import { type GraphBuilder, init } from '../../compiler/tensor.js';
@@ -100,6 +101,12 @@ export interface ProposalOptions {
   readonly nmsThreshold: number;
   /** RPN_MIN_SIZE 16, in original-image pixels (multiplied by the scale of imInfo). */
   readonly minSize: number;
+  /**
+   * Non-approximate joint training: let the gradient flow from the proposal boxes back into the RPN's
+   * deltas (decode → clip → gathers are differentiable; scores, top-k and NMS choose indices only).
+   * Default false: the proposals are constants (approximate joint training, PFR's end2end).
+   */
+  readonly boxGradient?: boolean;
 }
 
 export const PROPOSALS_TEST: ProposalOptions = { preNmsTopN: 6000, postNmsTopN: 300, nmsThreshold: 0.7, minSize: 16 };
@@ -158,7 +165,8 @@ export function proposalLayer(
   const validW = imInfo.slice([1], [2]);
   const scale = imInfo.slice([2], [3]);
   // 1–2. decode, clip to the valid region
-  const deltas = rpn.deltas.stopGradient();
+  const keepGrad = opts.boxGradient === true;
+  const deltas = keepGrad ? rpn.deltas : rpn.deltas.stopGradient();
   const decoded = decodeBoxes(rpn.anchors, deltas, { plusOne: true, clampLog: null });
   const boxes = decoded.maximum(0).minimum(validHW.gather(g.constant([1, 0, 1, 0], [4], 'i32')).sub(1));
   // 3. min size (inclusive widths) and cells inside the valid feature map
@@ -190,11 +198,12 @@ export function proposalLayer(
   const keptScores = top.values.gather(idx, 0);
   const valid = has.mul(keptScores.ge(0));
   const keptBoxes = g.where(valid.reshape([R, 1]), preBoxes.gather(idx, 0), g.constant([...DUMMY_BOX], [4]));
-  const rois = g.concat([g.constant(new Array<number>(R).fill(0), [R, 1]), keptBoxes], 1).stopGradient();
+  const roisRaw = g.concat([g.constant(new Array<number>(R).fill(0), [R, 1]), keptBoxes], 1);
+  const rois = keepGrad ? roisRaw : roisRaw.stopGradient();
   const count = valid.cast('f32').sum().cast('i32').reshape([1]);
   return {
     rois,
-    boxes: keptBoxes.stopGradient(),
+    boxes: keepGrad ? keptBoxes : keptBoxes.stopGradient(),
     scores: g.where(valid, keptScores, -1),
     valid,
     count,

@@ -19,12 +19,23 @@
  * Anchor targets use the VALID image size (im_info) for PFR's inside test, so anchors over the padding
  * are ignored. Proposals use the training settings (pre-NMS 12000, post-NMS 2000) and carry no gradient
  * (approximate joint training). PFR conventions throughout (+1 pixel widths in IoU and coding).
- * Optimizer: `sgd` (momentum 0.9, weight decay 0.0005 on every trainable param; frozen params —
- * trainable: false — are excluded; the ×2 bias learning rate of PFR is not reproduced).
+ * Optimizer: `sgd` (momentum 0.9, weight decay 0.0005; frozen params — trainable: false — are excluded;
+ * PFR's bias lr ×2 with no weight decay on biases, CAFFE_BIAS_MULTIPLIERS, unless biasLrMult2 is false).
+ *
+ * MODES (spec §7):
+ * - 'approximate-joint' (default): the graph above.
+ * - 'joint': non-approximate joint training. The proposal boxes keep their gradient: RoIAlign's gradient
+ *   w.r.t. the boxes flows through the RoI sampling gathers, the clip and the box decoding into the RPN's
+ *   regression branch (scores, top-k, NMS and sampling only pick indices; the head's regression targets
+ *   stay constants). Needs pooling 'roi_align' (RoIPool's max has no gradient w.r.t. the box).
+ * - 'rpn': the RPN alone (alternating steps 1 and 3): backbone + RPN, the two RPN losses.
+ * - 'fast-rcnn': Fast R-CNN alone (alternating steps 2 and 4): backbone + head on proposals given as
+ *   inputs `proposals` f32 [R, 4] (canvas coordinates) and `proposal_count` i32 [1]; no RPN.
+ * freezeShared (alternating steps 3 and 4): the backbone's convs are not trained.
  */
 import type { Update } from '../../compiler/compile.js';
 import { WgflowError } from '../../compiler/errors.js';
-import { sgd } from '../../compiler/optim.js';
+import { CAFFE_BIAS_MULTIPLIERS, sgd, trainableParams } from '../../compiler/optim.js';
 import type { GraphBuilder, Tensor } from '../../compiler/tensor.js';
 import { smoothL1, softmaxCrossEntropy } from '../../ops/losses.js';
 import {
@@ -34,8 +45,10 @@ import {
   proposalTargets,
 } from '../../ops/targets.js';
 import { type RoiHeadOutputs, roiHead } from './head.js';
-import { buildFrcnnTrunk, type FrcnnOptions, type FrcnnTrunk } from './index.js';
-import { PROPOSALS_TRAIN } from './rpn.js';
+import { buildFrcnnBase, buildFrcnnTrunk, type FrcnnBase, type FrcnnOptions, type FrcnnTrunk } from './index.js';
+import { PROPOSALS_TRAIN, type RpnOutputs, rpnHead } from './rpn.js';
+
+export type FrcnnTrainingMode = 'approximate-joint' | 'joint' | 'rpn' | 'fast-rcnn';
 
 export interface FrcnnTrainingOptions extends FrcnnOptions {
   /** Gt capacity G per image (rows past gt_count are ignored). */
@@ -50,25 +63,41 @@ export interface FrcnnTrainingOptions extends FrcnnOptions {
   readonly weightDecay?: number;
   /** Set false to build the losses only (no gradients, no updates). */
   readonly optimizer?: boolean;
+  /** Which net and losses (see the file comment). Default 'approximate-joint'. */
+  readonly mode?: FrcnnTrainingMode;
+  /** Do not train the backbone (alternating steps 3 and 4). */
+  readonly freezeShared?: boolean;
+  /** PFR's bias lr ×2 and no decay on biases (default true). */
+  readonly biasLrMult2?: boolean;
+  /** 'fast-rcnn' mode: capacity R of the `proposals` input (default 300). */
+  readonly proposalCapacity?: number;
 }
 
 export const FRCNN_TRAIN_DEFAULTS = { momentum: 0.9, weightDecay: 0.0005, lr: 0.001 } as const;
 
-export interface FrcnnTraining extends FrcnnTrunk {
+export interface FrcnnTraining extends FrcnnBase {
+  readonly mode: FrcnnTrainingMode;
+  /** Absent in 'fast-rcnn' mode. */
+  readonly rpn?: RpnOutputs;
+  /** The proposals the head trains on (from the RPN, or the inputs in 'fast-rcnn' mode). */
+  readonly proposals?: FrcnnTrunk['proposals'];
   readonly gtBoxes: Tensor;
   readonly gtLabels: Tensor;
   readonly gtCount: Tensor;
   readonly seed: Tensor;
-  readonly head: RoiHeadOutputs;
+  /** Absent in 'rpn' mode. */
+  readonly head?: RoiHeadOutputs;
   readonly losses: {
-    readonly rpnCls: Tensor;
-    readonly rpnBbox: Tensor;
-    readonly cls: Tensor;
-    readonly bbox: Tensor;
+    readonly rpnCls?: Tensor;
+    readonly rpnBbox?: Tensor;
+    readonly cls?: Tensor;
+    readonly bbox?: Tensor;
     readonly total: Tensor;
   };
-  /** Outputs to compile: rpn_cls_loss, rpn_bbox_loss, cls_loss, bbox_loss, loss. */
+  /** Outputs to compile: the mode's loss terms (rpn_cls_loss, rpn_bbox_loss, cls_loss, bbox_loss) and loss. */
   readonly outputs: Record<string, Tensor>;
+  /** Counts worth watching while training: fg_anchors, fg_rois (f32 scalars; present per mode). */
+  readonly diagnostics: Record<string, Tensor>;
   /** SGD updates (empty with optimizer: false). */
   readonly updates: Update[];
   readonly params: Tensor[];
@@ -77,79 +106,142 @@ export interface FrcnnTraining extends FrcnnTrunk {
   readonly lrInput: string;
 }
 
-/** The approximate-joint training graph (see the file comment). */
+/** The training graph of a mode (see the file comment). */
 export function buildFrcnnTraining(g: GraphBuilder, opts: FrcnnTrainingOptions): FrcnnTraining {
   const G = opts.maxGt;
   if (!(Number.isInteger(G) && G >= 1)) throw new WgflowError(`maxGt must be a positive integer, got ${G}`);
-  const trunk = buildFrcnnTrunk(g, opts, PROPOSALS_TRAIN);
-  const b = trunk.backbone;
+  const mode = opts.mode ?? 'approximate-joint';
+  if (mode === 'joint' && opts.pooling !== 'roi_align')
+    throw new WgflowError(
+      "buildFrcnnTraining: mode 'joint' (non-approximate) needs pooling: 'roi_align' — RoIPool has no gradient w.r.t. the boxes",
+    );
+  const withRpn = mode !== 'fast-rcnn';
+  const withHead = mode !== 'rpn';
+  const trunkOpts: FrcnnOptions =
+    mode === 'joint' ? { ...opts, proposals: { ...(opts.proposals ?? {}), boxGradient: true } } : opts;
+  const trunk = withRpn && withHead ? buildFrcnnTrunk(g, trunkOpts, PROPOSALS_TRAIN) : undefined;
+  const base: FrcnnBase = trunk ?? buildFrcnnBase(g, opts);
+  const b = base.backbone;
   const gtBoxes = g.input('gt_boxes', [G, 4]);
   const gtLabels = g.input('gt_labels', [G], 'i32');
   const gtCount = g.input('gt_count', [1], 'i32');
   const seed = g.input('seed', [1], 'u32');
   const K1 = opts.numClasses + 1;
+  const outputs: Record<string, Tensor> = {};
+  const diagnostics: Record<string, Tensor> = {};
+  const terms: Tensor[] = [];
 
   // ---- RPN losses
-  const validHW = trunk.imInfo.slice([0], [2]);
-  const at = anchorTargets(trunk.rpn.anchors, gtBoxes, gtCount, validHW, seed, {
-    plusOne: true,
-    allowedBorder: 0,
-    seed: 0x5eed01,
-    ...(opts.anchorTargets ?? {}),
-  });
-  const rpnCls = softmaxCrossEntropy(trunk.rpn.clsLogits, at.labels, { ignoreIndex: -1 });
-  const numSampled = at.labels.ge(0).cast('f32').sum().maximum(1);
-  const rpnBbox = smoothL1(trunk.rpn.deltas.sub(at.bboxTargets), 1 / 9)
-    .mul(at.bboxWeights)
-    .sum()
-    .div(numSampled);
+  let rpn: RpnOutputs | undefined;
+  let rpnCls: Tensor | undefined;
+  let rpnBbox: Tensor | undefined;
+  if (withRpn) {
+    const net = trunk ? trunk.rpn : rpnHead(g, base.features, rpnConfig(opts, b), base.paramMap);
+    rpn = net;
+    const validHW = base.imInfo.slice([0], [2]);
+    const at = anchorTargets(net.anchors, gtBoxes, gtCount, validHW, seed, {
+      plusOne: true,
+      allowedBorder: 0,
+      seed: 0x5eed01,
+      ...(opts.anchorTargets ?? {}),
+    });
+    rpnCls = softmaxCrossEntropy(net.clsLogits, at.labels, { ignoreIndex: -1 });
+    const numSampled = at.labels.ge(0).cast('f32').sum().maximum(1);
+    rpnBbox = smoothL1(net.deltas.sub(at.bboxTargets), 1 / 9)
+      .mul(at.bboxWeights)
+      .sum()
+      .div(numSampled);
+    diagnostics.fg_anchors = at.labels.eq(1).cast('f32').sum();
+    outputs.rpn_cls_loss = rpnCls;
+    outputs.rpn_bbox_loss = rpnBbox;
+    terms.push(rpnCls, rpnBbox);
+  }
 
   // ---- RoI sampling and the head
-  const pt = proposalTargets(trunk.proposals.boxes, trunk.proposals.count, gtBoxes, gtCount, gtLabels, seed, K1, {
-    plusOne: true,
-    seed: 0x5eed02,
-    ...(opts.proposalTargets ?? {}),
-  });
-  const head = roiHead(
-    g,
-    trunk.features,
-    pt.rois,
-    {
-      head: b.head,
-      inChannels: b.channels,
-      numClasses: opts.numClasses,
-      stride: b.stride,
-      ...(opts.pooling ? { pooling: opts.pooling } : {}),
-      ...(opts.dropout === false ? {} : { dropoutSeeds: [0x0d6, 0x0d7] as const, dropoutStepSeed: seed }),
-    },
-    trunk.paramMap,
-  );
-  const cls = softmaxCrossEntropy(head.clsScore, pt.labels, { ignoreIndex: -1 });
-  const numRois = pt.labels.ge(0).cast('f32').sum().maximum(1);
-  const bbox = smoothL1(head.bboxPred.sub(pt.bboxTargets), 1).mul(pt.bboxWeights).sum().div(numRois);
-  const total = rpnCls.add(rpnBbox).add(cls).add(bbox);
+  let head: RoiHeadOutputs | undefined;
+  let cls: Tensor | undefined;
+  let bbox: Tensor | undefined;
+  let proposals: FrcnnTrunk['proposals'] | undefined;
+  if (withHead) {
+    let boxes: Tensor;
+    let count: Tensor;
+    if (trunk) {
+      proposals = trunk.proposals;
+      boxes = trunk.proposals.boxes;
+      count = trunk.proposals.count;
+    } else {
+      const R = opts.proposalCapacity ?? 300;
+      boxes = g.input('proposals', [R, 4]);
+      count = g.input('proposal_count', [1], 'i32');
+    }
+    const pt = proposalTargets(boxes, count, gtBoxes, gtCount, gtLabels, seed, K1, {
+      plusOne: true,
+      seed: 0x5eed02,
+      ...(mode === 'joint' ? { boxGradient: true } : {}),
+      ...(opts.proposalTargets ?? {}),
+    });
+    head = roiHead(
+      g,
+      base.features,
+      pt.rois,
+      {
+        head: b.head,
+        inChannels: b.channels,
+        numClasses: opts.numClasses,
+        stride: b.stride,
+        ...(opts.pooling ? { pooling: opts.pooling } : {}),
+        ...(opts.dropout === false ? {} : { dropoutSeeds: [0x0d6, 0x0d7] as const, dropoutStepSeed: seed }),
+      },
+      base.paramMap,
+    );
+    cls = softmaxCrossEntropy(head.clsScore, pt.labels, { ignoreIndex: -1 });
+    const numRois = pt.labels.ge(0).cast('f32').sum().maximum(1);
+    bbox = smoothL1(head.bboxPred.sub(pt.bboxTargets), 1).mul(pt.bboxWeights).sum().div(numRois);
+    diagnostics.fg_rois = pt.labels.gt(0).cast('f32').sum();
+    outputs.cls_loss = cls;
+    outputs.bbox_loss = bbox;
+    terms.push(cls, bbox);
+  }
+  const total = terms.slice(1).reduce((acc, t) => acc.add(t), terms[0] as Tensor);
+  outputs.loss = total;
 
-  const outputs: Record<string, Tensor> = {
-    rpn_cls_loss: rpnCls,
-    rpn_bbox_loss: rpnBbox,
-    cls_loss: cls,
-    bbox_loss: bbox,
-    loss: total,
-  };
-  const base = {
-    ...trunk,
+  const result = {
+    ...base,
+    mode,
+    ...(rpn ? { rpn } : {}),
+    ...(proposals ? { proposals } : {}),
     gtBoxes,
     gtLabels,
     gtCount,
     seed,
-    head,
-    losses: { rpnCls, rpnBbox, cls, bbox, total },
+    ...(head ? { head } : {}),
+    losses: {
+      ...(rpnCls ? { rpnCls } : {}),
+      ...(rpnBbox ? { rpnBbox } : {}),
+      ...(cls ? { cls } : {}),
+      ...(bbox ? { bbox } : {}),
+      total,
+    },
     outputs,
+    diagnostics,
   };
-  if (opts.optimizer === false) return { ...base, updates: [], params: [], grads: [], lrInput: 'lr' };
+  if (opts.optimizer === false) return { ...result, updates: [], params: [], grads: [], lrInput: 'lr' };
+  const shared = new Set(base.backboneParams.map((p) => p.node.id));
+  const params = trainableParams(g).filter((p) => !(opts.freezeShared === true && shared.has(p.node.id)));
   const step = sgd(total, {
+    params,
     momentum: opts.momentum ?? FRCNN_TRAIN_DEFAULTS.momentum,
     weightDecay: opts.weightDecay ?? FRCNN_TRAIN_DEFAULTS.weightDecay,
+    ...(opts.biasLrMult2 === false ? {} : { multipliers: CAFFE_BIAS_MULTIPLIERS }),
   });
-  return { ...base, updates: step.updates, params: step.params, grads: step.grads, lrInput: step.lrInput };
+  return { ...result, updates: step.updates, params: step.params, grads: step.grads, lrInput: step.lrInput };
+}
+
+function rpnConfig(opts: FrcnnOptions, b: FrcnnBase['backbone']) {
+  return {
+    inChannels: b.channels,
+    channels: b.rpnChannels,
+    stride: b.stride,
+    ...(opts.baseAnchors ? { baseAnchors: opts.baseAnchors } : {}),
+  };
 }
