@@ -1,48 +1,153 @@
 /**
- * `npm run bench [-- suite...]`: runs the benchmark suites and prints Markdown tables; results are also
- * written to bench/results/<suite>.{md,json}. Suites: kernels, detection (default: both), and peers
- * (only when asked: wgflow vs TF.js WebGPU and onnxruntime-node, see bench/peers/index.ts).
+ * `npm run bench [-- name...] [--profile]`
+ *
+ * With no names: every benchmark once, in one process — the peer comparison (wgflow vs TF.js WebGPU vs
+ * onnxruntime CPU: matmul, conv, VGG16 convs, NMS, RoIAlign, Faster R-CNN inference, a training step),
+ * the wgflow-only detection rows that have no peer (RoIPool, the RoI backward kernels), and the
+ * per-kernel profile of the small Faster R-CNN training step and inference — and writes the whole
+ * report to bench/results/bench.{md,json}. (The `kernels` suite and the NMS / RoIAlign forward rows of
+ * `detection` time the same graphs as the peer comparison, so the default run does not repeat them.)
+ *
+ * Names: suites `peers`, `kernels`, `detection`, `profile`, or peer workload ids (matmul, conv, vgg,
+ * nms, roialign, frcnn, train) to run only those peer rows. Each suite also writes
+ * bench/results/<suite>.{md,json}. `--profile` adds the profile suite to the named ones.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { closeDevice, getDevice } from '../index.js';
+import { requestPreciseTimestamps } from '../runtime/device.js';
 import { detectionNmsBench } from './detection-nms.js';
-import { detectionRoiSuite } from './detection-roi.js';
+import { benchRoiAlignBackward, benchRoiPool, benchRoiPoolBackward, detectionRoiSuite } from './detection-roi.js';
 import { type BenchRow, markdownTable, writeResults } from './harness.js';
 import { kernelSuite } from './kernels.js';
-import { peerSuite } from './peers/index.js';
+import { PEER_NOTES, PEER_WORKLOADS, peerSuite, peersMarkdown } from './peers/index.js';
+import type { WorkloadRow } from './peers/types.js';
+import { type ProgramProfile, profileMarkdown, profileSuite } from './profile.js';
 
+const t0 = performance.now();
+const load0 = loadavg();
 const log = (s: string) => process.stderr.write(`  ${s}\n`);
-const suites: Record<string, () => Promise<BenchRow[]>> = {
-  kernels: () => kernelSuite({ runs: 5, warmup: 2 }, log),
-  detection: async () => [
-    await detectionNmsBench({ runs: 7, warmup: 2 }),
-    ...(await detectionRoiSuite({ runs: 7, warmup: 2 }, log)),
-  ],
-};
-
-/** Suites that print and write their own tables; run only when named. */
-const ownTable: Record<string, () => Promise<string>> = {
-  peers: () => peerSuite(log),
-};
-
-const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-for (const a of asked) {
-  if (!suites[a] && !ownTable[a]) {
+const args = process.argv.slice(2);
+const names = args.filter((a) => !a.startsWith('-'));
+const workloadIds = PEER_WORKLOADS.map((w) => w.id);
+const suiteNames = ['peers', 'kernels', 'detection', 'profile'];
+for (const a of names)
+  if (!suiteNames.includes(a) && !workloadIds.includes(a)) {
     console.error(
-      `bench: unknown suite "${a}" (known: ${[...Object.keys(suites), ...Object.keys(ownTable)].join(', ')})`,
+      `bench: unknown name "${a}" (suites: ${suiteNames.join(', ')}; peer workloads: ${workloadIds.join(', ')})`,
     );
     process.exit(2);
   }
-}
+const all = names.length === 0;
+const onlyWorkloads = names.filter((n) => workloadIds.includes(n));
+const runPeers = all || names.includes('peers') || onlyWorkloads.length > 0;
+const runProfile = all || names.includes('profile') || args.includes('--profile');
+
+// Dawn's 65.5 µs timestamp quantization off for the profile (affects timestamp queries only).
+if (runProfile) requestPreciseTimestamps();
 const dev = await getDevice();
-for (const name of asked.length > 0 ? asked : Object.keys(suites)) {
-  process.stderr.write(`suite ${name} on ${dev.adapterName}\n`);
-  const own = ownTable[name];
-  if (own) {
-    console.log(await own());
-    continue;
-  }
-  const rows = await (suites[name] as () => Promise<BenchRow[]>)();
+mkdirSync('bench/results', { recursive: true });
+process.stderr.write(
+  `bench on ${dev.adapterName}, ${cpus().length} CPUs, load average ${load0.map((l) => l.toFixed(2)).join(' ')}\n`,
+);
+
+let peerRows: WorkloadRow[] = [];
+const extraRows: BenchRow[] = [];
+let profiles: ProgramProfile[] = [];
+
+if (runPeers) {
+  process.stderr.write('suite peers\n');
+  peerRows = await peerSuite(log, names.includes('peers') ? [] : onlyWorkloads);
+  const md = `adapter: ${dev.adapterName}\n\n${peersMarkdown(peerRows)}\n\n${notes(peerRows)}`;
+  console.log(md);
+  writeFileSync('bench/results/peers.md', `${md}\n`);
+  writeFileSync(
+    'bench/results/peers.json',
+    `${JSON.stringify({ adapter: dev.adapterName, date: new Date().toISOString(), notes: PEER_NOTES, rows: peerRows }, null, 2)}\n`,
+  );
+}
+if (names.includes('kernels')) {
+  process.stderr.write('suite kernels\n');
+  const rows = await kernelSuite({ runs: 5, warmup: 2 }, log);
   console.log(markdownTable(dev.adapterName, rows));
-  writeResults(`bench/results/${name}`, dev.adapterName, rows);
+  writeResults('bench/results/kernels', dev.adapterName, rows);
+}
+if (names.includes('detection')) {
+  process.stderr.write('suite detection\n');
+  const rows = [
+    await detectionNmsBench({ runs: 7, warmup: 2 }),
+    ...(await detectionRoiSuite({ runs: 7, warmup: 2 }, log)),
+  ];
+  console.log(markdownTable(dev.adapterName, rows));
+  writeResults('bench/results/detection', dev.adapterName, rows);
+}
+if (all) {
+  process.stderr.write('suite detection (rows without a peer)\n');
+  for (const f of [benchRoiPool, benchRoiAlignBackward, benchRoiPoolBackward]) {
+    const r = await f({ runs: 5, warmup: 1 });
+    log(`${r.workload}: ${r.medianMs.toFixed(1)} ms`);
+    extraRows.push(r);
+  }
+}
+if (runProfile) {
+  process.stderr.write('suite profile\n');
+  profiles = await profileSuite(log);
+  console.log(profileMarkdown(profiles));
+}
+const wallS = (performance.now() - t0) / 1000;
+const load1 = loadavg();
+
+function notes(rows: readonly WorkloadRow[]): string {
+  const seen = new Set<string>();
+  const all = [...PEER_NOTES, ...rows.flatMap((r) => r.notes)].filter((n) => !seen.has(n) && seen.add(n));
+  return all.map((n) => `- ${n}`).join('\n');
+}
+
+if (all) {
+  const header = [
+    '# wgflow benchmark',
+    '',
+    `adapter: ${dev.adapterName}; ${cpus().length} CPUs; node ${process.version}; ${new Date().toISOString()}`,
+    `wall time of the whole run: ${wallS.toFixed(0)} s; load average (1/5/15 min) at start ${load0.map((l) => l.toFixed(2)).join(' / ')}, at end ${load1.map((l) => l.toFixed(2)).join(' / ')} (other processes share the CPUs: compare ratios within this run only)`,
+  ];
+  const md = [
+    ...header,
+    '',
+    '## wgflow vs TF.js WebGPU vs onnxruntime CPU',
+    '',
+    peersMarkdown(peerRows),
+    '',
+    notes(peerRows),
+    '',
+    '## wgflow only (no peer runs these)',
+    '',
+    markdownTable(dev.adapterName, extraRows),
+    '',
+    '## Per-kernel GPU time (timestamp queries)',
+    '',
+    profileMarkdown(profiles),
+    '',
+  ].join('\n');
+  writeFileSync('bench/results/bench.md', md);
+  writeFileSync(
+    'bench/results/bench.json',
+    `${JSON.stringify(
+      {
+        adapter: dev.adapterName,
+        date: new Date().toISOString(),
+        cpus: cpus().length,
+        node: process.version,
+        wallSeconds: wallS,
+        loadAverage: { start: load0, end: load1 },
+        notes: PEER_NOTES,
+        rows: peerRows,
+        wgflowOnly: extraRows,
+        profile: profiles,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  process.stderr.write(`wrote bench/results/bench.md and bench.json (${wallS.toFixed(0)} s)\n`);
 }
 await closeDevice();

@@ -40,6 +40,11 @@ export interface Compiled {
   readonly spec: ProgramSpec;
   /** The optimized graph the kernels were generated from. */
   readonly graph: Graph;
+  /**
+   * The target-neutral ASTs of `spec.kernels` (same order, buffers named as bound), for renderers of
+   * other targets (CUDA C: compiler/kernel/cuda.ts).
+   */
+  readonly kernels: readonly Kernel[];
   readonly report: {
     readonly nodesIn: number;
     readonly nodesOut: number;
@@ -213,6 +218,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
 
   // Kernels and steps.
   const kernels: KernelSpec[] = [];
+  const kernelAsts: Kernel[] = [];
   const stepsOut: StepSpec[] = [];
   let maxBindings = 0;
   for (const gi of order) {
@@ -234,6 +240,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
       }
       maxBindings = Math.max(maxBindings, bufs.length);
       const wgsl = renderWgsl(k);
+      kernelAsts.push(k);
       kernels.push({
         name: k.name,
         wgsl,
@@ -285,6 +292,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
   return {
     spec,
     graph,
+    kernels: kernelAsts,
     report: { nodesIn: src.nodes.length, nodesOut: graph.nodes.length, ...simp.stats, groups: fr.groups.length },
   };
 }

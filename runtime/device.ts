@@ -15,6 +15,20 @@ Object.assign(globalThis, globals);
 
 /** Keep alive for the process lifetime (see above). */
 let gpuInstance: GPU | undefined;
+/** Dawn instance flags for create(); empty unless requestPreciseTimestamps() was called first. */
+const dawnFlags: string[] = [];
+
+/**
+ * Asks Dawn not to quantize timestamp-query values (by default they are rounded down to 65.5 µs, a
+ * browser timing-attack mitigation), for per-dispatch profiling. Affects nothing but timestamp
+ * queries; must be called before the process's first getDevice() (throws afterwards).
+ */
+export function requestPreciseTimestamps(): void {
+  const flag = 'disable-dawn-features=timestamp_quantization';
+  if (gpuInstance && !dawnFlags.includes(flag))
+    throw new WgflowError('requestPreciseTimestamps: call it before the first getDevice() of the process');
+  if (!dawnFlags.includes(flag)) dawnFlags.push(flag);
+}
 
 export interface DeviceInfo {
   readonly device: GPUDevice;
@@ -44,7 +58,7 @@ export const NO_ADAPTER_HELP =
   '(mesa-vulkan-drivers >= 24, e.g. from Debian bookworm-backports) with: bash scripts/setup-gpu.sh';
 
 async function open(): Promise<DeviceInfo> {
-  gpuInstance ??= create([]);
+  gpuInstance ??= create(dawnFlags);
   const adapter = await quietly(gpuInstance.requestAdapter({ powerPreference: 'high-performance' }));
   if (!adapter) throw new WgflowError(NO_ADAPTER_HELP);
   const requiredLimits: Record<string, number> = {};

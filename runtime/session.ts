@@ -6,6 +6,7 @@
 import { checkDeviceHealth, type DeviceInfo, getDevice, quietly } from './device.js';
 import { WgflowError } from './errors.js';
 import { initialValues } from './init.js';
+import { canProfile, DispatchProfiler, type StepProfile } from './profile.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from './program.js';
 
 export type TypedArray = Float32Array | Int32Array | Uint32Array;
@@ -46,16 +47,26 @@ export class Session {
   private readonly pipelines: GPUComputePipeline[];
   private readonly staging = new Map<number, GPUBuffer>();
   private destroyed = false;
+  /** Set when created with `profile: true` (see runtime/profile.ts). */
+  private readonly profiler: DispatchProfiler | undefined;
+  private lastProfile: StepProfile | undefined;
 
   private constructor(
     readonly spec: ProgramSpec,
     readonly gpu: DeviceInfo,
     buffers: GPUBuffer[],
     pipelines: GPUComputePipeline[],
+    profile = false,
   ) {
     this.buffers = buffers;
     this.pipelines = pipelines;
     const device = gpu.device;
+    if (profile) {
+      const dispatches: [number, string][] = [];
+      for (const st of spec.steps)
+        if (st.kind === 'dispatch') dispatches.push([st.kernel, spec.kernels[st.kernel]?.name ?? `kernel${st.kernel}`]);
+      this.profiler = new DispatchProfiler(device, dispatches, spec.name);
+    }
     this.bindGroups = spec.kernels.map((k, i) =>
       device.createBindGroup({
         label: k.name,
@@ -65,15 +76,24 @@ export class Session {
     );
   }
 
-  /** Creates buffers (params/state initialized from their specs, or from `initial`) and pipelines. */
+  /**
+   * Creates buffers (params/state initialized from their specs, or from `initial`) and pipelines.
+   * `profile: true` times every dispatch of every run with timestamp queries (one compute pass per
+   * dispatch; see runtime/profile.ts and `lastRunProfile`); it throws when the device lacks the
+   * 'timestamp-query' feature. Off by default (one pass for consecutive dispatches, no queries).
+   */
   static async create(
     spec: ProgramSpec,
-    opts: { gpu?: DeviceInfo; initial?: Readonly<Record<string, Feed>> } = {},
+    opts: { gpu?: DeviceInfo; initial?: Readonly<Record<string, Feed>>; profile?: boolean } = {},
   ): Promise<Session> {
     if (spec.format !== 'wgflow-program' || spec.version !== 1)
       throw new WgflowError('Session: not a wgflow program (format/version mismatch)');
     const gpu = opts.gpu ?? (await getDevice());
     const device = gpu.device;
+    if (opts.profile && !canProfile(device))
+      throw new WgflowError(
+        `Session "${spec.name}": profile needs the 'timestamp-query' feature, which this device lacks`,
+      );
     for (const [key, need] of [
       ['maxStorageBufferBindingSize', spec.stats.maxBindingBytes],
       ['maxStorageBuffersPerShaderStage', spec.stats.maxBindingsPerKernel],
@@ -138,7 +158,7 @@ export class Session {
       pipelines.push(p);
     }
     device.pushErrorScope('validation');
-    const session = new Session(spec, gpu, buffers, pipelines);
+    const session = new Session(spec, gpu, buffers, pipelines, opts.profile ?? false);
     const err = await quietly(device.popErrorScope());
     if (err) throw new WgflowError(`Session: binding buffers failed: ${err.message}`);
     return session;
@@ -161,6 +181,11 @@ export class Session {
       0,
       toTyped(t.dtype, values, count(t), `write "${name}"`),
     );
+  }
+
+  /** Per-dispatch GPU times of the last run (sessions created with `profile: true`; otherwise undefined). */
+  get lastRunProfile(): StepProfile | undefined {
+    return this.lastProfile;
   }
 
   /** Reads a param or state tensor back. */
@@ -215,9 +240,15 @@ export class Session {
     device.pushErrorScope('validation');
     const encoder = device.createCommandEncoder({ label: this.spec.name });
     let pass: GPUComputePassEncoder | undefined;
+    const prof = this.profiler;
+    let dispatchIndex = 0;
     for (const step of this.spec.steps) {
       if (step.kind === 'dispatch') {
-        pass ??= encoder.beginComputePass();
+        if (prof) {
+          // profiling: one pass per dispatch, its beginning and end timestamped
+          pass?.end();
+          pass = encoder.beginComputePass({ timestampWrites: prof.passWrites(dispatchIndex++) });
+        } else pass ??= encoder.beginComputePass();
         const k = this.spec.kernels[step.kernel];
         if (!k) throw new WgflowError(`run: step refers to missing kernel ${step.kernel}`);
         pass.setPipeline(this.pipelines[step.kernel] as GPUComputePipeline);
@@ -236,6 +267,7 @@ export class Session {
       }
     }
     pass?.end();
+    prof?.resolve(encoder);
     const stagings = wanted.map((t) => this.stagingFor(t, encoder));
     device.queue.submit([encoder.finish()]);
     const err = await quietly(device.popErrorScope());
@@ -246,6 +278,7 @@ export class Session {
       out[t.name] = { data: await this.mapOut(t, stagings[i] as GPUBuffer), shape: t.shape, dtype: t.dtype };
     }
     if (wanted.length === 0) await quietly(device.queue.onSubmittedWorkDone());
+    if (prof) this.lastProfile = await prof.read();
     checkDeviceHealth(this.gpu.device, `run "${this.spec.name}"`);
     return out;
   }
@@ -256,5 +289,6 @@ export class Session {
     this.destroyed = true;
     for (const b of this.buffers) b.destroy();
     for (const s of this.staging.values()) s.destroy();
+    this.profiler?.destroy();
   }
 }

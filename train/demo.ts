@@ -176,7 +176,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     const png = await drawDetections(
       image,
       detections.filter((d) => d.score >= 0.5),
-      classes,
+      train.classes, // index 0 is the background
     );
     await writeFile(join(outDir, 'detections', `${s.id}.png`), png);
   }

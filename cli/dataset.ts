@@ -1,0 +1,49 @@
+/** Opens the dataset a CLI command names: a PASCAL VOC folder, or COCO JSON with an image folder. */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { WgflowError } from '../compiler/errors.js';
+import { loadCoco } from '../data/coco.js';
+import type { DetectionDataset } from '../data/types.js';
+import { loadVoc } from '../data/voc.js';
+
+export interface DatasetArgs {
+  readonly dataset: string;
+  readonly split: string;
+  /** COCO annotation file; images are under --dataset. */
+  readonly coco?: string;
+  readonly skipBad?: boolean;
+  /** Training drops VOC 'difficult' objects (PFR); evaluation keeps them flagged. */
+  readonly forTraining: boolean;
+}
+
+/** `.png` when JPEGImages holds PNG files and no JPEG (the shapes generator's PNG mode), else `.jpg`. */
+export function vocImageExt(root: string): string {
+  const dir = join(root, 'JPEGImages');
+  if (!existsSync(dir)) return '.jpg';
+  let png = false;
+  for (const f of readdirSync(dir)) {
+    if (/\.jpe?g$/i.test(f)) return '.jpg';
+    if (/\.png$/i.test(f)) png = true;
+  }
+  return png ? '.png' : '.jpg';
+}
+
+export async function openDataset(a: DatasetArgs): Promise<DetectionDataset> {
+  if (!existsSync(a.dataset)) throw new WgflowError(`dataset folder ${a.dataset} does not exist`);
+  if (a.coco)
+    return loadCoco(a.coco, {
+      imageDir: a.dataset,
+      boxConvention: 'inclusive',
+      ...(a.skipBad ? { skipBad: true } : {}),
+    });
+  if (!existsSync(join(a.dataset, 'Annotations')))
+    throw new WgflowError(
+      `${a.dataset} is not a PASCAL VOC folder (no Annotations/); for COCO JSON pass --coco FILE with --dataset IMAGE_DIR`,
+    );
+  return loadVoc(a.dataset, {
+    split: a.split,
+    imageExt: vocImageExt(a.dataset),
+    difficult: a.forTraining ? 'drop' : 'keep',
+    ...(a.skipBad ? { skipBad: true } : {}),
+  });
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+/**
+ * The `wgflow` command line: compile, train, detect, eval, bench, demo. Run from a clone with
+ * `npm run wgflow -- <command> …` (or `npx wgflow …` where the package is installed).
+ */
+import '../ops/index.js';
+import { Command, InvalidArgumentError } from 'commander';
+import { WgflowError } from '../compiler/errors.js';
+import { closeDevice } from '../runtime/device.js';
+import { benchCommand } from './bench.js';
+import { detectCommand, evalCommand, trainCommand } from './commands.js';
+import { compileCommand, MODEL_MODULE_HELP } from './compile.js';
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+const positive = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError(`${name} must be a positive number`);
+  return n;
+};
+
+const program = new Command()
+  .name('wgflow')
+  .description('Compile, train and run Faster R-CNN (and other DSL models) on WebGPU from Node')
+  .showHelpAfterError();
+
+program
+  .command('compile')
+  .description(
+    'compile a model to an artifact folder: manifest.json, kernels/*.wgsl, weights.safetensors, typed module',
+  )
+  .argument('<model>', 'frcnn-small | frcnn-zf | frcnn-vgg16, or a model file (e.g. ./model.ts, see below)')
+  .requiredOption('--out <dir>', 'artifact folder (replaced when it holds an artifact)')
+  .option('--train', 'named models: compile the training step (losses + SGD updates) instead of inference')
+  .option(
+    '--classes <a,b,c>',
+    'named models: class names (default: the 6 shapes classes for frcnn-small, the 20 VOC classes otherwise)',
+  )
+  .option('--num-classes <n>', 'named models: K classes named class1..classK', int('--num-classes'))
+  .option('--canvas <HxW>', 'named models: input canvas (default 128x160 small, 600x1000 VGG16/ZF)')
+  .option('--pooling <kind>', 'named models: roi_pool | roi_align')
+  .option('--checkpoint <file>', 'weights from a checkpoint written by train (its configuration too)')
+  .option(
+    '--weights-torchvision <file>',
+    'frcnn-vgg16: ImageNet VGG16 weights, a torchvision state dict saved as safetensors',
+  )
+  .option('--no-gpu', "plan for WebGPU's default limits instead of this machine's adapter (no GPU needed)")
+  .option('--target <target>', 'webgpu | cuda (cuda: also CUDA C kernels built to PTX with nvcc)', 'webgpu')
+  .option('--arch <sm>', '--target cuda: nvcc architecture', 'sm_90')
+  .option('--name <name>', 'artifact name (default: the model name, or the file name)')
+  .option('--no-typed', 'do not generate the typed TypeScript module')
+  .option('--runtime-import <specifier>', 'where the typed module imports the runtime from', 'wgflow/runtime')
+  .addHelpText('after', MODEL_MODULE_HELP)
+  .action(async (model: string, o) => {
+    await compileCommand(model, o);
+  });
+
+program
+  .command('train')
+  .description('train a Faster R-CNN on a PASCAL VOC folder (or COCO JSON), with checkpoints and a loss curve')
+  .requiredOption(
+    '--dataset <dir>',
+    'VOC root (Annotations/, JPEGImages/, ImageSets/Main/), or the image folder with --coco',
+  )
+  .option('--model <name>', 'frcnn-small | frcnn-zf | frcnn-vgg16', 'frcnn-small')
+  .option('--split <name>', 'VOC image set', 'train')
+  .option('--coco <file>', 'COCO instances JSON (images under --dataset)')
+  .option('--iters <n>', 'iterations (default: the model recipe: 4000 small, 70000 VGG16)', int('--iters'))
+  .option('--lr <x>', 'base learning rate (default: the model recipe)', positive('--lr'))
+  .option('--resume <checkpoint>', 'continue a run from its checkpoint (same results as uninterrupted)')
+  .option('--out <dir>', 'output folder (checkpoint.safetensors, loss.png)', './runs/train')
+  .option('--checkpoint-every <n>', 'iterations between checkpoints', int('--checkpoint-every'), 500)
+  .option('--canvas <HxW>', 'fixed input canvas (default: the model recipe: 128x160 small, 600x1000 VGG16)')
+  .option('--mode <mode>', 'approximate-joint | joint (non-approximate, needs --pooling roi_align)')
+  .option('--pooling <kind>', 'roi_pool | roi_align')
+  .option('--skip-bad', 'skip bad images/objects with a warning instead of stopping')
+  .action(async (o) => {
+    await trainCommand({ ...o, checkpointEvery: o.checkpointEvery });
+  });
+
+program
+  .command('detect')
+  .description('detect objects in images: PNGs with boxes, class names and scores, and COCO-format JSON')
+  .argument('<images...>', 'image files (JPEG, PNG, …)')
+  .requiredOption('--checkpoint <file>', 'a checkpoint written by train')
+  .option('--out <dir>', 'output folder', './runs/detect')
+  .option('--score <x>', 'draw detections scoring at least this', Number, 0.5)
+  .action(async (images: string[], o) => {
+    await detectCommand(images, o);
+  });
+
+program
+  .command('eval')
+  .description('evaluate a checkpoint: VOC AP per class (area and 11-point) and the COCO table')
+  .requiredOption('--dataset <dir>', 'VOC root, or the image folder with --coco')
+  .requiredOption('--checkpoint <file>', 'a checkpoint written by train')
+  .option('--split <name>', 'VOC image set', 'test')
+  .option('--coco <file>', 'COCO instances JSON')
+  .option('--skip-bad', 'skip bad images/objects with a warning')
+  .action(async (o) => {
+    await evalCommand(o);
+  });
+
+program
+  .command('bench')
+  .description('run the benchmarks (bench/run.ts, from a clone; results in bench/results/)')
+  .argument(
+    '[names...]',
+    'suites (peers, kernels, detection, profile) or peer workloads (matmul, conv, vgg, nms, roialign, frcnn, train); none: everything once; --profile adds the profile suite',
+  )
+  .allowUnknownOption()
+  .action(async (names: string[]) => {
+    process.exitCode = await benchCommand(names);
+  });
+
+program
+  .command('demo')
+  .description('the main job: generate shapes data, train frcnn-small on the GPU, evaluate, draw detections')
+  .option('--iters <n>', 'training iterations', int('--iters'))
+  .option('--images <n>', 'images to generate (80 % train, 20 % test)', int('--images'))
+  .option('--data <dir>', 'dataset folder (generated when absent)')
+  .option('--out <dir>', 'output folder')
+  .option('--lr <x>', 'base learning rate', positive('--lr'))
+  .option('--mode <mode>', 'approximate-joint | joint')
+  .option('--pooling <kind>', 'roi_pool | roi_align')
+  .action(async (o) => {
+    const { runDemo } = await import('../train/demo.js');
+    await runDemo({
+      ...(o.iters !== undefined ? { iterations: o.iters } : {}),
+      ...(o.images !== undefined ? { images: o.images } : {}),
+      ...(o.data ? { data: o.data } : {}),
+      ...(o.out ? { out: o.out } : {}),
+      ...(o.lr !== undefined ? { lr: o.lr } : {}),
+      ...(o.mode ? { mode: o.mode } : {}),
+      ...(o.pooling ? { pooling: o.pooling } : {}),
+    });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof WgflowError || (e instanceof Error && e.name === 'DatasetError')) {
+    console.error(`wgflow: ${e.message}`);
+    process.exitCode = 1;
+  } else throw e;
+} finally {
+  await closeDevice();
+}

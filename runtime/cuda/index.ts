@@ -1,0 +1,13 @@
+/** The CUDA runtime: runs a ProgramSpec's CUDA kernels through libcuda (koffi); imports no compiler code. */
+export {
+  type CudaDeviceInfo,
+  CudaDriver,
+  type CudaDriverOptions,
+  closeCudaDrivers,
+  getCudaDriver,
+  NO_CUDA_HELP,
+} from './driver.js';
+export { type CudaLaunch, checkCudaSection, chooseModules, launchOf } from './launch.js';
+export type { CudaKernelEntry, CudaModuleSpec, CudaProgramSection } from './program.js';
+export { cudaSectionFile, readCudaSection } from './read.js';
+export { CudaSession, type CudaSessionOptions } from './session.js';

@@ -1,0 +1,230 @@
+/**
+ * Executes a ProgramSpec with its CUDA kernels (runtime/cuda/program.ts) through the driver API, with
+ * the surface of the WebGPU Session: create / run / read / write / destroy. Buffers are allocated once
+ * from the plan (zeroed, as WebGPU's are), params and state stay on the GPU, each run uploads the
+ * inputs, launches every kernel in order on the default stream (device-to-device copies in between)
+ * and reads back only the requested outputs. Loads no WebGPU code.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WgflowError } from '../errors.js';
+import { initialValues } from '../init.js';
+import type { DTypeName, ProgramSpec, TensorSpec } from '../program.js';
+import type { Feed, HostTensor, RunOptions, TypedArray } from '../session.js';
+import {
+  type CudaDriver,
+  type CudaDriverOptions,
+  type CuFunction,
+  type CuModule,
+  type DevicePtr,
+  getCudaDriver,
+  type KernelArgs,
+} from './driver.js';
+import { type CudaLaunch, checkCudaSection, chooseModules, launchOf } from './launch.js';
+import type { CudaProgramSection } from './program.js';
+
+export interface CudaSessionOptions extends CudaDriverOptions {
+  /** The program's CUDA section (kernels/<program>.cuda.json of the artifact). */
+  readonly cuda: CudaProgramSection;
+  /** Artifact directory the section's module files are relative to. */
+  readonly dir?: string;
+  /** Module images by file name (instead of reading them from `dir`). */
+  readonly images?: ReadonlyMap<string, Uint8Array>;
+  /** First values of params/state by name (default: their InitSpec). */
+  readonly initial?: Readonly<Record<string, Feed>>;
+  /** Wait after every launch, so that a kernel fault names its kernel (slow; for debugging). */
+  readonly syncEachLaunch?: boolean;
+  /** A driver to use (default: the shared one for library/device). */
+  readonly driver?: CudaDriver;
+}
+
+function toTyped(dtype: DTypeName, values: Feed, count: number, what: string): TypedArray {
+  if (values.length !== count) throw new WgflowError(`${what}: expected ${count} values, got ${values.length}`);
+  if (dtype === 'f32') return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  if (dtype === 'i32') return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
+  return values instanceof Uint32Array ? values : Uint32Array.from(values as ArrayLike<number>);
+}
+
+function emptyOf(dtype: DTypeName, n: number): TypedArray {
+  if (dtype === 'f32') return new Float32Array(n);
+  if (dtype === 'i32') return new Int32Array(n);
+  return new Uint32Array(n);
+}
+
+const count = (t: TensorSpec) => t.shape.reduce((a, b) => a * b, 1);
+
+interface Prepared {
+  readonly fn: CuFunction;
+  readonly launch: CudaLaunch;
+  readonly args: KernelArgs;
+}
+
+export class CudaSession {
+  private destroyed = false;
+
+  private constructor(
+    readonly spec: ProgramSpec,
+    readonly driver: CudaDriver,
+    private readonly buffers: readonly DevicePtr[],
+    private readonly modules: readonly CuModule[],
+    private readonly kernels: readonly Prepared[],
+    private readonly syncEachLaunch: boolean,
+  ) {}
+
+  /** Loads the modules, allocates and initializes the buffers, resolves every kernel function. */
+  static async create(spec: ProgramSpec, opts: CudaSessionOptions): Promise<CudaSession> {
+    if (spec.format !== 'wgflow-program' || spec.version !== 1)
+      throw new WgflowError('CudaSession: not a wgflow program (format/version mismatch)');
+    checkCudaSection(spec, opts.cuda);
+    const launches = spec.kernels.map(launchOf);
+    const driver = opts.driver ?? (await getCudaDriver(opts));
+    const picked = chooseModules(opts.cuda, driver.info.computeCapability);
+    const image = (file: string): Uint8Array => {
+      const given = opts.images?.get(file);
+      if (given) return given;
+      if (opts.dir === undefined) throw new WgflowError(`CudaSession: no image for ${file} (pass dir or images)`);
+      try {
+        return readFileSync(join(opts.dir, file));
+      } catch (e) {
+        throw new WgflowError(`CudaSession: cannot read module ${join(opts.dir, file)}: ${(e as Error).message}`);
+      }
+    };
+    const modules: CuModule[] = [];
+    const buffers: DevicePtr[] = [];
+    const prepared: Prepared[] = [];
+    const release = () => {
+      for (const p of prepared) p.args.free();
+      for (const b of buffers) driver.free(b);
+      for (const m of modules) driver.unloadModule(m);
+    };
+    try {
+      const byUnit = new Map<number, CuModule>();
+      for (const [unit, m] of picked) {
+        const mod = driver.loadModule(image(m.file), `${m.file} (program "${spec.name}", ${m.format} ${m.arch})`);
+        modules.push(mod);
+        byUnit.set(unit, mod);
+      }
+      for (const b of spec.buffers)
+        buffers.push(driver.alloc(Math.max(4, Math.ceil(b.bytes / 4) * 4), `${b.role}${b.id}`));
+      for (const b of spec.buffers) {
+        if (b.data)
+          driver.upload(
+            buffers[b.id] as DevicePtr,
+            toTyped(b.dtype, b.data, b.data.length, `const buffer ${b.id}`),
+            `const buffer ${b.id}`,
+          );
+      }
+      for (const p of spec.persistent) {
+        const b = spec.buffers[p.buffer];
+        const given = opts.initial?.[p.name];
+        const values =
+          given !== undefined
+            ? toTyped(p.dtype, given, count(p), `initial value of "${p.name}"`)
+            : b?.init
+              ? initialValues(b.init, count(p))
+              : undefined;
+        if (values) driver.upload(buffers[p.buffer] as DevicePtr, values, `initial value of "${p.name}"`);
+      }
+      spec.kernels.forEach((k, i) => {
+        const entry = opts.cuda.kernels[i] as CudaProgramSection['kernels'][number];
+        const fn = driver.getFunction(
+          byUnit.get(entry.unit) as CuModule,
+          entry.function,
+          `kernel ${k.name} of program "${spec.name}"`,
+        );
+        const args = driver.kernelArgs(k.bindings.map((b) => buffers[b] as DevicePtr));
+        prepared.push({ fn, launch: launches[i] as CudaLaunch, args });
+      });
+    } catch (e) {
+      release();
+      throw e;
+    }
+    return new CudaSession(spec, driver, buffers, modules, prepared, opts.syncEachLaunch ?? false);
+  }
+
+  private tensor(name: string, list: readonly TensorSpec[], what: string): TensorSpec {
+    const t = list.find((x) => x.name === name);
+    if (!t)
+      throw new WgflowError(
+        `CudaSession "${this.spec.name}": no ${what} named "${name}" (has: ${list.map((x) => x.name).join(', ') || 'none'})`,
+      );
+    return t;
+  }
+
+  private live(what: string): void {
+    if (this.destroyed) throw new WgflowError(`CudaSession "${this.spec.name}" was destroyed (${what})`);
+  }
+
+  private readBack(t: TensorSpec): HostTensor {
+    const data = emptyOf(t.dtype, count(t));
+    if (data.length > 0) this.driver.download(data, this.buffers[t.buffer] as DevicePtr, `read "${t.name}"`);
+    return { data, shape: t.shape, dtype: t.dtype };
+  }
+
+  /** Overwrites a param or state tensor. */
+  write(name: string, values: Feed): void {
+    this.live(`write "${name}"`);
+    const t = this.tensor(name, this.spec.persistent, 'param/state');
+    this.driver.upload(
+      this.buffers[t.buffer] as DevicePtr,
+      toTyped(t.dtype, values, count(t), `write "${name}"`),
+      name,
+    );
+  }
+
+  /** Reads a param or state tensor back. */
+  async read(name: string): Promise<HostTensor> {
+    this.live(`read "${name}"`);
+    return this.readBack(this.tensor(name, this.spec.persistent, 'param/state'));
+  }
+
+  /** One step: upload inputs, launch every kernel in order, read back the requested outputs. */
+  async run(feeds: Readonly<Record<string, Feed>> = {}, opts: RunOptions = {}): Promise<Record<string, HostTensor>> {
+    this.live('run');
+    const d = this.driver;
+    for (const name of Object.keys(feeds)) this.tensor(name, this.spec.inputs, 'input');
+    const wanted = (opts.outputs ?? this.spec.outputs.map((o) => o.name)).map((n) =>
+      this.tensor(n, this.spec.outputs, 'output'),
+    );
+    for (const inp of this.spec.inputs) {
+      const v = feeds[inp.name];
+      if (v === undefined)
+        throw new WgflowError(
+          `run "${this.spec.name}": missing input "${inp.name}" ${inp.dtype}[${inp.shape.join(',')}]`,
+        );
+      const data = toTyped(inp.dtype, v, count(inp), `input "${inp.name}" [${inp.shape.join(',')}]`);
+      if (data.length > 0) d.upload(this.buffers[inp.buffer] as DevicePtr, data, `input "${inp.name}"`);
+    }
+    for (const step of this.spec.steps) {
+      if (step.kind === 'dispatch') {
+        const k = this.kernels[step.kernel];
+        const ks = this.spec.kernels[step.kernel];
+        if (!k || !ks) throw new WgflowError(`run: step refers to missing kernel ${step.kernel}`);
+        if (k.launch.grid.some((g) => g === 0)) continue; // WebGPU: an empty dispatch does nothing
+        const what = `run "${this.spec.name}", kernel ${ks.name}`;
+        d.launch(k.fn, k.launch.grid, k.launch.block, k.args, what);
+        if (this.syncEachLaunch) d.synchronize(what);
+      } else {
+        d.copy(
+          this.buffers[step.dst] as DevicePtr,
+          this.buffers[step.src] as DevicePtr,
+          step.bytes,
+          `run "${this.spec.name}", copy of buffer ${step.src} to ${step.dst}`,
+        );
+      }
+    }
+    d.synchronize(`run "${this.spec.name}" (a kernel faulted; create with syncEachLaunch to name it)`);
+    const out: Record<string, HostTensor> = {};
+    for (const t of wanted) out[t.name] = this.readBack(t);
+    return out;
+  }
+
+  /** Frees this session's buffers, argument blocks and modules (the shared driver stays). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const k of this.kernels) k.args.free();
+    for (const b of this.buffers) this.driver.free(b);
+    for (const m of this.modules) this.driver.unloadModule(m);
+  }
+}
