@@ -5,9 +5,11 @@ import { WgflowError } from '../compiler/errors.js';
 import { BACKGROUND } from '../data/types.js';
 import { formatCocoTable, formatVocTable } from '../eval/format.js';
 import { readSafetensors } from '../runtime/safetensors.js';
+import { DEMO_PRETRAIN_STEPS } from '../train/demo.js';
 import { type FrcnnRunConfig, smallShapesConfig, vgg16VocConfig } from '../train/frcnn-config.js';
 import { FrcnnDetector } from '../train/frcnn-detector.js';
 import { FrcnnTrainer } from '../train/frcnn-trainer.js';
+import { pretrainOnCrops } from '../train/pretrain.js';
 import { drawDetections } from '../viz/draw-detections.js';
 import { plotLossCurve } from '../viz/loss-curve.js';
 import { openDataset } from './dataset.js';
@@ -27,6 +29,8 @@ export interface TrainArgs {
   readonly mode?: string;
   readonly pooling?: string;
   readonly skipBad?: boolean;
+  /** Crop-classification pre-training steps before detection training (default 400 for frcnn-small, else 0). */
+  readonly pretrainSteps?: number;
 }
 
 function parseCanvas(s: string): [number, number] {
@@ -82,7 +86,22 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
   }
   await mkdir(a.out, { recursive: true });
   console.error(`compiling ${config.model} training step (canvas ${config.canvas.join('×')}) …`);
+  const pretrainSteps = a.resume ? 0 : (a.pretrainSteps ?? (config.model === 'frcnn-small' ? DEMO_PRETRAIN_STEPS : 0));
+  let pre: Awaited<ReturnType<typeof pretrainOnCrops>> | undefined;
+  if (pretrainSteps > 0) {
+    const pbar = new Progress('pretrain', pretrainSteps, 50);
+    pre = await pretrainOnCrops(config, ds, {
+      steps: pretrainSteps,
+      batch: 16,
+      size: 48,
+      onStep: (i, l, acc) => pbar.update(i + 1, `loss ${l.toFixed(3)} crop accuracy ${acc.toFixed(2)}`),
+    });
+  }
   const trainer = await FrcnnTrainer.create(config, ds);
+  if (pre) {
+    await trainer.copyFrom(pre.session, (n) => !n.endsWith('.momentum'));
+    pre.session.destroy();
+  }
   if (a.resume) console.error(`resumed from ${a.resume} at iteration ${await trainer.resume(a.resume)}`);
   const ckpt = join(a.out, 'checkpoint.safetensors');
   const bar = new Progress('train', config.iterations, 50);

@@ -77,6 +77,15 @@ program
   .option('--mode <mode>', 'approximate-joint | joint (non-approximate, needs --pooling roi_align)')
   .option('--pooling <kind>', 'roi_pool | roi_align')
   .option('--skip-bad', 'skip bad images/objects with a warning instead of stopping')
+  .option(
+    '--pretrain-steps <n>',
+    'crop-classification pre-training steps before detection training (default 400 for frcnn-small, 0 otherwise; ignored with --resume)',
+    (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--pretrain-steps must be an integer ≥ 0');
+      return n;
+    },
+  )
   .action(async (o) => {
     await trainCommand({ ...o, checkpointEvery: o.checkpointEvery });
   });

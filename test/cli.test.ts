@@ -59,6 +59,8 @@ beforeAll(async () => {
     '2',
     '--checkpoint-every',
     '1',
+    '--pretrain-steps',
+    '3', // exercises the crop pre-training path (the default is 400 for frcnn-small)
     '--out',
     run,
   ]);

@@ -45,6 +45,8 @@ const trainArgs = (resume: boolean) => [
   String(ITERS),
   '--checkpoint-every',
   '1',
+  '--pretrain-steps',
+  '0',
   '--out',
   out,
   ...(resume ? ['--resume', ckpt] : []),

@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import '../ops/index.js';
+import { resizeBilinear } from '../data/image.js';
 import { generateShapesDataset, SHAPE_CLASSES } from '../data/shapes.js';
 import { loadVoc } from '../data/voc.js';
 import { formatVocTable } from '../eval/format.js';
@@ -42,6 +43,8 @@ export interface DemoOptions {
   readonly pooling?: FrcnnRunConfig['pooling'];
   /** Classification pre-training steps on object crops before detection training (0: none). */
   readonly pretrainSteps?: number;
+  /** Held-out fraction of the generated images (default 0.2). */
+  readonly testFraction?: number;
 }
 
 export interface DemoResult {
@@ -71,7 +74,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       size: { width: 160, height: 128 },
       maxObjects,
       imageFormat: 'png',
-      splits: { train: 0.8, test: 0.2 },
+      splits: { train: 1 - (o.testFraction ?? 0.2), test: o.testFraction ?? 0.2 },
     });
   }
   const train = await loadVoc(dataDir, { split: 'train', difficult: 'drop', imageExt: '.png' });
@@ -173,11 +176,21 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   for (let k = 0; k < Math.min(8, test.samples.length); k++) {
     const s = test.samples[k]!;
     const { image, detections } = await detector.detectFile(s.imagePath);
-    const png = await drawDetections(
-      image,
-      detections.filter((d) => d.score >= 0.5),
-      train.classes, // index 0 is the background
-    );
+    // drawn at 3× so the class names and scores are readable on 128×160 images
+    const Z = 3;
+    const big = resizeBilinear(image, image.height * Z, image.width * Z);
+    const scaled = detections
+      .filter((d) => d.score >= 0.5)
+      .map((d) => ({
+        ...d,
+        box: [d.box[0] * Z, d.box[1] * Z, (d.box[2] + 1) * Z - 1, (d.box[3] + 1) * Z - 1] as [
+          number,
+          number,
+          number,
+          number,
+        ],
+      }));
+    const png = await drawDetections(big, scaled, train.classes); // index 0 is the background
     await writeFile(join(outDir, 'detections', `${s.id}.png`), png);
   }
   await writeFile(
