@@ -75,6 +75,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       maxObjects,
       imageFormat: 'png',
       splits: { train: 1 - (o.testFraction ?? 0.2), test: o.testFraction ?? 0.2 },
+      onProgress: (done, total) => {
+        if (done % 200 === 0 || done === total) console.log(`  ${done}/${total} images (${secs()} s)`);
+      },
     });
   }
   const train = await loadVoc(dataDir, { split: 'train', difficult: 'drop', imageExt: '.png' });
@@ -166,7 +169,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   await detector.copyWeightsFrom(trainer.session);
   trainer.destroy();
   const tEval = performance.now();
-  const ev = await detector.evaluate(test);
+  const ev = await detector.evaluate(test, (done, total) => {
+    if (done % 60 === 0 || done === total) console.log(`evaluating: ${done}/${total} test images (${secs()} s)`);
+  });
   const evalSec = (performance.now() - tEval) / 1000;
   console.log(formatVocTable(ev.voc));
   const coco = ev.coco.stats;
