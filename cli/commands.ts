@@ -4,7 +4,10 @@ import { basename, extname, join } from 'node:path';
 import { WgflowError } from '../compiler/errors.js';
 import { BACKGROUND } from '../data/types.js';
 import { formatCocoTable, formatVocTable } from '../eval/format.js';
+import { saveCheckpoint } from '../runtime/checkpoint.js';
 import { readSafetensors } from '../runtime/safetensors.js';
+import type { Session } from '../runtime/session.js';
+import { trainAlternating } from '../train/alternating.js';
 import { DEMO_PRETRAIN_STEPS } from '../train/demo.js';
 import { type FrcnnRunConfig, smallShapesConfig, vgg16VocConfig } from '../train/frcnn-config.js';
 import { FrcnnDetector } from '../train/frcnn-detector.js';
@@ -59,9 +62,9 @@ export function configFor(a: ConfigArgs, classes: readonly string[]): FrcnnRunCo
   } else throw new WgflowError(`unknown model '${a.model}' (known: frcnn-small, frcnn-zf, frcnn-vgg16)`);
   if (a.lr !== undefined) c = { ...c, lr: { ...c.lr, base: a.lr } };
   if (a.mode) {
-    if (a.mode !== 'approximate-joint' && a.mode !== 'joint')
-      throw new WgflowError(`--mode must be approximate-joint or joint, got '${a.mode}' (alternating: see README)`);
-    c = { ...c, mode: a.mode };
+    if (a.mode !== 'approximate-joint' && a.mode !== 'joint' && a.mode !== 'alternating')
+      throw new WgflowError(`--mode must be approximate-joint, joint or alternating, got '${a.mode}'`);
+    if (a.mode !== 'alternating') c = { ...c, mode: a.mode };
   }
   if (a.pooling) {
     if (a.pooling !== 'roi_pool' && a.pooling !== 'roi_align')
@@ -74,6 +77,8 @@ export function configFor(a: ConfigArgs, classes: readonly string[]): FrcnnRunCo
 export async function trainCommand(a: TrainArgs): Promise<void> {
   const ds = await openDataset({ ...a, forTraining: true });
   let config = configFor(a, ds.classes.slice(1));
+  if (a.resume && a.mode === 'alternating')
+    throw new WgflowError('--resume is not supported with --mode alternating (its 4 steps run in one go)');
   if (a.resume) {
     // the run continues with the checkpoint's configuration (the same programs, data order and lr)
     const { metadata } = await readSafetensors(a.resume);
@@ -96,6 +101,11 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
       size: 48,
       onStep: (i, l, acc) => pbar.update(i + 1, `loss ${l.toFixed(3)} crop accuracy ${acc.toFixed(2)}`),
     });
+  }
+  if (a.mode === 'alternating') {
+    await alternatingCommand(config, ds, a, pre?.session);
+    pre?.session.destroy();
+    return;
   }
   const trainer = await FrcnnTrainer.create(config, ds);
   if (pre) {
@@ -150,6 +160,49 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
     trainer.destroy();
   }
   console.error(`done: ${ckpt}, ${join(a.out, 'loss.png')}`);
+}
+
+/** 4-step alternating training; writes one checkpoint with the combined detector (no resume). */
+async function alternatingCommand(
+  config: FrcnnRunConfig,
+  ds: Awaited<ReturnType<typeof openDataset>>,
+  a: TrainArgs,
+  init: Session | undefined,
+): Promise<void> {
+  const { final, rpn } = await trainAlternating(config, ds, {
+    ...(init ? { initFrom: init } : {}),
+    onStage: (k, what) => console.error(`step ${k}/4: ${what}`),
+    run: (k) => {
+      const bar = new Progress(`step ${k}`, config.iterations, 50);
+      return {
+        onIteration: (r) =>
+          bar.update(
+            r.iteration + 1,
+            Object.entries(r.losses)
+              .map(([n, v]) => `${n.replace('_loss', '')} ${v.toFixed(3)}`)
+              .join(' '),
+          ),
+      };
+    },
+  });
+  const det = await FrcnnDetector.create(config);
+  try {
+    await det.copyWeightsFrom(final.session, rpn.session);
+    const ckpt = join(a.out, 'checkpoint.safetensors');
+    await saveCheckpoint(
+      det.session,
+      ckpt,
+      { iteration: 4 * config.iterations, config: { ...config, mode: 'approximate-joint' } },
+      { requireFinite: true },
+    );
+    console.error(
+      `done: ${ckpt} (the combined detector of the 4 steps: backbone of steps 2–4, RPN of step 3, head of step 4)`,
+    );
+  } finally {
+    det.destroy();
+    final.destroy();
+    rpn.destroy();
+  }
 }
 
 async function detectorFor(checkpoint: string): Promise<FrcnnDetector> {

@@ -74,7 +74,10 @@ program
   .option('--out <dir>', 'output folder (checkpoint.safetensors, loss.png)', './runs/train')
   .option('--checkpoint-every <n>', 'iterations between checkpoints', int('--checkpoint-every'), 500)
   .option('--canvas <HxW>', 'fixed input canvas (default: the model recipe: 128x160 small, 600x1000 VGG16)')
-  .option('--mode <mode>', 'approximate-joint | joint (non-approximate, needs --pooling roi_align)')
+  .option(
+    '--mode <mode>',
+    'approximate-joint | joint (non-approximate, needs --pooling roi_align) | alternating (4 steps of --iters each)',
+  )
   .option('--pooling <kind>', 'roi_pool | roi_align')
   .option('--skip-bad', 'skip bad images/objects with a warning instead of stopping')
   .option(

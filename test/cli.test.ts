@@ -131,6 +131,37 @@ describe('wgflow train / detect / eval', () => {
     expect(r.stdout).toContain('| metric | IoU | area | maxDets | value |');
     expect(r.stdout.match(/^\| (AP|AR) \| /gm)).toHaveLength(12);
   });
+
+  it('train --mode alternating: the 4 steps, one combined checkpoint that eval reads', async () => {
+    const out = join(root, 'alt');
+    const r = await runCli([
+      'train',
+      '--dataset',
+      data,
+      '--model',
+      'frcnn-small',
+      '--canvas',
+      '64x80',
+      '--iters',
+      '1',
+      '--pretrain-steps',
+      '0',
+      '--mode',
+      'alternating',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const k of [1, 2, 3, 4]) expect(r.stderr).toContain(`step ${k}/4:`);
+    const alt = join(out, 'checkpoint.safetensors');
+    const { tensors, metadata } = await readSafetensors(alt);
+    expect(Number(metadata.iteration)).toBe(4);
+    expect([...tensors.keys()].some((n) => n.startsWith('rpn.'))).toBe(true);
+    expect([...tensors.keys()].some((n) => n.startsWith('fc6'))).toBe(true);
+    const e = await runCli(['eval', '--dataset', data, '--checkpoint', alt, '--split', 'test']);
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.stdout.match(/\| \*\*mAP\*\* \|/g)).toHaveLength(2);
+  });
 });
 
 describe('wgflow compile', () => {

@@ -36,6 +36,8 @@ export interface AlternatingOptions {
   readonly proposals?: number;
   readonly onStage?: (stage: number, what: string) => void;
   readonly run?: (stage: number) => Omit<TrainRunOptions, 'until'>;
+  /** Initial weights of steps 1 and 2 (PFR: the ImageNet model; here e.g. crop pre-training). */
+  readonly initFrom?: Session;
   /** Called when a step has trained (before its session may be destroyed). */
   readonly afterStage?: (stage: number, trainer: Trainer) => Promise<void> | void;
 }
@@ -110,6 +112,7 @@ export async function trainAlternating(
 
   say(1, 'RPN from the initial weights');
   const s1 = await FrcnnTrainer.create(config, ds, { mode: 'rpn', name: 'stage1-rpn', ...stage(0) });
+  if (opts.initFrom) await s1.copyFrom(opts.initFrom, notMomentum);
   await s1.run(opts.run?.(1) ?? {});
   await opts.afterStage?.(1, s1);
   say(1, 'proposals of the step-1 RPN');
@@ -122,6 +125,7 @@ export async function trainAlternating(
     name: 'stage2-fast-rcnn',
     ...stage(1),
   });
+  if (opts.initFrom) await s2.copyFrom(opts.initFrom, notMomentum);
   await s2.run(opts.run?.(2) ?? {});
   await opts.afterStage?.(2, s2);
 
