@@ -10,39 +10,22 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import '../ops/index.js';
 import { decodeImage } from '../data/image.js';
-import { generateShapesDataset } from '../data/shapes.js';
 import { loadVoc } from '../data/voc.js';
 import { trainAlternating } from '../train/alternating.js';
-import { type FrcnnRunConfig, smallShapesConfig } from '../train/frcnn-config.js';
+import type { FrcnnRunConfig } from '../train/frcnn-config.js';
 import { FrcnnDetector } from '../train/frcnn-detector.js';
 import type { FrcnnTrainer } from '../train/frcnn-trainer.js';
+import { makeTinyShapes, tinyConfig } from './tiny-frcnn.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgflow-alt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('4-step alternating training', () => {
   it('trains RPN, Fast R-CNN, RPN (shared fixed), Fast R-CNN (shared fixed), and the result detects', async () => {
-    await generateShapesDataset(dir, {
-      count: 6,
-      seed: 11,
-      size: { width: 80, height: 64 },
-      maxObjects: 3,
-      imageFormat: 'png',
-      splits: { train: 1 },
-    });
+    const classes = await makeTinyShapes(dir, { train: 6, test: 1 });
     const ds = await loadVoc(dir, { split: 'train', imageExt: '.png', difficult: 'drop' });
-    const base = smallShapesConfig(ds.classes.slice(1), 3);
-    const config: FrcnnRunConfig = {
-      ...base,
-      canvas: [64, 80],
-      resize: { shortSide: 64, maxSize: 80 },
-      maxGt: 3,
-      proposalsTrain: { minSize: 4, preNmsTopN: 200, postNmsTopN: 48 },
-      proposalsTest: { minSize: 4, preNmsTopN: 200, postNmsTopN: 32 },
-      anchorBatch: 64,
-      roiBatch: 16,
-      lr: { base: 0.01, steps: [2] },
-    };
+    expect(ds.classes.slice(1)).toEqual(classes);
+    const config: FrcnnRunConfig = { ...tinyConfig(classes, 3), lr: { base: 0.01, steps: [2] } };
     const snap = new Map<number, Map<string, Float32Array>>();
     const params = new Map<number, string[]>();
     const losses = new Map<number, string[]>();

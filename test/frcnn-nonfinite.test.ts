@@ -8,38 +8,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import '../ops/index.js';
-import { generateShapesDataset } from '../data/shapes.js';
 import { loadVoc } from '../data/voc.js';
 import { NonFiniteLossError } from '../models/frcnn/schedule.js';
 import { NonFiniteStateError } from '../runtime/checkpoint.js';
 import { readSafetensors } from '../runtime/safetensors.js';
-import { type FrcnnRunConfig, smallShapesConfig } from '../train/frcnn-config.js';
+import type { FrcnnRunConfig } from '../train/frcnn-config.js';
 import { FrcnnTrainer } from '../train/frcnn-trainer.js';
+import { makeTinyShapes, tinyConfig } from './tiny-frcnn.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgflow-nan-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('non-finite loss', () => {
   it('stops with the iteration and the term; the last checkpoint stays good', async () => {
-    await generateShapesDataset(join(dir, 'data'), {
-      count: 4,
-      seed: 5,
-      size: { width: 80, height: 64 },
-      maxObjects: 3,
-      imageFormat: 'png',
-      splits: { train: 1 },
-    });
+    const classes = await makeTinyShapes(join(dir, 'data'), { train: 4, test: 1 });
     const ds = await loadVoc(join(dir, 'data'), { split: 'train', imageExt: '.png', difficult: 'drop' });
-    const base = smallShapesConfig(ds.classes.slice(1), 40);
     const config: FrcnnRunConfig = {
-      ...base,
-      canvas: [64, 80],
-      resize: { shortSide: 64, maxSize: 80 },
-      maxGt: 3,
-      proposalsTrain: { minSize: 4, preNmsTopN: 200, postNmsTopN: 48 },
-      proposalsTest: { minSize: 4, preNmsTopN: 200, postNmsTopN: 32 },
-      anchorBatch: 64,
-      roiBatch: 16,
+      ...tinyConfig(classes, 40),
       // sane for 3 iterations, then a learning rate no network survives (×1e14 at iteration 3)
       lr: { base: 0.01, steps: [3], gamma: 1e14 },
     };

@@ -13,42 +13,18 @@ import { interpret } from '../compiler/interpreter.js';
 import { limitsFrom } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
-import { numel } from '../compiler/types.js';
 import { toFloat32 } from '../data/image.js';
 import { renderShapesImage } from '../data/shapes.js';
 import { buildFrcnnTraining, FRCNN_TRAIN_DEFAULTS } from '../models/frcnn/train.js';
 import { generateAnchors } from '../ops/anchors.js';
 import { getDevice } from '../runtime/device.js';
 import { type HostTensor, Session } from '../runtime/session.js';
-import { rand, relError } from './helpers.js';
+import { fanInParamFeeds, rand, relError } from './helpers.js';
 
 const K = 3;
 const G = 3;
 /** Anchors of 16 and 32 pixels (3 ratios): the default 128–512 ones do not fit a tiny canvas. */
 const ANCHORS = generateAnchors(16, [0.5, 1, 2], [1, 2]);
-
-/** Params with a fan-in scaled uniform distribution (activations O(1)). */
-function paramFeeds(g: GraphBuilder, seed: number): Record<string, number[]> {
-  const feeds: Record<string, number[]> = {};
-  let k = 0;
-  for (const n of g.graph.nodes) {
-    if (n.op !== 'param') continue;
-    const name = n.name as string;
-    const shape = n.type.shape;
-    const s = seed + 7919 * k++;
-    if (shape.length === 1) {
-      feeds[name] = rand(shape, s, -0.05, 0.05);
-      continue;
-    }
-    const fanIn = numel(shape) / (shape[0] as number);
-    let gain = Math.SQRT2;
-    if (name.startsWith('rpn.cls_score') || name.startsWith('cls_score')) gain = 1;
-    if (name.startsWith('rpn.bbox_pred') || name.startsWith('bbox_pred')) gain = 0.3;
-    const a = (Math.sqrt(3) * gain) / Math.sqrt(fanIn);
-    feeds[name] = rand(shape, s, -a, a);
-  }
-  return feeds;
-}
 
 describe('frcnn-small training step', () => {
   it('GPU gradients of every param match the CPU interpreter (64×96 canvas, G = 3)', async () => {
@@ -70,7 +46,7 @@ describe('frcnn-small training step', () => {
       outs[`grad:${p.node.name}`] = m.grads[i] as Tensor;
     });
     const feeds: Record<string, number[]> = {
-      ...paramFeeds(g, 11),
+      ...fanInParamFeeds(g, 11),
       image: rand([1, 3, 64, 96], 5).map((v, i) => (i % 96 < 90 && Math.floor(i / 96) % 64 < 60 ? v : 0)),
       im_info: [60, 90, 1],
       gt_boxes: [4, 6, 30, 40, 40, 10, 85, 50, 20, 30, 58, 58],
@@ -137,7 +113,7 @@ describe('frcnn-small training step', () => {
       seed: 3,
       limits: limitsFrom(dev.limits),
     });
-    const session = await Session.create(spec, { gpu: dev, initial: paramFeeds(g, 3) });
+    const session = await Session.create(spec, { gpu: dev, initial: fanInParamFeeds(g, 3) });
     const losses: number[] = [];
     const t0 = performance.now();
     let t1 = t0;

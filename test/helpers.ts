@@ -273,3 +273,30 @@ export async function gpuCpuRunner(build: (g: GraphBuilder) => Record<string, Te
     destroy: () => session.destroy(),
   };
 }
+
+/**
+ * Fan-in scaled uniform values for every param of a graph (activations O(1)); biases small uniform;
+ * Faster R-CNN's classifier / regressor layers (names starting rpn.cls_score, cls_score, rpn.bbox_pred,
+ * bbox_pred) get gains 1 and 0.3.
+ */
+export function fanInParamFeeds(g: GraphBuilder, seed: number): Record<string, number[]> {
+  const feeds: Record<string, number[]> = {};
+  let k = 0;
+  for (const n of g.graph.nodes) {
+    if (n.op !== 'param') continue;
+    const name = n.name as string;
+    const shape = n.type.shape;
+    const s = seed + 7919 * k++;
+    if (shape.length === 1) {
+      feeds[name] = rand(shape, s, -0.05, 0.05);
+      continue;
+    }
+    const fanIn = numel(shape) / (shape[0] as number);
+    let gain = Math.SQRT2;
+    if (name.startsWith('rpn.cls_score') || name.startsWith('cls_score')) gain = 1;
+    if (name.startsWith('rpn.bbox_pred') || name.startsWith('bbox_pred')) gain = 0.3;
+    const a = (Math.sqrt(3) * gain) / Math.sqrt(fanIn);
+    feeds[name] = rand(shape, s, -a, a);
+  }
+  return feeds;
+}
