@@ -119,6 +119,8 @@ if (train)
   console.log(
     `losses: ${Object.entries(last)
       .map(([k, v]) => `${k} ${(v.data[0] as number).toFixed(4)}`)
-      .join(', ')} (random weights and pixels: the values only show the step ran; the GFLOP figure counts every conv2d/matmul node of the compiled step, forward and backward)`,
+      .join(
+        ', ',
+      )} (random weights and pixels: the values only show the step ran; the GFLOP figure counts every conv2d/matmul node of the compiled step, forward and backward)`,
   );
 else console.log(`proposals ${last.roi_count?.data[0]}, detections ${last.det_count?.data[0]}`);
