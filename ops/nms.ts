@@ -21,7 +21,12 @@
  * contract a*b - c into an fma; lavapipe does neither (checked), so there GPU and reference agree
  * bit for bit. On a driver that does, only pairs within an ulp or two of the threshold can differ.
  *
- * Kernels (the CUDA bitmask algorithm with 32-bit words, as WGSL has no u64):
+ * Kernels: the greedy walk of ops/nms-greedy.ts (sorted runs of the scores, then one workgroup per
+ * problem merges them and walks the boxes in score order in blocks, testing each candidate only
+ * against the boxes already kept and stopping once maxOutput are kept: at most N · maxOutput IoUs,
+ * e.g. 6000 → 300 walks ~300 boxes instead of the 18M pairs of a mask). It needs the kept list in
+ * workgroup memory (maxOutput words at least); when that does not fit (a capacity of several
+ * thousand), the op falls back to the CUDA bitmask algorithm with 32-bit words (WGSL has no u64):
  * 1. the stable descending argsort of the scores (ops/sort.ts kernels, into scratch);
  * 2. the IoU mask: workgroup (col c, row r, problem) with 32 threads, only c ≥ r; the 32 boxes of
  *    column block c (in score order) are cached in workgroup memory, thread t computes the word
@@ -30,16 +35,17 @@
  *    each word w in order, thread 0 walks its 32 boxes (the diagonal words resolve suppression inside
  *    the block) and emits the kept ones; then all threads OR the kept boxes' mask rows into the words
  *    after w. Two barriers per 32 boxes.
- * Scratch: the sort's 2 u32 per padded box, and the mask, N · ceil(N/32) u32 words per problem
- * (N = 12000: 18 MB). The mask must fit one storage binding (N up to about 20000 at 128 MiB).
+ * Fallback scratch: the sort's 2 u32 per padded box, and the mask, N · ceil(N/32) u32 words per
+ * problem (N = 12000: 18 MB). The mask must fit one storage binding (N up to about 20000 at 128 MiB).
  */
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
-import type { Expr, Kernel } from '../compiler/kernel/ast.js';
+import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
-import { type BufArg, type RefTensor, registerOp } from '../compiler/registry.js';
+import { type BufArg, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { fmtShape, numel, type TensorType } from '../compiler/types.js';
+import { emitOne, greedyNmsGeometry, lowerGreedyNmsKernels } from './nms-greedy.js';
 import { linearWorkgroupSize } from './rows.js';
 import { cpuArgsortRow, lowerArgsortKernels } from './sort.js';
 
@@ -212,21 +218,28 @@ registerOp({
     const n = sc.type.shape[sc.type.shape.length - 1] as number;
     const problems = numel(sc.type.shape) / n;
     const limits = args.limits;
-    const cb = Math.ceil(n / 32);
-    const maskWords = problems * n * cb;
-    const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-    if (maskWords * 4 > maxBinding) {
-      throw new WgflowError(
-        `nms: the IoU mask of ${problems} × ${n} boxes needs ${maskWords * 4} bytes, over this device's storage binding limit of ${maxBinding} bytes (declared at ${args.node.site})`,
-      );
-    }
-    if ((cb + 4) * 4 > limits.maxComputeWorkgroupStorageSize) {
-      throw new WgflowError(
-        `nms: ${n} boxes need ${(cb + 4) * 4} bytes of workgroup memory, over the device's ${limits.maxComputeWorkgroupStorageSize}`,
-      );
-    }
-    if (cb > limits.maxComputeWorkgroupsPerDimension || problems > limits.maxComputeWorkgroupsPerDimension) {
-      throw new WgflowError(`nms: ${problems} problems of ${n} boxes exceed the device's workgroup grid limit`);
+    const geometry = greedyNmsGeometry(n, a.maxOutput, limits);
+    if (geometry !== undefined) {
+      const sortWords = problems * geometry.runs * geometry.R;
+      if (sortWords * 4 > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) {
+        throw new WgflowError(
+          `nms: the sorted runs of ${problems} × ${n} scores need ${sortWords * 4}-byte scratch buffers, over this device's storage binding limit (declared at ${args.node.site})`,
+        );
+      }
+      return lowerGreedyNmsKernels({
+        name: args.name,
+        scratch: args.scratch,
+        boxes: bx.buf,
+        scores: sc.buf,
+        out: args.output.buf,
+        problems,
+        n,
+        maxOutput: a.maxOutput,
+        geometry,
+        plusOne: a.plusOne,
+        inclusive: a.inclusive,
+        threshold: f32Threshold(a.iouThreshold, a.inclusive),
+      });
     }
     const sort = lowerArgsortKernels({
       name: `${args.name}_sort`,
@@ -238,8 +251,43 @@ registerOp({
       n,
       descending: true,
     });
-    const order = sort.indices;
-    const P = sort.rowStride;
+    return [...sort.kernels, ...lowerBitmaskKernels(args, a, n, problems, sort.indices, sort.rowStride)];
+  },
+});
+
+/**
+ * The fallback when the greedy walk's kept list does not fit workgroup memory (large maxOutput): the
+ * IoU bitmask of all pairs and the sequential scan (kernels 2 and 3 of the file comment).
+ */
+function lowerBitmaskKernels(
+  args: LowerArgs,
+  a: NmsAttrs,
+  n: number,
+  problems: number,
+  order: BufRef,
+  P: number,
+): Kernel[] {
+  const bx = args.inputs[0] as BufArg;
+  const limits = args.limits;
+  const cb = Math.ceil(n / 32);
+  const maskWords = problems * n * cb;
+  const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  if (maskWords * 4 > maxBinding) {
+    throw new WgflowError(
+      `nms: the IoU mask of ${problems} × ${n} boxes (maxOutput ${a.maxOutput}: too many kept boxes for the greedy kernel's workgroup memory) needs ${maskWords * 4} bytes, over this device's storage binding limit of ${maxBinding} bytes (declared at ${args.node.site})`,
+    );
+  }
+  if ((cb + 4) * 4 > limits.maxComputeWorkgroupStorageSize) {
+    throw new WgflowError(
+      `nms: ${n} boxes need ${(cb + 4) * 4} bytes of workgroup memory, over the device's ${limits.maxComputeWorkgroupStorageSize} (declared at ${args.node.site})`,
+    );
+  }
+  if (cb > limits.maxComputeWorkgroupsPerDimension || problems > limits.maxComputeWorkgroupsPerDimension) {
+    throw new WgflowError(
+      `nms: ${problems} problems of ${n} boxes exceed the device's workgroup grid limit ${limits.maxComputeWorkgroupsPerDimension} (declared at ${args.node.site})`,
+    );
+  }
+  {
     const mask = args.scratch('u32', maskWords);
     const plusOne = a.plusOne;
     const thr = K.f32(f32Threshold(a.iouThreshold, a.inclusive));
@@ -266,13 +314,8 @@ registerOp({
         const at = kb.let('at', K.mul(K.add(boxBase, K.min(orig, K.u32(n - 1))), K.u32(4)));
         return [0, 1, 2, 3].map((c) => kb.let('c', K.load(bx.buf, c === 0 ? at : K.add(at, K.u32(c)))));
       };
-      /**
-       * The +1 of the PFR convention as a value the shader compiler cannot see as a constant: with a
-       * literal 1.0, drivers reassociate (x2 - x1) + 1.0 (Mesa does: it became x2 + (1 - x1), off by
-       * an ulp), which breaks the exact float32 agreement with the reference. NaN only where x is NaN,
-       * which then poisons the result anyway.
-       */
-      const oneFrom = (x: Expr): Expr => kb.let('one', K.select(K.call('isnan', x), K.f32(Number.NaN), K.f32(1)));
+      /** The +1 of the PFR convention, not a literal (see emitOne). */
+      const oneFrom = (x: Expr): Expr => emitOne(kb, x);
       const plus = (d: Expr, one: Expr | undefined): Expr => (one ? K.add(d, one) : d);
       const areaExpr = (c: Expr[], one: Expr | undefined): Expr => {
         const [x1, y1, x2, y2] = c as [Expr, Expr, Expr, Expr];
@@ -409,9 +452,9 @@ registerOp({
       });
     }
     const scanKernel: Kernel = sk.finish([T, 1, 1], { linear: problems });
-    return [...sort.kernels, maskKernel, scanKernel];
-  },
-});
+    return [maskKernel, scanKernel];
+  }
+}
 
 // ---------------------------------------------------------------- DSL helpers
 

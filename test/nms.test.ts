@@ -18,6 +18,7 @@ import { batchedNms as eagerBatchedNms, nms as eagerNms } from '../ops/detection
 import { clearEagerCache } from '../ops/eager.js';
 import { batchedNmsPacked, cpuNms, f32Threshold, type NmsOptions, nms, nmsPacked } from '../ops/nms.js';
 import { getDevice } from '../runtime/device.js';
+import type { ProgramSpec } from '../runtime/program.js';
 import { Session } from '../runtime/session.js';
 import { checkGpuVsCpu, freshSeed, rand, randInt } from './helpers.js';
 
@@ -138,22 +139,42 @@ afterAll(async () => {
   await clearEagerCache();
 });
 
-/** Runs nms on boxes [...lead, n, 4] on the GPU; returns the packed i32 output. */
+/** Which kernels the op compiles to: the greedy walk, and whether kept boxes or only indices are cached. */
+type NmsPath = 'walk-boxes' | 'walk-indices' | 'bitmask';
+
+function nmsPath(spec: ProgramSpec): NmsPath {
+  const names = spec.kernels.map((k) => k.name);
+  if (names.some((k) => k.endsWith('_nms_mask'))) return 'bitmask';
+  const walk = spec.kernels.find((k) => k.name.endsWith('_nms_walk'));
+  if (!walk) throw new Error(`no nms kernels among ${names.join(', ')}`);
+  return /var<workgroup> kept_/.test(walk.wgsl) ? 'walk-indices' : 'walk-boxes';
+}
+
+const compiledPaths = new Map<string, NmsPath>();
+
+/**
+ * Runs nms on boxes [...lead, n, 4] on the GPU; returns the packed i32 output. `storage` plans for
+ * less workgroup memory than the device has (to reach the kernels' other paths).
+ */
 async function gpuPacked(
   lead: number[],
   n: number,
   boxes: ArrayLike<number>,
   scores: ArrayLike<number>,
   o: NmsOptions,
+  storage?: number,
 ): Promise<Int32Array> {
-  const key = JSON.stringify([lead, n, o]);
+  const key = JSON.stringify([lead, n, o, storage]);
   let s = sessions.get(key);
   if (!s) {
     s = (async () => {
       const dev = await getDevice();
       const g = new GraphBuilder();
       const out = nmsPacked(g.input('boxes', [...lead, n, 4]), g.input('scores', [...lead, n]), o);
-      return Session.create(compile(g, { outputs: { out }, limits: limitsFrom(dev.limits) }).spec, { gpu: dev });
+      const limits = limitsFrom({ ...dev.limits, ...(storage ? { maxComputeWorkgroupStorageSize: storage } : {}) });
+      const { spec } = compile(g, { outputs: { out }, limits });
+      compiledPaths.set(key, nmsPath(spec));
+      return Session.create(spec, { gpu: dev });
     })();
     sessions.set(key, s);
   }
@@ -175,11 +196,21 @@ function unpackAll(packed: Int32Array, cap: number): number[][] {
   return out;
 }
 
-/** GPU keep list of one problem, checked against the oracle and the op's CPU reference. */
-async function checkOne(boxes: ArrayLike<number>, scores: ArrayLike<number>, o: NmsOptions): Promise<number[]> {
+/**
+ * GPU keep list of one problem, checked against the oracle and the op's CPU reference; `path`, when
+ * given, is the kernel path the op must have compiled to.
+ */
+async function checkOne(
+  boxes: ArrayLike<number>,
+  scores: ArrayLike<number>,
+  o: NmsOptions,
+  path?: { storage?: number; expect?: NmsPath },
+): Promise<number[]> {
   const n = scores.length;
   const cap = o.maxOutput ?? n;
-  const got = unpackAll(await gpuPacked([], n, boxes, scores, { ...o, maxOutput: cap }), cap)[0] as number[];
+  const opts = { ...o, maxOutput: cap };
+  const got = unpackAll(await gpuPacked([], n, boxes, scores, opts, path?.storage), cap)[0] as number[];
+  if (path?.expect) expect(compiledPaths.get(JSON.stringify([[], n, opts, path.storage]))).toBe(path.expect);
   const want = oracle(boxes, scores, o);
   expect(cpuNms(boxes, scores, o)).toEqual(want);
   expect(got).toEqual(want);
@@ -213,11 +244,15 @@ describe('nms: shape rules and threshold', () => {
     expect(() => nms(g.input('bi', [10, 4], 'i32'), s, { iouThreshold: 0.5 })).toThrow(/boxes and scores must be f32/);
   });
 
-  it('a mask over the storage binding limit is a clear compile error', () => {
+  it('many boxes with a small capacity need no IoU mask (greedy walk); a mask over the binding limit is a clear error', () => {
     const g = new GraphBuilder();
     const r = nms(g.input('b', [33000, 4]), g.input('s', [33000]), { iouThreshold: 0.5, maxOutput: 10 });
-    expect(() => compile(g, { outputs: { i: r.indices } })).toThrow(
-      /nms: the IoU mask of 1 × 33000 boxes needs 136224000 bytes/,
+    expect(nmsPath(compile(g, { outputs: { i: r.indices } }).spec)).toBe('walk-boxes');
+    // a capacity whose kept list does not fit workgroup memory falls back to the N² bitmask
+    const g2 = new GraphBuilder();
+    const r2 = nms(g2.input('b', [33000, 4]), g2.input('s', [33000]), { iouThreshold: 0.5 });
+    expect(() => compile(g2, { outputs: { i: r2.indices } })).toThrow(
+      /nms: the IoU mask of 1 × 33000 boxes \(maxOutput 33000: .*\) needs 136224000 bytes/,
     );
   });
 
@@ -428,6 +463,113 @@ describe('nms on the GPU (exact keep lists)', () => {
       },
       { feeds: { b: boxes, s: scores }, seed },
     );
+  });
+});
+
+/** n disjoint boxes on a grid of 10-pixel cells (no pair overlaps). */
+function disjointBoxes(n: number): number[] {
+  const side = Math.ceil(Math.sqrt(n));
+  return Array.from({ length: n }, (_, k) => {
+    const x = (k % side) * 10;
+    const y = Math.floor(k / side) * 10;
+    return [x, y, x + 9, y + 9];
+  }).flat();
+}
+
+describe('nms greedy walk: blocks, sorted runs and kernel paths', () => {
+  it('sizes around the run (32) and block (64) lengths; capacities below and above the kept count', async () => {
+    for (const [k, n] of [1, 31, 33, 64, 65, 257, 1000].entries()) {
+      const seed = freshSeed();
+      const boxes = tvBoxes(n, seed, 60);
+      const scores = rand(n, seed + 1, 0, 1);
+      // 16 KiB planned: the kept boxes (n of them) fit workgroup memory up to a few hundred
+      await checkOne(
+        boxes,
+        scores,
+        { iouThreshold: 0.5 },
+        { storage: 16384, expect: n < 500 ? 'walk-boxes' : 'walk-indices' },
+      );
+      if (k % 2) await checkOne(boxes, scores, { iouThreshold: 0.3, maxOutput: 7, plusOne: true });
+      else await checkOne(gridBoxes(n, seed, 6), scores, { iouThreshold: 0.25, inclusive: true, maxOutput: 40 });
+    }
+  });
+
+  it('everything suppressed: every block of 3000 boxes is walked, one is kept', async () => {
+    const seed = freshSeed();
+    const scores = rand(3000, seed, 0, 1);
+    const best = scores.indexOf(Math.max(...scores));
+    const same = new Array(3000).fill([5, 5, 50, 60]).flat();
+    expect(await checkOne(same, scores, { iouThreshold: 0.5, maxOutput: 100 })).toEqual([best]);
+    // a negative threshold suppresses every pair with a defined IoU, disjoint ones included
+    const spread = tvBoxes(3000, seed + 2, 500);
+    expect(await checkOne(spread, scores, { iouThreshold: -0.1, maxOutput: 100 })).toEqual([best]);
+  });
+
+  it('nothing suppressed: 2000 disjoint boxes, capacity reached early (100) or never (2000)', async () => {
+    const seed = freshSeed();
+    const boxes = disjointBoxes(2000);
+    const scores = rand(2000, seed, 0, 1);
+    const order = Array.from(scores.keys()).sort((a, b) => (scores[b] as number) - (scores[a] as number) || a - b);
+    expect(await checkOne(boxes, scores, { iouThreshold: 0.1, maxOutput: 100 })).toEqual(order.slice(0, 100));
+    const all = await checkOne(boxes, scores, { iouThreshold: 0.1 }, { storage: 16384, expect: 'walk-indices' });
+    expect(all).toEqual(order);
+  });
+
+  it('ties across sorted runs keep the lower index first (3 distinct scores; all equal)', async () => {
+    const seed = freshSeed();
+    const boxes = tvBoxes(2000, seed, 300);
+    await checkOne(boxes, randInt(2000, seed + 1, 0, 3), { iouThreshold: 0.5 });
+    await checkOne(boxes, new Array(2000).fill(0.25), { iouThreshold: 0.3, maxOutput: 500 });
+    // -0 and +0 are equal scores; NaN (largest) and ±Infinity across runs
+    const special = [0, -0, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.5];
+    await checkOne(
+      boxes,
+      randInt(2000, seed + 2, 0, 6).map((k) => special[k] as number),
+      { iouThreshold: 0.4 },
+    );
+  });
+
+  it('kept indices instead of boxes, and the bitmask fallback, with 16 KiB of workgroup memory planned', async () => {
+    const seed = freshSeed();
+    const boxes = tvBoxes(1500, seed, 400);
+    const scores = rand(1500, seed + 1, 0, 1);
+    await checkOne(boxes, scores, { iouThreshold: 0.5 }, { storage: 16384, expect: 'walk-indices' });
+    await checkOne(boxes, scores, { iouThreshold: 0.5, plusOne: true, inclusive: true }, { storage: 16384 });
+    const big = tvBoxes(4000, seed + 2, 1500);
+    const bigScores = randInt(4000, seed + 3, 0, 50);
+    await checkOne(big, bigScores, { iouThreshold: 0.5 }, { storage: 16384, expect: 'bitmask' });
+    await checkOne(big, bigScores, { iouThreshold: 0.5, maxOutput: 600 }, { storage: 16384, expect: 'walk-boxes' });
+  });
+
+  it('more problems than a grid dimension holds (66000 × 3 boxes: folded workgroup grids)', async () => {
+    const seed = freshSeed();
+    const P = 66000;
+    const boxes = gridBoxes(3 * P, seed, 4);
+    const scores = randInt(3 * P, seed + 1, 0, 3);
+    const o = { iouThreshold: 0.3, maxOutput: 2 };
+    const got = unpackAll(await gpuPacked([P], 3, boxes, scores, o), 2);
+    for (const p of [0, 1, 65534, 65535, 65536, P - 1]) {
+      expect(got[p], `problem ${p}`).toEqual(
+        oracle(boxes.slice(12 * p, 12 * p + 12), scores.slice(3 * p, 3 * p + 3), o),
+      );
+    }
+    const wrong = got.findIndex((keep, p) => {
+      const want = oracle(boxes.slice(12 * p, 12 * p + 12), scores.slice(3 * p, 3 * p + 3), o);
+      return keep.length !== want.length || keep.some((v, j) => v !== want[j]);
+    });
+    expect(wrong).toBe(-1);
+  });
+
+  it('7 independent problems of 300 boxes (one workgroup each), capacity 50', async () => {
+    const seed = freshSeed();
+    const n = 300;
+    const boxes = tvBoxes(7 * n, seed, 80);
+    const scores = randInt(7 * n, seed + 1, 0, 20);
+    const o = { iouThreshold: 0.45, maxOutput: 50 };
+    const got = unpackAll(await gpuPacked([7], n, boxes, scores, o), 50);
+    got.forEach((keep, p) => {
+      expect(keep).toEqual(oracle(boxes.slice(p * n * 4, (p + 1) * n * 4), scores.slice(p * n, (p + 1) * n), o));
+    });
   });
 });
 

@@ -526,6 +526,68 @@ describe('roi_align GPU kernels vs the CPU reference (forward, d features, d box
   });
 });
 
+describe('roi_align forward kernel: channel blocks of 32, fixed-grid taps vs per-channel samples', () => {
+  // sampling 1-4: every sample's taps computed once per thread; 5 and adaptive: walked per channel
+  const opts: RoiAlignOptions[] = [
+    { outputSize: [3, 4], samplingRatio: 2 },
+    { outputSize: 2, samplingRatio: 4, aligned: true, spatialScale: 0.5 },
+    { outputSize: [2, 3], samplingRatio: 5, spatialScale: 0.5 },
+    { outputSize: 3, aligned: true },
+  ];
+  for (const C of [1, 13, 64, 513]) {
+    it(`${C} channel${C > 1 ? 's' : ''}: every channel within 1e-5 of the reference, RoIs outside the map give 0`, async () => {
+      const shape: Shape4 = [2, C, 7, 9];
+      for (const o of opts) {
+        const seed = freshSeed();
+        const [PH, PW] = full(o).outputSize;
+        const s = full(o).spatialScale;
+        // bins shorter / longer than the grid size along each axis (taps folded onto a window or not)
+        const sized = [
+          [1.5, 1.5],
+          [1.5, 2.5],
+          [2.5, 1.5],
+          [2.7, 2.2],
+        ].map(([bh, bw], q) => [
+          q % 2,
+          0.3 / s,
+          0.6 / s,
+          (0.3 + (bw as number) * PW) / s,
+          (0.6 + (bh as number) * PH) / s,
+        ]);
+        const rois = [
+          ...randomRois(5, 2, 7, 9, o, seed, 0),
+          ...sized,
+          [0, -30 / s, -30 / s, -20 / s, -20 / s], // wholly above-left of the map
+          [1, 9 / s, 8 / s, 14 / s, 12 / s], // wholly below-right
+          [1, -3 / s, 2 / s, 2 / s, 9 / s], // partly outside
+          [5, 0, 0, 2 / s, 2 / s], // batch index out of range
+        ];
+        const K = rois.length;
+        const r = await gpuCpuRunner((g) => ({ y: roiAlign(g.input('x', shape), g.input('rois', [K, 5]), o) }));
+        const { gpu, cpu } = await r.run({ x: f32(rand(shape, seed + 1)), rois: rois.flat() });
+        r.destroy();
+        const got = (gpu.y as HostTensor).data;
+        const want = (cpu.y as RefTensor).data;
+        const bins = PH * PW;
+        for (let c = 0; c < C; c++) {
+          const pick = (a: ArrayLike<number>) =>
+            Array.from({ length: K * bins }, (_, q) => a[(Math.floor(q / bins) * C + c) * bins + (q % bins)] as number);
+          const e = relError(pick(got), pick(want));
+          if (!(e <= 1e-5)) throw new Error(`seed ${seed} ${JSON.stringify(o)}: channel ${c} relative error ${e}`);
+        }
+        expect(want.some((v) => v !== 0)).toBe(true);
+        // the RoIs outside the map and the one of a missing image pool zeros
+        for (const k of [K - 4, K - 3, K - 1]) {
+          expect(
+            [...got.slice(k * C * bins, (k + 1) * C * bins)].every((v) => v === 0),
+            `RoI ${k}`,
+          ).toBe(true);
+        }
+      }
+    });
+  }
+});
+
 // ---------------------------------------------------------------- properties
 
 describe('roi_align properties (fast-check; each run is one GPU call over 24 random RoIs)', () => {
