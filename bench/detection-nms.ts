@@ -1,8 +1,8 @@
 /**
  * NMS benchmark: 6000 random boxes → at most 300 kept at IoU 0.7 (Faster R-CNN's test-time RPN
  * setting: pre-NMS top-6000, post-NMS 300). The boxes are built on the GPU from the harness's seeded
- * uniform inputs: corners in [0, 800)², sizes in [8, 208); so the timed graph is the NMS op (sort,
- * IoU mask, scan) plus two tiny elementwise kernels, a concat and the two output slices.
+ * uniform inputs: corners in [0, 800)², sizes in [8, 208); so the timed graph is the NMS op (sorted
+ * runs, greedy walk) plus two tiny elementwise kernels, a concat and the two output slices.
  */
 import { GraphBuilder } from '../index.js';
 import { nms } from '../ops/nms.js';

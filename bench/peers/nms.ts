@@ -2,7 +2,7 @@
  * NMS 6000 → 300 at IoU 0.7 (Faster R-CNN's test-time RPN setting) on 6000 seeded boxes: corners in
  * [0, 800)², sizes in [8, 208) (as bench/detection-nms.ts), seeded scores. Every library gets the same
  * float32 boxes and scores from the host, and every timed run ends with the kept indices in host memory:
- * - wgflow: the `nms` op wholly on the GPU (stable sort, IoU bitmask, scan) in one command buffer, then
+ * - wgflow: the `nms` op wholly on the GPU (sorted runs, one greedy walk against the kept boxes) in one command buffer, then
  *   the kept indices and their count read back;
  * - TF.js: `tf.image.nonMaxSuppressionAsync` — TF.js has no GPU NMS: it reads the boxes and scores to
  *   the host and runs its JS implementation (here the tensors were just made from host arrays, so no GPU
