@@ -65,7 +65,7 @@ beforeAll(async () => {
     run,
   ]);
   if (r.code !== 0) throw new Error(`train failed (${r.code}):\n${r.stderr}`);
-}, 300_000);
+}, 900_000);
 
 interface CocoResult {
   image_id: number;

@@ -103,5 +103,5 @@ describe('4-step alternating training', () => {
     det.destroy();
     final.destroy();
     rpn.destroy();
-  }, 300_000);
+  }, 900_000);
 });

@@ -100,7 +100,7 @@ describe(`SIGKILL during train (seed ${SEED})`, () => {
       for (;;) {
         if (child.exitCode !== null)
           throw new Error(`run ${k} exited (${child.exitCode}) before a new checkpoint:\n${output()}`);
-        if (performance.now() - t0 > 90_000) throw new Error(`run ${k}: no new checkpoint in 90 s:\n${output()}`);
+        if (performance.now() - t0 > 600_000) throw new Error(`run ${k}: no new checkpoint in 600 s:\n${output()}`);
         const it = await headerIteration(ckpt).catch(() => -1);
         if (it > before) break;
         await sleep(20);
@@ -156,5 +156,5 @@ describe(`SIGKILL during train (seed ${SEED})`, () => {
     const final = await readSafetensors(ckpt);
     expect(final.metadata.iteration).toBe(String(ITERS));
     expect([...final.tensors.keys()]).toEqual(names);
-  }, 400_000);
+  }, 900_000);
 });
