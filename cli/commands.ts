@@ -2,6 +2,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { WgflowError } from '../compiler/errors.js';
+import { resizeBilinear } from '../data/image.js';
 import { BACKGROUND } from '../data/types.js';
 import { formatCocoTable, formatVocTable } from '../eval/format.js';
 import { saveCheckpoint } from '../runtime/checkpoint.js';
@@ -240,9 +241,21 @@ export async function detectCommand(
           score: d.score,
         });
       const shown = detections.filter((d) => d.score >= a.score);
+      // small images are drawn enlarged (integer factor) so the class names and scores stay readable
+      const z = Math.max(1, Math.ceil(300 / Math.min(image.width, image.height)));
+      const canvas = z === 1 ? image : resizeBilinear(image, image.height * z, image.width * z);
+      const drawn = shown.map((d) => ({
+        ...d,
+        box: [d.box[0] * z, d.box[1] * z, (d.box[2] + 1) * z - 1, (d.box[3] + 1) * z - 1] as [
+          number,
+          number,
+          number,
+          number,
+        ],
+      }));
       await writeFile(
         join(a.out, `${stem}.png`),
-        await drawDetections(image, shown, [BACKGROUND, ...det.config.classes]),
+        await drawDetections(canvas, drawn, [BACKGROUND, ...det.config.classes]),
       );
       console.error(
         `${path}: ${shown.length} detections ≥ ${a.score} (${detections.length} in all) → ${join(a.out, `${stem}.png`)}`,

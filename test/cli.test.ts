@@ -85,7 +85,7 @@ describe('wgflow train / detect / eval', () => {
     expect(png.width).toBeGreaterThan(100);
   });
 
-  it('detect: PNGs of the image size with boxes in class colours, and COCO results JSON', async () => {
+  it('detect: PNGs (small images enlarged ×5) with boxes in class colours, and COCO results JSON', async () => {
     const out = join(root, 'detect');
     const r = await runCli(['detect', ...testImages, '--checkpoint', ckpt, '--out', out, '--score', '0']);
     expect(r.code, r.stderr).toBe(0);
@@ -105,7 +105,8 @@ describe('wgflow train / detect / eval', () => {
     for (const [k, path] of testImages.entries()) {
       const src = await decodeImage(path);
       const drawn = await decodeImage(join(out, basename(path)));
-      expect([drawn.width, drawn.height]).toEqual([80, 64]);
+      const z = Math.ceil(300 / 64); // detect draws images under 300 px enlarged by an integer factor
+      expect([drawn.width, drawn.height]).toEqual([80 * z, 64 * z]);
       expect([src.width, src.height]).toEqual([80, 64]);
       // the best detection is drawn last (on top): its bottom edge carries its class colour
       const mine = results.filter((d) => d.image_id === ids[k]).sort((a, b) => b.score - a.score);
@@ -114,9 +115,10 @@ describe('wgflow train / detect / eval', () => {
       const x1 = Math.max(0, Math.round(best.bbox[0]));
       const x2 = Math.min(79, Math.round(best.bbox[0] + best.bbox[2] - 1));
       const y2 = Math.min(63, Math.round(best.bbox[1] + best.bbox[3] - 1));
-      const x = Math.floor((x1 + x2) / 2);
-      const px = [...drawn.data.subarray(3 * (y2 * 80 + x), 3 * (y2 * 80 + x) + 3)];
-      expect(px, `image ${ids[k]} pixel (${x}, ${y2})`).toEqual([...classColor(best.category_id)]);
+      const x = Math.floor((x1 * z + (x2 + 1) * z - 1) / 2);
+      const y = (y2 + 1) * z - 1;
+      const px = [...drawn.data.subarray(3 * (y * 80 * z + x), 3 * (y * 80 * z + x) + 3)];
+      expect(px, `image ${ids[k]} pixel (${x}, ${y})`).toEqual([...classColor(best.category_id)]);
     }
     expect(results.some((d) => d.image_id === ids[0])).toBe(true);
   });
