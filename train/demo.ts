@@ -10,7 +10,7 @@
  * end), detections/*.png (the first 8 test images with boxes, class names and scores), loss.png,
  * results.json (metrics, timings, config).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import '../ops/index.js';
@@ -66,7 +66,16 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
 
   const t0 = performance.now();
   const secs = () => ((performance.now() - t0) / 1000).toFixed(1);
-  if (!existsSync(join(dataDir, 'labels.txt'))) {
+  const settings = JSON.stringify({ count, seed: 1, size: [128, 160], maxObjects, test: o.testFraction ?? 0.2 });
+  const marker = join(dataDir, 'demo-dataset.json');
+  if (existsSync(join(dataDir, 'labels.txt'))) {
+    const made = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : undefined;
+    if (made !== settings)
+      console.warn(
+        `note: ${dataDir} was not generated with this demo's settings ${settings}` +
+          `${made ? ` (it has ${made})` : ''}; using it as it is (pass --data DIR for a fresh set)`,
+      );
+  } else {
     console.log(`generating ${count} shapes images (128×160, 1–${maxObjects} objects) under ${dataDir}`);
     await generateShapesDataset(dataDir, {
       count,
@@ -79,6 +88,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
         if (done % 200 === 0 || done === total) console.log(`  ${done}/${total} images (${secs()} s)`);
       },
     });
+    await writeFile(marker, `${settings}\n`);
   }
   const train = await loadVoc(dataDir, { split: 'train', difficult: 'drop', imageExt: '.png' });
   const test = await loadVoc(dataDir, { split: 'test', imageExt: '.png' });
