@@ -509,7 +509,9 @@ describe('nms greedy walk: blocks, sorted runs and kernel paths', () => {
     const seed = freshSeed();
     const boxes = disjointBoxes(2000);
     const scores = rand(2000, seed, 0, 1);
-    const order = Array.from(scores.keys()).sort((a, b) => (scores[b] as number) - (scores[a] as number) || a - b);
+    // the GPU sorts f32 scores: two float64 draws can round to the same f32 and then tie (lower index first)
+    const f32 = scores.map((v) => Math.fround(v));
+    const order = Array.from(f32.keys()).sort((a, b) => (f32[b] as number) - (f32[a] as number) || a - b);
     expect(await checkOne(boxes, scores, { iouThreshold: 0.1, maxOutput: 100 })).toEqual(order.slice(0, 100));
     const all = await checkOne(boxes, scores, { iouThreshold: 0.1 }, { storage: 16384, expect: 'walk-indices' });
     expect(all).toEqual(order);
