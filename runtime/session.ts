@@ -5,19 +5,18 @@
  */
 import { checkDeviceHealth, type DeviceInfo, getDevice, quietly } from './device.js';
 import { WgflowError } from './errors.js';
+import { elementCount, type Feed, type TypedArray, toTyped } from './host-data.js';
 import { initialValues } from './init.js';
 import { canProfile, DispatchProfiler, type StepProfile } from './profile.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from './program.js';
 
-export type TypedArray = Float32Array | Int32Array | Uint32Array;
+export type { Feed, TypedArray } from './host-data.js';
 
 export interface HostTensor {
   readonly data: TypedArray;
   readonly shape: readonly number[];
   readonly dtype: DTypeName;
 }
-
-export type Feed = ArrayLike<number> | TypedArray;
 
 export interface RunOptions {
   /** Outputs to read back (default: all). Pass [] to run without reading anything. */
@@ -26,20 +25,11 @@ export interface RunOptions {
 
 const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
-function toTyped(dtype: DTypeName, values: Feed, count: number, what: string): TypedArray {
-  if (values.length !== count) throw new WgflowError(`${what}: expected ${count} values, got ${values.length}`);
-  if (dtype === 'f32') return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
-  if (dtype === 'i32') return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
-  return values instanceof Uint32Array ? values : Uint32Array.from(values as ArrayLike<number>);
-}
-
 function fromBytes(dtype: DTypeName, bytes: ArrayBuffer): TypedArray {
   if (dtype === 'f32') return new Float32Array(bytes);
   if (dtype === 'i32') return new Int32Array(bytes);
   return new Uint32Array(bytes);
 }
-
-const count = (t: TensorSpec) => t.shape.reduce((a, b) => a * b, 1);
 
 export class Session {
   private readonly buffers: GPUBuffer[];
@@ -127,9 +117,9 @@ export class Session {
       const given = opts.initial?.[p.name];
       const values =
         given !== undefined
-          ? toTyped(p.dtype, given, count(p), `initial value of "${p.name}"`)
+          ? toTyped(p.dtype, given, elementCount(p), `initial value of "${p.name}"`)
           : b?.init
-            ? initialValues(b.init, count(p))
+            ? initialValues(b.init, elementCount(p))
             : undefined;
       if (values) device.queue.writeBuffer(buffers[p.buffer] as GPUBuffer, 0, values);
     }
@@ -179,7 +169,7 @@ export class Session {
     this.gpu.device.queue.writeBuffer(
       this.buffers[t.buffer] as GPUBuffer,
       0,
-      toTyped(t.dtype, values, count(t), `write "${name}"`),
+      toTyped(t.dtype, values, elementCount(t), `write "${name}"`),
     );
   }
 
@@ -198,7 +188,7 @@ export class Session {
   }
 
   private stagingFor(t: TensorSpec, encoder: GPUCommandEncoder): GPUBuffer {
-    const bytes = Math.max(4, count(t) * 4);
+    const bytes = Math.max(4, elementCount(t) * 4);
     let s = this.staging.get(t.buffer);
     if (!s || s.size < bytes) {
       s?.destroy();
@@ -210,8 +200,8 @@ export class Session {
   }
 
   private async mapOut(t: TensorSpec, s: GPUBuffer): Promise<TypedArray> {
-    await quietly(s.mapAsync(GPUMapMode.READ, 0, Math.max(4, count(t) * 4)));
-    const copy = s.getMappedRange(0, Math.max(4, count(t) * 4)).slice(0, count(t) * 4);
+    await quietly(s.mapAsync(GPUMapMode.READ, 0, Math.max(4, elementCount(t) * 4)));
+    const copy = s.getMappedRange(0, Math.max(4, elementCount(t) * 4)).slice(0, elementCount(t) * 4);
     s.unmap();
     return fromBytes(t.dtype, copy);
   }
@@ -231,7 +221,7 @@ export class Session {
       device.queue.writeBuffer(
         this.buffers[inp.buffer] as GPUBuffer,
         0,
-        toTyped(inp.dtype, v, count(inp), `input "${inp.name}" [${inp.shape.join(',')}]`),
+        toTyped(inp.dtype, v, elementCount(inp), `input "${inp.name}" [${inp.shape.join(',')}]`),
       );
     }
     const wanted = (opts.outputs ?? this.spec.outputs.map((o) => o.name)).map((n) =>

@@ -96,11 +96,11 @@ const VGG_BLOCKS: readonly (readonly [number, number, number][])[] = [
 
 const VGG_POOL: PoolSpec = { size: 2, ceilMode: true };
 
-/** Feature size after four 2×2 stride-2 ceil-mode pools (VGG16's and the small backbone's stride 16). */
-function afterFourCeilPools(H: number, W: number): [number, number] {
+/** Feature size after `pools` 2×2 stride-2 ceil-mode pools (VGG16: 4, stride 16; the small backbone: 3). */
+function afterCeilPools(H: number, W: number, pools: number): [number, number] {
   let h = H;
   let w = W;
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < pools; i++) {
     h = ceilPool(h, 2, 2, 0);
     w = ceilPool(w, 2, 2, 0);
   }
@@ -119,7 +119,7 @@ export const vgg16: Backbone = {
     fc7: { name: 'classifier.3', caffe: 'fc7', torchvision: 'classifier.3' },
     dropout: 0.5,
   },
-  featureSize: afterFourCeilPools,
+  featureSize: (H, W) => afterCeilPools(H, W, 4),
   build(g, image, opts, map) {
     let h = image;
     VGG_BLOCKS.forEach((block, bi) => {
@@ -195,16 +195,6 @@ export const zf: Backbone = {
 
 /** The small backbone's blocks: [output channels of each conv], a 2×2/2 ceil pool after the first three. */
 const SMALL_BLOCKS: readonly (readonly number[])[] = [[16], [32], [64, 64], [64, 64]];
-
-function afterCeilPools(H: number, W: number, pools: number): [number, number] {
-  let h = H;
-  let w = W;
-  for (let i = 0; i < pools; i++) {
-    h = ceilPool(h, 2, 2, 0);
-    w = ceilPool(w, 2, 2, 0);
-  }
-  return [h, w];
-}
 
 export const small: Backbone = {
   name: 'frcnn-small',

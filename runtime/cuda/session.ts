@@ -8,9 +8,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WgflowError } from '../errors.js';
+import { elementCount, type Feed, type TypedArray, toTyped } from '../host-data.js';
 import { initialValues } from '../init.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from '../program.js';
-import type { Feed, HostTensor, RunOptions, TypedArray } from '../session.js';
+import type { HostTensor, RunOptions } from '../session.js';
 import {
   type CudaDriver,
   type CudaDriverOptions,
@@ -38,20 +39,11 @@ export interface CudaSessionOptions extends CudaDriverOptions {
   readonly driver?: CudaDriver;
 }
 
-function toTyped(dtype: DTypeName, values: Feed, count: number, what: string): TypedArray {
-  if (values.length !== count) throw new WgflowError(`${what}: expected ${count} values, got ${values.length}`);
-  if (dtype === 'f32') return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
-  if (dtype === 'i32') return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
-  return values instanceof Uint32Array ? values : Uint32Array.from(values as ArrayLike<number>);
-}
-
 function emptyOf(dtype: DTypeName, n: number): TypedArray {
   if (dtype === 'f32') return new Float32Array(n);
   if (dtype === 'i32') return new Int32Array(n);
   return new Uint32Array(n);
 }
-
-const count = (t: TensorSpec) => t.shape.reduce((a, b) => a * b, 1);
 
 interface Prepared {
   readonly fn: CuFunction;
@@ -119,9 +111,9 @@ export class CudaSession {
         const given = opts.initial?.[p.name];
         const values =
           given !== undefined
-            ? toTyped(p.dtype, given, count(p), `initial value of "${p.name}"`)
+            ? toTyped(p.dtype, given, elementCount(p), `initial value of "${p.name}"`)
             : b?.init
-              ? initialValues(b.init, count(p))
+              ? initialValues(b.init, elementCount(p))
               : undefined;
         if (values) driver.upload(buffers[p.buffer] as DevicePtr, values, `initial value of "${p.name}"`);
       }
@@ -156,7 +148,7 @@ export class CudaSession {
   }
 
   private readBack(t: TensorSpec): HostTensor {
-    const data = emptyOf(t.dtype, count(t));
+    const data = emptyOf(t.dtype, elementCount(t));
     if (data.length > 0) this.driver.download(data, this.buffers[t.buffer] as DevicePtr, `read "${t.name}"`);
     return { data, shape: t.shape, dtype: t.dtype };
   }
@@ -167,7 +159,7 @@ export class CudaSession {
     const t = this.tensor(name, this.spec.persistent, 'param/state');
     this.driver.upload(
       this.buffers[t.buffer] as DevicePtr,
-      toTyped(t.dtype, values, count(t), `write "${name}"`),
+      toTyped(t.dtype, values, elementCount(t), `write "${name}"`),
       name,
     );
   }
@@ -192,7 +184,7 @@ export class CudaSession {
         throw new WgflowError(
           `run "${this.spec.name}": missing input "${inp.name}" ${inp.dtype}[${inp.shape.join(',')}]`,
         );
-      const data = toTyped(inp.dtype, v, count(inp), `input "${inp.name}" [${inp.shape.join(',')}]`);
+      const data = toTyped(inp.dtype, v, elementCount(inp), `input "${inp.name}" [${inp.shape.join(',')}]`);
       if (data.length > 0) d.upload(this.buffers[inp.buffer] as DevicePtr, data, `input "${inp.name}"`);
     }
     for (const step of this.spec.steps) {

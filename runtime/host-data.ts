@@ -1,0 +1,18 @@
+/** Host-side tensor data shared by the WebGPU and CUDA sessions: typed arrays for dtypes and shapes. */
+import { WgflowError } from './errors.js';
+import type { DTypeName, TensorSpec } from './program.js';
+
+export type TypedArray = Float32Array | Int32Array | Uint32Array;
+/** What a caller may pass as a tensor's values. */
+export type Feed = ArrayLike<number> | TypedArray;
+
+/** `values` as the typed array of `dtype` (no copy when it already is one), checking the count. */
+export function toTyped(dtype: DTypeName, values: Feed, count: number, what: string): TypedArray {
+  if (values.length !== count) throw new WgflowError(`${what}: expected ${count} values, got ${values.length}`);
+  if (dtype === 'f32') return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  if (dtype === 'i32') return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
+  return values instanceof Uint32Array ? values : Uint32Array.from(values as ArrayLike<number>);
+}
+
+/** Number of elements of a tensor. */
+export const elementCount = (t: TensorSpec): number => t.shape.reduce((a, b) => a * b, 1);
