@@ -3,17 +3,27 @@
  * here; gemm and opaque anchors call their op's `lower`, with the fused epilogue passed in.
  * Buffers are named logically: `t<id>` for a node's value, `s<group>_<k>` for scratch.
  */
+
+import { type Dim, dimCeilDiv, dimEq, dimMax, isSym } from './dims.js';
 import type { Graph, Node } from './ir.js';
 import type { BufRef, Expr, Kernel, Scalar } from './kernel/ast.js';
 import * as K from './kernel/build.js';
+import { kernelBuffers } from './kernel/build.js';
 import type { DeviceLimits } from './limits.js';
 import { type Group, isScalarConst, prologueOf } from './passes/fuse.js';
 import { getOp } from './registry.js';
-import { numel, type Shape, stridesOf } from './types.js';
+import { type Target, webgpuTarget } from './targets.js';
+import { type DimShape, dimStrides, dimsOf, numelDims } from './types.js';
 
+/** A group's kernels with the logical buffers they use, known from the group (not re-read from the ASTs). */
 export interface GroupCode {
   readonly kernels: Kernel[];
+  /** Buffers that live during this group's kernels only. */
   readonly scratch: { readonly name: string; readonly bytes: number }[];
+  /** The logical buffers of the group's external inputs (its leaves, views resolved). */
+  readonly reads: readonly string[];
+  /** The logical buffer of the value the group computes. */
+  readonly writes: readonly string[];
 }
 
 type Storage = Exclude<Scalar, 'bool'>;
@@ -31,37 +41,42 @@ export function bufName(graph: Graph, id: number): BufRef {
 }
 
 /** Strides for reading a tensor of `inShape` at coordinates of a broadcast `outShape`. */
-function bcastStrides(inShape: Shape, outShape: Shape): number[] {
-  const s = stridesOf(inShape);
+function bcastStrides(inShape: DimShape, outShape: DimShape): Dim[] {
+  const s = dimStrides(inShape);
   const off = outShape.length - inShape.length;
   return outShape.map((d, i) => {
     const j = i - off;
     if (j < 0) return 0;
-    return inShape[j] === 1 && d !== 1 ? 0 : (s[j] as number);
+    return inShape[j] === 1 && d !== 1 ? 0 : (s[j] as Dim);
   });
 }
 
-/** Row-major coordinates of `flat` in `shape`, computed lazily and cached. */
-export function coordsOf(flat: Expr, shape: Shape): (d: number) => Expr {
-  const strides = stridesOf(shape);
+/** Row-major coordinates of `flat` in `shape` (axes may be run-time sizes), computed lazily and cached. */
+export function coordsOf(flat: Expr, shape: DimShape): (d: number) => Expr {
+  const strides = dimStrides(shape);
   const cache = new Map<number, Expr>();
   return (d: number) => {
     let c = cache.get(d);
     if (!c) {
-      const st = strides[d] as number;
-      const size = shape[d] as number;
-      const q = st === 1 ? flat : K.div(flat, K.u32(st));
-      c = d === 0 ? q : K.mod(q, K.u32(size));
+      const st = strides[d] as Dim;
+      const size = shape[d] as Dim;
+      const q = st === 1 ? flat : K.div(flat, K.size(st));
+      c = d === 0 ? q : K.mod(q, K.size(size));
       cache.set(d, c);
     }
     return c;
   };
 }
 
+/** Workgroups to cover `total` items, `per` a workgroup (at least one when static). */
+export function gridFor(total: Dim, per: number): Dim {
+  return isSym(total) ? dimCeilDiv(total, per) : Math.max(1, Math.ceil(total / per));
+}
+
 interface TreeCtx {
   readonly graph: Graph;
   readonly members: ReadonlySet<number>;
-  readonly refShape: Shape;
+  readonly refShape: DimShape;
   readonly coord: (d: number) => Expr;
   /** Row-major index in refShape, when known. */
   readonly flat: Expr | undefined;
@@ -69,17 +84,17 @@ interface TreeCtx {
   readonly given: ReadonlyMap<number, Expr>;
 }
 
-function leafIndex(ctx: TreeCtx, shape: Shape): Expr {
-  if (ctx.flat && numel(shape) === numel(ctx.refShape) && shape.length <= ctx.refShape.length) {
+function leafIndex(ctx: TreeCtx, shape: DimShape): Expr {
+  if (ctx.flat && dimEq(numelDims(shape), numelDims(ctx.refShape)) && shape.length <= ctx.refShape.length) {
     const st = bcastStrides(shape, ctx.refShape);
-    const full = stridesOf(ctx.refShape);
-    if (st.every((s, i) => s === full[i])) return ctx.flat;
+    const full = dimStrides(ctx.refShape);
+    if (st.every((s, i) => dimEq(s, full[i] as Dim))) return ctx.flat;
   }
   const st = bcastStrides(shape, ctx.refShape);
   let idx: Expr | undefined;
   st.forEach((s, d) => {
     if (s === 0) return;
-    const term = s === 1 ? ctx.coord(d) : K.mul(ctx.coord(d), K.u32(s));
+    const term = s === 1 ? ctx.coord(d) : K.mul(ctx.coord(d), K.size(s));
     idx = idx ? K.add(idx, term) : term;
   });
   return idx ?? K.u32(0);
@@ -91,7 +106,7 @@ function tree(ctx: TreeCtx, id: number): Expr {
   if (given) return given;
   const n = ctx.graph.node(id);
   if (isScalarConst(n)) return K.lit(n.attrs.value as number, n.type.dtype);
-  if (!ctx.members.has(id)) return K.load(bufName(ctx.graph, id), leafIndex(ctx, n.type.shape));
+  if (!ctx.members.has(id)) return K.load(bufName(ctx.graph, id), leafIndex(ctx, dimsOf(n.type)));
   const def = getOp(n.op);
   if (!def.expr) throw new Error(`internal: elementwise op ${n.op} has no expr`);
   const args = n.inputs.map((i) => tree(ctx, i));
@@ -113,22 +128,23 @@ function kernelName(graph: Graph, g: Group): string {
 
 function lowerElementwise(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
   const root = graph.node(g.root);
-  const total = numel(root.type.shape);
+  const dims = dimsOf(root.type);
+  const total = numelDims(dims);
   const wg = threads(limits);
   const kb = new K.KernelBuilder(kernelName(graph, g));
   const gid = kb.let('gid', K.add(K.mul(K.builtin('wg_linear'), K.u32(wg)), K.builtin('lidx')));
-  kb.if(K.lt(gid, K.u32(total)), () => {
+  kb.if(K.lt(gid, K.size(total)), () => {
     const ctx: TreeCtx = {
       graph,
       members: g.members,
-      refShape: root.type.shape,
-      coord: coordsOf(gid, root.type.shape),
+      refShape: dims,
+      coord: coordsOf(gid, dims),
       flat: gid,
       given: new Map(),
     };
     kb.store(bufName(graph, g.root), gid, tree(ctx, g.root));
   });
-  return [kb.finish([wg, 1, 1], { linear: Math.max(1, Math.ceil(total / wg)) })];
+  return [kb.finish([wg, 1, 1], { linear: gridFor(total, wg) })];
 }
 
 function reduceIdentity(kind: 'sum' | 'max' | 'min', t: Storage): Expr {
@@ -146,15 +162,15 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
   const a = graph.node(g.anchor as number);
   const kind = getOp(a.op).reduce as 'sum' | 'max' | 'min';
   const input = graph.node(a.inputs[0] as number);
-  const inShape = input.type.shape;
+  const inShape = dimsOf(input.type);
   const axes = new Set(a.attrs.axes as number[]);
   const kept = inShape.map((_, d) => d).filter((d) => !axes.has(d));
   const red = inShape.map((_, d) => d).filter((d) => axes.has(d));
-  const keptShape = kept.map((d) => inShape[d] as number);
-  const redShape = red.map((d) => inShape[d] as number);
-  const O = numel(keptShape);
-  const R = numel(redShape);
-  const inStrides = stridesOf(inShape);
+  const keptShape = kept.map((d) => inShape[d] as Dim);
+  const redShape = red.map((d) => inShape[d] as Dim);
+  const O = numelDims(keptShape);
+  const R = numelDims(redShape);
+  const inStrides = dimStrides(inShape);
   const t = a.type.dtype as Storage;
   const root = graph.node(g.root);
   const prologue = prologueOf(graph, g);
@@ -170,8 +186,8 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
     };
     let flat: Expr | undefined;
     inShape.forEach((_, d) => {
-      const s = inStrides[d] as number;
-      const term = s === 1 ? coord(d) : K.mul(coord(d), K.u32(s));
+      const s = inStrides[d] as Dim;
+      const term = s === 1 ? coord(d) : K.mul(coord(d), K.size(s));
       flat = flat ? K.add(flat, term) : term;
     });
     const ctx: TreeCtx = {
@@ -188,8 +204,8 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
     const ctx: TreeCtx = {
       graph,
       members: epilogueMembers,
-      refShape: root.type.shape,
-      coord: coordsOf(o, root.type.shape),
+      refShape: dimsOf(root.type),
+      coord: coordsOf(o, dimsOf(root.type)),
       flat: o,
       given: new Map([[a.id, value]]),
     };
@@ -203,22 +219,23 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
     return acc;
   };
 
-  const parallel = R >= 256 && O <= 16384;
+  // structural choice on the upper bounds: correct for every run-time size below them
+  const parallel = dimMax(R) >= 256 && dimMax(O) <= 16384;
   if (!parallel) {
     const wg = threads(limits);
     const o = kb.let('o', K.add(K.mul(K.builtin('wg_linear'), K.u32(wg)), K.builtin('lidx')));
-    kb.if(K.lt(o, K.u32(O)), () => {
-      store(o, accumulate(K.u32(0), K.u32(R), 1, coordsOf(o, keptShape)));
+    kb.if(K.lt(o, K.size(O)), () => {
+      store(o, accumulate(K.u32(0), K.size(R), 1, coordsOf(o, keptShape)));
     });
-    return [kb.finish([wg, 1, 1], { linear: Math.max(1, Math.ceil(O / wg)) })];
+    return [kb.finish([wg, 1, 1], { linear: gridFor(O, wg) })];
   }
   // One workgroup per output element: strided partial sums, then a tree in workgroup memory.
   const T = threads(limits);
   const shared = kb.array('part', t, T, 'workgroup');
   const o = kb.let('o', K.builtin('wg_linear'));
   const lidx = K.builtin('lidx');
-  const valid = kb.let('valid', K.lt(o, K.u32(O)));
-  const acc = accumulate(lidx, K.select(valid, K.u32(R), K.u32(0)), T, coordsOf(o, keptShape));
+  const valid = kb.let('valid', K.lt(o, K.size(O)));
+  const acc = accumulate(lidx, K.select(valid, K.size(R), K.u32(0)), T, coordsOf(o, keptShape));
   kb.astore(shared, lidx, acc);
   kb.barrier();
   for (let s = T >> 1; s > 0; s >>= 1) {
@@ -228,10 +245,15 @@ function lowerReduce(graph: Graph, g: Group, limits: DeviceLimits): Kernel[] {
     kb.barrier();
   }
   kb.if(K.and(valid, K.eq(lidx, K.u32(0))), () => store(o, kb.aload(shared, t, K.u32(0))));
-  return [kb.finish([T, 1, 1], { linear: Math.max(1, O) })];
+  return [kb.finish([T, 1, 1], { linear: isSym(O) ? O : Math.max(1, O) })];
 }
 
-function lowerAnchor(graph: Graph, g: Group, limits: DeviceLimits): GroupCode {
+function lowerAnchor(
+  graph: Graph,
+  g: Group,
+  limits: DeviceLimits,
+  target: Target,
+): Pick<GroupCode, 'kernels' | 'scratch'> {
   const a = graph.node(g.anchor as number);
   const def = getOp(a.op);
   if (!def.lower) throw new Error(`internal: op ${a.op} has no kernel`);
@@ -243,6 +265,8 @@ function lowerAnchor(graph: Graph, g: Group, limits: DeviceLimits): GroupCode {
     inputs: a.inputs.map((i) => ({ buf: bufName(graph, i), type: graph.node(i).type })),
     output: { buf: bufName(graph, g.root), type: root.type },
     limits,
+    target: target.name,
+    tuning: target.tuning(),
     name: kernelName(graph, g),
     hasEpilogue: g.members.size > 0,
     epilogue: (value, coords, flat) => {
@@ -266,9 +290,24 @@ function lowerAnchor(graph: Graph, g: Group, limits: DeviceLimits): GroupCode {
   return { kernels, scratch };
 }
 
-export function lowerGroup(graph: Graph, g: Group, limits: DeviceLimits): GroupCode {
-  if (g.anchor === undefined) return { kernels: lowerElementwise(graph, g, limits), scratch: [] };
-  const kind = getOp(graph.node(g.anchor).op).kind;
-  if (kind === 'reduce') return { kernels: lowerReduce(graph, g, limits), scratch: [] };
-  return lowerAnchor(graph, g, limits);
+export function lowerGroup(graph: Graph, g: Group, limits: DeviceLimits, target: Target = webgpuTarget): GroupCode {
+  // an anchor's kernels load every input of the anchor, scalar constants included (only fused
+  // elementwise trees inline those as literals)
+  const anchorInputs = g.anchor !== undefined ? graph.node(g.anchor).inputs : [];
+  const reads = [...new Set([...g.leaves, ...anchorInputs].map((l) => bufName(graph, l).name))];
+  const writes = [bufName(graph, g.root).name];
+  const kind = g.anchor === undefined ? 'elementwise' : getOp(graph.node(g.anchor).op).kind;
+  const code =
+    kind === 'elementwise'
+      ? { kernels: lowerElementwise(graph, g, limits), scratch: [] }
+      : kind === 'reduce'
+        ? { kernels: lowerReduce(graph, g, limits), scratch: [] }
+        : lowerAnchor(graph, g, limits, target);
+  // The ASTs may use only what the group declares (a lowering that reads another buffer is a bug).
+  const declared = new Set([...reads, ...writes, ...code.scratch.map((s) => s.name)]);
+  for (const k of code.kernels)
+    for (const b of kernelBuffers(k))
+      if (!declared.has(b.buf.name))
+        throw new Error(`internal: kernel ${k.name} uses buffer ${b.buf.name}, which its group does not declare`);
+  return { ...code, reads, writes };
 }

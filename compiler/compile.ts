@@ -1,22 +1,35 @@
 /**
- * The compiler driver: simplify (DCE, CSE, constant folding) → fuse → schedule → lower each group to
- * kernels → plan memory → render WGSL → a ProgramSpec the runtime executes.
+ * The compiler driver, as typed stages: simplify (DCE, CSE, constant folding) → fuse → schedule →
+ * lower each group to kernel ASTs with the logical buffers it reads and writes → in-place updates →
+ * plan memory (for the upper bounds of run-time sizes) → bind (physical buffers, size slots) → render
+ * for the target → a ProgramSpec the runtime executes.
  */
-import type { BufferSpec, InitSpec, KernelSpec, ProgramSpec, StepSpec, TensorSpec } from '../runtime/program.js';
+import type { DimJson, SymbolSpec } from '../runtime/dims.js';
+import type {
+  BufferSpec,
+  GridJson,
+  InitSpec,
+  KernelSpec,
+  ProgramSpec,
+  StepSpec,
+  TensorSpec,
+} from '../runtime/program.js';
 import { baseNode, bufName, type GroupCode, lowerGroup } from './codegen.js';
+import { type Dim, dimJson, dimMax, dimMul, isSym } from './dims.js';
 import { WgflowError } from './errors.js';
 import type { Graph, Node } from './ir.js';
 import type { Kernel } from './kernel/ast.js';
-import { kernelBuffers } from './kernel/build.js';
-import { renameBuffers } from './kernel/rename.js';
-import { renderWgsl } from './kernel/wgsl.js';
 import { type DeviceLimits, WEBGPU_DEFAULT_LIMITS } from './limits.js';
+import { bindKernel } from './passes/bind.js';
 import { fuse, isScalarConst, schedule } from './passes/fuse.js';
+import { planInPlace } from './passes/inplace.js';
 import { type LogicalBuffer, planMemory, type StepUse } from './passes/memory.js';
 import { simplify } from './passes/simplify.js';
 import { getOp } from './registry.js';
+import { type Target, targetByName, webgpuTarget } from './targets.js';
 import type { GraphBuilder, Init, Tensor } from './tensor.js';
-import { fmtType, numel, sameShape } from './types.js';
+import type { TargetName } from './tuning.js';
+import { dimsOf, fmtType, isDynamic, numel, numelDims, sameType } from './types.js';
 
 /** At the end of each run, `target` (a param or state) takes the value of `value`. */
 export interface Update {
@@ -34,6 +47,11 @@ export interface CompileOptions {
   readonly name?: string;
   /** Seed of parameter initialization. */
   readonly seed?: number;
+  /**
+   * The target whose tuning tables the lowerings use ('webgpu' default). The program's kernels are
+   * always rendered as WGSL too (the ASTs are target-neutral; compiler/cuda-artifact.ts renders CUDA C).
+   */
+  readonly target?: TargetName;
 }
 
 export interface Compiled {
@@ -70,26 +88,27 @@ function initSpec(n: Node, seed: number): InitSpec {
   return { ...(init as object), kind: init.kind, fanIn, fanOut, seed: hashSeed(seed, n.name as string) } as InitSpec;
 }
 
-function foldGrid(k: Kernel, limits: DeviceLimits): [number, number, number] {
+/** Workgroups of a kernel as a static dispatch (of the largest sizes) and, when dynamic, its expression. */
+function gridOf(k: Kernel, limits: DeviceLimits): { dispatch: [number, number, number]; grid?: GridJson } {
   const max = limits.maxComputeWorkgroupsPerDimension;
   if ('xyz' in k.grid) {
     const g = k.grid.xyz;
-    if (g.some((d) => d > max))
-      throw new WgflowError(`kernel ${k.name}: grid [${g.join(',')}] exceeds ${max} workgroups per dimension`);
-    return [g[0], g[1], g[2]];
+    const d = g.map(dimMax) as [number, number, number];
+    if (d.some((x) => x > max))
+      throw new WgflowError(`kernel ${k.name}: grid [${d.join(',')}] exceeds ${max} workgroups per dimension`);
+    return g.some(isSym)
+      ? { dispatch: d, grid: { xyz: g.map(dimJson) as [DimJson, DimJson, DimJson] } }
+      : { dispatch: d };
   }
-  const n = k.grid.linear;
-  if (n <= max) return [n, 1, 1];
+  const n = dimMax(k.grid.linear);
   const y = Math.ceil(n / max);
   if (y > max) throw new WgflowError(`kernel ${k.name}: ${n} workgroups cannot be folded into a ${max}×${max} grid`);
-  return [max, y, 1];
+  const dispatch: [number, number, number] = n <= max ? [n, 1, 1] : [max, y, 1];
+  return isSym(k.grid.linear) ? { dispatch, grid: { linear: dimJson(k.grid.linear) } } : { dispatch };
 }
 
-export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compiled {
-  const limits = opts.limits ?? WEBGPU_DEFAULT_LIMITS;
-  const src = builder.graph;
-  const outputs = Object.entries(opts.outputs ?? {});
-  const updates = opts.updates ?? [];
+/** Checks the update list against the graph (each target a param/state of the value's type, once). */
+function checkUpdates(updates: readonly Update[]): void {
   const targets = new Set<number>();
   for (const u of updates) {
     const t = u.target.node;
@@ -97,7 +116,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
       throw new WgflowError(
         `compile: update target %${t.id} is a ${t.op}, not a param or state (at ${u.value.node.site})`,
       );
-    if (!sameShape(t.type.shape, u.value.shape) || t.type.dtype !== u.value.dtype) {
+    if (!sameType(t.type, u.value.type)) {
       throw new WgflowError(
         `compile: update of "${t.name}" ${fmtType(t.type)} with ${fmtType(u.value.type)} (declared at ${u.value.node.site})`,
       );
@@ -105,15 +124,30 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     if (targets.has(t.id)) throw new WgflowError(`compile: "${t.name}" is updated twice`);
     targets.add(t.id);
   }
-  const roots = [...outputs.map(([, t]) => t.id), ...updates.flatMap((u) => [u.value.id, u.target.id])];
-  const simp = simplify(src, roots);
-  const graph = simp.graph;
-  const m = (id: number) => simp.map[id] as number;
-  const outIds = outputs.map(([name, t]) => [name, m(t.id)] as const);
-  const ups = updates.map((u) => ({ target: m(u.target.id), value: m(u.value.id) }));
+}
 
-  // Every value a kernel stores must fit one storage binding.
-  const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+/** The size symbols of the program, from its inputs (each axis static or one plain symbol). */
+function programSymbols(graph: Graph): SymbolSpec[] {
+  const out = new Map<string, SymbolSpec>();
+  for (const n of graph.nodes) {
+    if (!isDynamic(n.type) || getOp(n.op).kind !== 'source') continue;
+    if (n.op !== 'input')
+      throw new WgflowError(`${n.op} "${n.name ?? `%${n.id}`}": only inputs may have run-time sizes`);
+    dimsOf(n.type).forEach((d, axis) => {
+      if (!isSym(d)) return;
+      const name = d.symbolName;
+      if (name === undefined)
+        throw new WgflowError(
+          `input "${n.name}" axis ${axis} is ${d.key}: an input axis must be a number or one size symbol`,
+        );
+      out.set(name, { name, min: d.min, max: d.max });
+    });
+  }
+  return [...out.values()];
+}
+
+/** Rejects values that cannot fit one storage binding (the binding splitter handles views only). */
+function checkBindingSizes(graph: Graph, maxBinding: number): void {
   for (const n of graph.nodes) {
     const bytes = numel(n.type.shape) * 4;
     if (bytes > maxBinding && getOp(n.op).kind !== 'view') {
@@ -123,7 +157,56 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
       );
     }
   }
+}
 
+/** The logical buffers of the program: every buffer a group reads or writes, plus sources and outputs. */
+function logicalBuffers(
+  graph: Graph,
+  codes: ReadonlyMap<number, GroupCode>,
+  pinnedNames: ReadonlySet<string>,
+  extra: readonly number[],
+): Map<string, LogicalBuffer & { node: Node }> {
+  const logical = new Map<string, LogicalBuffer & { node: Node }>();
+  const note = (id: number) => {
+    const n = baseNode(graph, id);
+    const name = bufName(graph, n.id).name;
+    if (logical.has(name)) return;
+    const role = n.op === 'input' || n.op === 'param' || n.op === 'state' || n.op === 'const' ? n.op : 'temp';
+    logical.set(name, { name, bytes: numel(n.type.shape) * 4, role, pinned: pinnedNames.has(name), node: n });
+  };
+  const byName = new Map<string, number>();
+  for (const n of graph.nodes) byName.set(bufName(graph, n.id).name, n.id);
+  for (const code of codes.values())
+    for (const name of [...code.reads, ...code.writes]) {
+      const id = byName.get(name);
+      if (id === undefined) throw new Error(`internal: logical buffer ${name} names no node`);
+      note(id);
+    }
+  for (const n of graph.nodes) if (n.op === 'input' || n.op === 'param' || n.op === 'state') note(n.id);
+  for (const id of extra) note(id);
+  return logical;
+}
+
+export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compiled {
+  const limits = opts.limits ?? WEBGPU_DEFAULT_LIMITS;
+  const target: Target = opts.target ? targetByName(opts.target) : webgpuTarget;
+  const src = builder.graph;
+  const outputs = Object.entries(opts.outputs ?? {});
+  const updates = opts.updates ?? [];
+  checkUpdates(updates);
+
+  // 1. simplify
+  const roots = [...outputs.map(([, t]) => t.id), ...updates.flatMap((u) => [u.value.id, u.target.id])];
+  const simp = simplify(src, roots);
+  const graph = simp.graph;
+  const m = (id: number) => simp.map[id] as number;
+  const outIds = outputs.map(([name, t]) => [name, m(t.id)] as const);
+  const ups = updates.map((u) => ({ target: m(u.target.id), value: m(u.value.id) }));
+  const symbols = programSymbols(graph);
+  const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  checkBindingSizes(graph, maxBinding);
+
+  // 2. fuse and schedule
   const pinned = new Set<number>([...outIds.map(([, id]) => id), ...ups.map((u) => u.value)]);
   const fr = fuse(graph, pinned, limits.maxStorageBuffersPerShaderStage, opts.fusion ?? true);
   const updateGroups = new Set<number>();
@@ -132,73 +215,42 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     if (gi !== undefined) updateGroups.add(gi);
   }
   const order = schedule(graph, fr, updateGroups);
-  const position = new Map(order.map((gi, k) => [gi, k]));
+
+  // 3. lower: kernel ASTs with the logical buffers each group reads and writes
   const codes = new Map<number, GroupCode>();
-  for (const gi of order) codes.set(gi, lowerGroup(graph, fr.groups[gi] as (typeof fr.groups)[number], limits));
+  for (const gi of order) codes.set(gi, lowerGroup(graph, fr.groups[gi] as (typeof fr.groups)[number], limits, target));
 
-  // Which logical buffers each group reads and writes.
-  const readsOf = (code: GroupCode) => {
-    const r = new Set<string>();
-    const w = new Set<string>();
-    for (const k of code.kernels) for (const b of kernelBuffers(k)) (b.write ? w : r).add(b.buf.name);
-    return { r, w };
-  };
-  const uses = order.map((gi) => readsOf(codes.get(gi) as GroupCode));
+  // 4. in-place updates
+  const { aliases, copies } = planInPlace(
+    graph,
+    fr,
+    order,
+    codes,
+    ups,
+    outIds.map(([, id]) => id),
+  );
 
-  // In-place updates: safe when the value is computed by an elementwise group that runs after every
-  // other reader of the target.
-  const aliases = new Map<string, string>();
-  const copies: { value: string; target: string }[] = [];
-  for (const u of ups) {
-    const target = bufName(graph, u.target).name;
-    const vb = baseNode(graph, u.value);
-    const value = `t${vb.id}`;
-    const gi = fr.groupOf[vb.id];
-    const g = gi !== undefined ? fr.groups[gi] : undefined;
-    // The group must read the target only at the index it writes: through elementwise loads of the same
-    // shape, never as an input of its anchor (a matmul/conv/reduction reads other indices).
-    const targetBase = baseNode(graph, u.target).id;
-    const anchorReadsTarget =
-      g?.anchor !== undefined &&
-      (getOp(graph.node(g.anchor).op).kind === 'reduce' ||
-        graph.node(g.anchor).inputs.some((i) => baseNode(graph, i).id === targetBase));
-    let safe =
-      g !== undefined &&
-      !anchorReadsTarget &&
-      g.root === vb.id &&
-      !outIds.some(([, id]) => baseNode(graph, id).id === vb.id);
-    if (safe && gi !== undefined) {
-      const at = position.get(gi) as number;
-      uses.forEach((use, k) => {
-        if (k !== at && use.r.has(target) && k > at) safe = false;
-      });
-    }
-    if (safe) aliases.set(value, target);
-    else copies.push({ value, target });
-  }
-
-  // Logical buffers.
-  const logical = new Map<string, LogicalBuffer>();
+  // 5. memory
   const pinnedNames = new Set([...outIds.map(([, id]) => bufName(graph, id).name), ...copies.map((c) => c.value)]);
-  const note = (name: string) => {
-    if (logical.has(name) || !name.startsWith('t')) return;
-    const n = graph.node(Number(name.slice(1)));
-    const role = n.op === 'input' || n.op === 'param' || n.op === 'state' || n.op === 'const' ? n.op : 'temp';
-    logical.set(name, { name, bytes: numel(n.type.shape) * 4, role, pinned: pinnedNames.has(name) });
-  };
-  for (const u of uses) for (const name of [...u.r, ...u.w]) note(name);
-  for (const n of graph.nodes) if (n.op === 'input' || n.op === 'param' || n.op === 'state') note(`t${n.id}`);
-  for (const [, id] of outIds) note(bufName(graph, id).name);
-  const steps: StepUse[] = order.map((gi, k) => ({
-    reads: [...(uses[k] as { r: Set<string> }).r],
-    writes: [...(uses[k] as { w: Set<string> }).w],
-    scratch: (codes.get(gi) as GroupCode).scratch,
-  }));
+  const logical = logicalBuffers(
+    graph,
+    codes,
+    pinnedNames,
+    outIds.map(([, id]) => id),
+  );
+  const steps: StepUse[] = order.map((gi) => {
+    const code = codes.get(gi) as GroupCode;
+    return { reads: code.reads, writes: code.writes, scratch: code.scratch };
+  });
   const plan = planMemory(logical, steps, aliases, maxBinding);
-
-  // Buffers.
+  const phys = (name: string) => {
+    const id = plan.assign.get(name);
+    if (id === undefined) throw new Error(`internal: no buffer for ${name}`);
+    return id;
+  };
+  const ownerOf = new Map([...logical.values()].map((lb) => [lb.name, lb.node]));
   const buffers: BufferSpec[] = plan.physical.map((p) => {
-    const owner = p.owner !== undefined ? graph.node(Number(p.owner.slice(1))) : undefined;
+    const owner = p.owner !== undefined ? ownerOf.get(p.owner) : undefined;
     const spec: BufferSpec = { id: p.id, bytes: p.bytes, role: p.role, dtype: owner?.type.dtype ?? 'f32' };
     if (owner && (owner.op === 'param' || owner.op === 'state'))
       return { ...spec, init: initSpec(owner, opts.seed ?? 0) };
@@ -210,56 +262,52 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     }
     return spec;
   });
-  const phys = (name: string) => {
-    const id = plan.assign.get(name);
-    if (id === undefined) throw new Error(`internal: no buffer for ${name}`);
-    return id;
-  };
 
-  // Kernels and steps.
+  // 6. bind and render
   const kernels: KernelSpec[] = [];
   const kernelAsts: Kernel[] = [];
   const stepsOut: StepSpec[] = [];
   let maxBindings = 0;
   for (const gi of order) {
     for (const k0 of (codes.get(gi) as GroupCode).kernels) {
-      // Logical names that share a physical buffer become one binding.
-      const canon = new Map<number, string>();
-      const k = renameBuffers(k0, (name) => {
-        const id = phys(name);
-        const c = canon.get(id);
-        if (c !== undefined) return c;
-        canon.set(id, name);
-        return name;
-      });
-      const bufs = kernelBuffers(k);
-      if (bufs.length > limits.maxStorageBuffersPerShaderStage) {
-        throw new WgflowError(
-          `kernel ${k.name} binds ${bufs.length} storage buffers, over the device's ${limits.maxStorageBuffersPerShaderStage}`,
-        );
-      }
-      maxBindings = Math.max(maxBindings, bufs.length);
-      const wgsl = renderWgsl(k);
-      kernelAsts.push(k);
+      const bound = bindKernel(k0, phys, limits);
+      maxBindings = Math.max(maxBindings, bound.bindings.length);
+      kernelAsts.push(bound.kernel);
+      const { dispatch, grid } = gridOf(bound.kernel, limits);
       kernels.push({
-        name: k.name,
-        wgsl,
-        workgroupSize: k.workgroupSize,
-        dispatch: foldGrid(k, limits),
-        bindings: bufs.map((b) => phys(b.buf.name)),
-        writes: bufs.map((b) => b.write),
+        name: bound.kernel.name,
+        wgsl: webgpuTarget.render(bound.kernel),
+        workgroupSize: bound.kernel.workgroupSize,
+        dispatch,
+        ...(grid ? { grid } : {}),
+        ...(bound.sizes.length > 0 ? { sizes: bound.sizes.map(dimJson) } : {}),
+        bindings: bound.bindings,
+        writes: bound.writes,
       });
       stepsOut.push({ kind: 'dispatch', kernel: kernels.length - 1 });
     }
   }
   for (const c of copies) {
-    const bytes = logical.get(c.value)?.bytes ?? 0;
-    stepsOut.push({ kind: 'copy', src: phys(c.value), dst: phys(c.target), bytes });
+    const lb = logical.get(c.value);
+    const bytes: Dim = lb ? dimMul(numelDims(dimsOf(lb.node.type)), 4) : 0;
+    stepsOut.push({
+      kind: 'copy',
+      src: phys(c.value),
+      dst: phys(c.target),
+      bytes: dimMax(bytes),
+      ...(isSym(bytes) ? { bytesDim: dimJson(bytes) } : {}),
+    });
   }
 
   const tensorSpec = (name: string, id: number): TensorSpec => {
     const n = graph.node(id);
-    return { name, buffer: phys(bufName(graph, id).name), dtype: n.type.dtype, shape: [...n.type.shape] };
+    return {
+      name,
+      buffer: phys(bufName(graph, id).name),
+      dtype: n.type.dtype,
+      shape: [...n.type.shape],
+      ...(n.type.dims ? { dims: n.type.dims.map(dimJson) } : {}),
+    };
   };
   const sources = graph.nodes.filter((n) => n.op === 'input' || n.op === 'param' || n.op === 'state');
   const spec: ProgramSpec = {
@@ -278,6 +326,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
         role: n.op as 'param' | 'state',
         trainable: n.op === 'param' && n.attrs.trainable !== false,
       })),
+    ...(symbols.length > 0 ? { symbols } : {}),
     stats: {
       dispatches: stepsOut.filter((s) => s.kind === 'dispatch').length,
       kernels: new Set(kernels.map((k) => k.wgsl)).size,

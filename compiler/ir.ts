@@ -1,7 +1,18 @@
+import type { SymDim } from './dims.js';
 import { fmtType, type TensorType } from './types.js';
 
-/** JSON-like attribute values carried by IR nodes (they must print and serialize). */
-export type AttrValue = number | string | boolean | null | readonly AttrValue[] | { readonly [k: string]: AttrValue };
+/**
+ * JSON-like attribute values carried by IR nodes (they must print and serialize); a run-time size
+ * (SymDim) serializes as its size expression.
+ */
+export type AttrValue =
+  | number
+  | string
+  | boolean
+  | null
+  | SymDim
+  | readonly AttrValue[]
+  | { readonly [k: string]: AttrValue };
 export type Attrs = { readonly [k: string]: AttrValue };
 
 /** One SSA value: an op applied to earlier nodes. Nodes never change after creation. */

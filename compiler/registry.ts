@@ -6,6 +6,7 @@ import type { Attrs, Node } from './ir.js';
 import type { BufRef, Expr, Kernel, Scalar } from './kernel/ast.js';
 import type { DeviceLimits } from './limits.js';
 import type { Tensor } from './tensor.js';
+import type { TargetName, TuningTables } from './tuning.js';
 import type { DType, TensorType } from './types.js';
 
 /** A float64 host tensor used by CPU references and the interpreter (integers stored exactly). */
@@ -29,8 +30,11 @@ export type OpKind = 'source' | 'elementwise' | 'reduce' | 'view' | 'gemm' | 'op
 export interface CpuArgs {
   readonly inputs: readonly RefTensor[];
   readonly attrs: Attrs;
+  /** The output's type, with every run-time size resolved (static). */
   readonly out: TensorType;
   readonly node: Node;
+  /** Values of the run-time size symbols of this evaluation (empty for static graphs). */
+  readonly env: Readonly<Record<string, number>>;
 }
 
 export interface GradArgs {
@@ -62,6 +66,9 @@ export interface LowerArgs {
   readonly inputs: readonly BufArg[];
   readonly output: BufArg;
   readonly limits: DeviceLimits;
+  /** The target the kernels are lowered for, and its tuning tables (compiler/tuning.ts). */
+  readonly target: TargetName;
+  readonly tuning: Partial<TuningTables>;
   /** Unique prefix for kernel names, e.g. "k12_conv2d". */
   readonly name: string;
   /** True when elementwise consumers were fused into this op's store. */
@@ -80,6 +87,11 @@ export interface OpDef {
   readonly kind: OpKind;
   /** Shape and dtype rule; call fail("...") from errors.ts to reject. */
   infer(inputs: readonly TensorType[], attrs: Attrs): TensorType;
+  /**
+   * True when every rule of the op (infer, cpu, grad, expr/lower) handles run-time sizes (`dims` of
+   * TensorType, compiler/dims.ts). The builder refuses run-time-sized inputs to other ops.
+   */
+  readonly dynamic?: boolean;
   /** Float64 reference; returns the output's elements in row-major order. */
   cpu(a: CpuArgs): Float64Array;
   /** Reverse-mode rule: one gradient per input (null where none flows). Absent: not differentiable. */

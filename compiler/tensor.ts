@@ -4,10 +4,22 @@
  * op, the input types and the user's own call site.
  */
 import { userCallSite } from './callsite.js';
+import { type Dim, dimProd, isSym, type SymDim, sizeSymbol } from './dims.js';
 import { RuleError, ShapeError } from './errors.js';
 import { type Attrs, type AttrValue, Graph, type Node } from './ir.js';
 import { getOp } from './registry.js';
-import { type DType, fmtType, numel, type Shape, type TensorType } from './types.js';
+import {
+  type DimShape,
+  type DType,
+  dimsOf,
+  fmtShape,
+  fmtType,
+  isDynamic,
+  numel,
+  type Shape,
+  type TensorType,
+  typeOf,
+} from './types.js';
 
 /** Parameter initializers. fan_in = shape[1]·(kernel area); fan_out = shape[0]·(kernel area). */
 export type Init =
@@ -52,23 +64,47 @@ export class GraphBuilder {
   readonly graph = new Graph();
   private readonly names = new Set<string>();
 
-  private source(op: 'input' | 'param' | 'state', name: string, shape: Shape, dtype: DType, attrs: Attrs): Tensor {
+  private readonly symbols = new Map<string, SymDim>();
+
+  private source(op: 'input' | 'param' | 'state', name: string, shape: DimShape, dtype: DType, attrs: Attrs): Tensor {
     const site = userCallSite();
     if (this.names.has(name)) throw new ShapeError(op, `the name "${name}" is already used`, [], site);
-    if (!shape.every((d) => Number.isInteger(d) && d > 0)) {
+    const ok = (d: Dim) => (isSym(d) ? op === 'input' && d.symbolName !== undefined : Number.isInteger(d) && d > 0);
+    if (!shape.every(ok)) {
       throw new ShapeError(
         op,
-        `"${name}" has a bad shape [${shape.join(',')}] (dimensions must be positive integers)`,
+        `"${name}" has a bad shape ${fmtShape(shape)} (dimensions must be positive integers${op === 'input' ? ' or size symbols from g.dim()' : ''})`,
         [],
         site,
       );
     }
+    for (const d of shape)
+      if (isSym(d) && this.symbols.get(d.symbolName as string) !== d)
+        throw new ShapeError(op, `"${name}": size symbol ${d.key} was not declared by this builder's dim()`, [], site);
     this.names.add(name);
-    return this.wrap(this.graph.add(op, [], attrs, { shape: [...shape], dtype }, site, name));
+    return this.wrap(this.graph.add(op, [], attrs, typeOf(shape, dtype), site, name));
   }
 
-  /** A tensor fed at run time. */
-  input(name: string, shape: Shape, dtype: DType = 'f32'): Tensor {
+  /**
+   * A size known only at run time, 1 ≤ value ≤ max (min to change the lower end): use it in input
+   * shapes, e.g. `const H = g.dim('H', { max: 1344 }); g.input('image', [1, 3, H, W])`. One compiled
+   * program then runs every size in range; memory is planned for `max`.
+   */
+  dim(name: string, range: { readonly max: number; readonly min?: number }): SymDim {
+    if (this.symbols.has(name))
+      throw new ShapeError('dim', `size symbol ${name} is already declared`, [], userCallSite());
+    let d: SymDim;
+    try {
+      d = sizeSymbol(name, range.max, range.min ?? 1);
+    } catch (e) {
+      throw new ShapeError('dim', (e as Error).message, [], userCallSite());
+    }
+    this.symbols.set(name, d);
+    return d;
+  }
+
+  /** A tensor fed at run time; axes may be size symbols (see `dim`). */
+  input(name: string, shape: DimShape, dtype: DType = 'f32'): Tensor {
     return this.source('input', name, shape, dtype, {});
   }
 
@@ -103,6 +139,13 @@ export class GraphBuilder {
       if (t.builder !== this) throw new ShapeError(op, 'an input belongs to another GraphBuilder', [], userCallSite());
     }
     const types = inputs.map((t) => t.type);
+    if (!def.dynamic && types.some(isDynamic))
+      throw new ShapeError(
+        op,
+        'this op does not support run-time sizes yet (an input has a size symbol); use static shapes for it',
+        types,
+        userCallSite(),
+      );
     let type: TensorType;
     try {
       type = def.infer(types, attrs);
@@ -140,6 +183,11 @@ export class GraphBuilder {
     return this.apply('where', [cond, this.lift(a, dt), this.lift(b, dt)]);
   }
 
+  /** A run-time size as an f32 scalar (e.g. to divide by an element count that is only known at run time). */
+  sizeValue(d: Dim, dtype: DType = 'f32'): Tensor {
+    return typeof d === 'number' ? this.constant(d, [], dtype) : this.apply('size_value', [], { dim: d, dtype });
+  }
+
   concat(tensors: readonly Tensor[], axis: number): Tensor {
     return this.apply('concat', tensors, { axis });
   }
@@ -158,8 +206,17 @@ export class Tensor {
   get type(): TensorType {
     return this.node.type;
   }
+  /** The shape; for a tensor with run-time sizes, its upper bound (see `dims`). */
   get shape(): Shape {
     return this.node.type.shape;
+  }
+  /** The axes, run-time sizes (SymDim) included. */
+  get dims(): DimShape {
+    return dimsOf(this.node.type);
+  }
+  /** True when some axis is a run-time size. */
+  get dynamic(): boolean {
+    return isDynamic(this.node.type);
   }
   get dtype(): DType {
     return this.node.type.dtype;
@@ -257,15 +314,17 @@ export class Tensor {
   }
   mean(axes?: number | readonly number[], keepDims = false): Tensor {
     const ax = normAxes(axes, this.rank);
-    const count = ax.reduce((n, a) => n * (this.shape[a] ?? 1), 1);
-    return this.sum(ax, keepDims).mul(1 / count);
+    const count = dimProd(ax.map((a) => this.dims[a] ?? 1));
+    const s = this.sum(ax, keepDims);
+    return typeof count === 'number' ? s.mul(1 / count) : s.div(this.builder.sizeValue(count));
   }
   /** Index (i32) of the first maximum along one axis. */
   argmax(axis: number, keepDims = false): Tensor {
     return this.un('argmax', { axis, keepDims });
   }
 
-  reshape(shape: Shape): Tensor {
+  /** Reshape; axes may be run-time sizes, and one axis may be -1 (inferred). */
+  reshape(shape: DimShape): Tensor {
     return this.un('reshape', { shape: [...shape] });
   }
   transpose(perm?: readonly number[]): Tensor {

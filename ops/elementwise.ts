@@ -8,7 +8,7 @@ import type { Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type GradArgs, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { DTYPES, type DType, type TensorType } from '../compiler/types.js';
+import { DTYPES, type DType, dimsOf, type TensorType, typeOf } from '../compiler/types.js';
 import { broadcastOrFail, cpuBroadcast, sumToShape } from './util.js';
 
 const wrapI32 = (v: number): number => v | 0;
@@ -66,6 +66,7 @@ for (const [name, def] of Object.entries(unaries)) {
   registerOp({
     name,
     kind: 'elementwise',
+    dynamic: true,
     infer: ([x]) => {
       const t = x as TensorType;
       if (def.floatOnly && t.dtype !== 'f32') fail(`needs f32, got ${t.dtype}`);
@@ -202,13 +203,13 @@ for (const [name, def] of Object.entries(binaries)) {
   registerOp({
     name,
     kind: 'elementwise',
+    dynamic: true,
     infer: ([a, b]) => {
       const ta = a as TensorType;
       const tb = b as TensorType;
       if (ta.dtype !== tb.dtype) fail(`dtypes ${ta.dtype} and ${tb.dtype} differ (cast one first)`);
       if (def.types === 'float' && ta.dtype !== 'f32') fail(`needs f32, got ${ta.dtype}`);
-      const shape = broadcastOrFail([ta.shape, tb.shape]);
-      return { shape, dtype: def.types === 'compare' ? 'u32' : ta.dtype };
+      return typeOf(broadcastOrFail([dimsOf(ta), dimsOf(tb)]), def.types === 'compare' ? 'u32' : ta.dtype);
     },
     cpu: ({ inputs, out }) => {
       const dt = (inputs[0] as { dtype: DType }).dtype;
@@ -221,7 +222,7 @@ for (const [name, def] of Object.entries(binaries)) {
             const [a, b] = inputs as [Tensor, Tensor];
             if (a.dtype !== 'f32') return [null, null];
             const [ga, gb] = (def.grad as NonNullable<BinaryDef['grad']>)(a, b, output, dy);
-            return [ga && sumToShape(ga, a.shape), gb && sumToShape(gb, b.shape)];
+            return [ga && sumToShape(ga, a.dims), gb && sumToShape(gb, b.dims)];
           },
         }
       : {}),
@@ -231,11 +232,12 @@ for (const [name, def] of Object.entries(binaries)) {
 registerOp({
   name: 'where',
   kind: 'elementwise',
+  dynamic: true,
   infer: ([c, a, b]) => {
     const [tc, ta, tb] = [c, a, b] as TensorType[] as [TensorType, TensorType, TensorType];
     if (tc.dtype !== 'u32') fail(`condition must be u32 (a comparison result), got ${tc.dtype}`);
     if (ta.dtype !== tb.dtype) fail(`branches have dtypes ${ta.dtype} and ${tb.dtype}`);
-    return { shape: broadcastOrFail([tc.shape, ta.shape, tb.shape]), dtype: ta.dtype };
+    return typeOf(broadcastOrFail([dimsOf(tc), dimsOf(ta), dimsOf(tb)]), ta.dtype);
   },
   cpu: ({ inputs, out }) =>
     cpuBroadcast(inputs, out.shape, (v) => ((v[0] as number) !== 0 ? (v[1] as number) : (v[2] as number))),
@@ -244,17 +246,18 @@ registerOp({
     const [c, a, b] = inputs as [Tensor, Tensor, Tensor];
     if (a.dtype !== 'f32') return [null, null, null];
     const g = dy.builder;
-    return [null, sumToShape(g.where(c, dy, 0), a.shape), sumToShape(g.where(c, 0, dy), b.shape)];
+    return [null, sumToShape(g.where(c, dy, 0), a.dims), sumToShape(g.where(c, 0, dy), b.dims)];
   },
 });
 
 registerOp({
   name: 'cast',
   kind: 'elementwise',
+  dynamic: true,
   infer: ([x], attrs) => {
     const dt = attrs.dtype as DType;
     if (!DTYPES.includes(dt)) fail(`unknown dtype ${JSON.stringify(attrs.dtype)}`);
-    return { shape: (x as TensorType).shape, dtype: dt };
+    return { ...(x as TensorType), dtype: dt };
   },
   cpu: ({ inputs, out }) => {
     const x = inputs[0]?.data as Float64Array;

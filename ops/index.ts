@@ -1,5 +1,6 @@
 /** Loads every op family into the op table. Importing 'wgflow' does this. */
 import './sources.js';
+import './sizes.js';
 import './elementwise.js';
 import './movement.js';
 import './reduce.js';

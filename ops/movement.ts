@@ -3,13 +3,27 @@
  * gather (opaque kernels, one thread per output element), plus the gradient helpers slice_grad and
  * gather_grad (gather formulations: every output element is written by exactly one thread, no atomics).
  */
+
+import { type Dim, dimDivExact, dimEq, dimFmt, dimMul, SymDim } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs, AttrValue, Node } from '../compiler/ir.js';
 import type { Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { type DType, fmtShape, normAxis, numel, type Shape, stridesOf, type TensorType } from '../compiler/types.js';
+import {
+  type DimShape,
+  type DType,
+  dimsOf,
+  fmtShape,
+  normAxis,
+  numel,
+  numelDims,
+  type Shape,
+  stridesOf,
+  type TensorType,
+  typeOf,
+} from '../compiler/types.js';
 
 // ---------------------------------------------------------------- attribute helpers
 
@@ -107,50 +121,57 @@ const zeroOf = (dt: DType): Expr => K.lit(0, dt);
 
 // ---------------------------------------------------------------- views
 
-/** Resolves a reshape target (at most one -1) against an element count; fails with both shapes. */
-export function resolveReshape(from: Shape, target: AttrValue | undefined): number[] {
-  if (!Array.isArray(target) || !target.every((d) => typeof d === 'number')) {
-    fail(`attribute shape must be a list of numbers, got ${JSON.stringify(target)}`);
+/**
+ * Resolves a reshape target (at most one -1; axes may be run-time sizes) against the input's axes;
+ * fails with both shapes. Element counts are compared symbolically.
+ */
+export function resolveReshape(from: DimShape, target: AttrValue | undefined): Dim[] {
+  if (!Array.isArray(target) || !target.every((d) => typeof d === 'number' || d instanceof SymDim)) {
+    fail(`attribute shape must be a list of numbers or sizes, got ${JSON.stringify(target)}`);
   }
-  const shape = target as number[];
+  const shape = target as Dim[];
   let infer = -1;
-  let known = 1;
+  let known: Dim = 1;
   shape.forEach((d, i) => {
     if (d === -1) {
       if (infer >= 0) fail(`shape ${fmtShape(shape)} has more than one -1`);
       infer = i;
-    } else if (!Number.isInteger(d) || d <= 0) {
+    } else if (typeof d === 'number' && (!Number.isInteger(d) || d <= 0)) {
       fail(`shape ${fmtShape(shape)} has a bad dimension ${d} (dimensions must be positive integers or a single -1)`);
-    } else known *= d;
+    } else known = dimMul(known, d);
   });
-  const n = numel(from);
+  const n = numelDims(from);
   if (infer >= 0) {
-    if (n % known !== 0)
+    const q = dimDivExact(n, known);
+    if (q === undefined)
       fail(
-        `cannot reshape ${fmtShape(from)} (${n} elements) to ${fmtShape(shape)}: ${n} is not a multiple of ${known}`,
+        `cannot reshape ${fmtShape(from)} (${dimFmt(n)} elements) to ${fmtShape(shape)}: ${dimFmt(n)} is not a multiple of ${dimFmt(known)}`,
       );
     const out = [...shape];
-    out[infer] = n / known;
+    out[infer] = q;
     return out;
   }
-  if (known !== n) fail(`cannot reshape ${fmtShape(from)} (${n} elements) to ${fmtShape(shape)} (${known} elements)`);
+  if (!dimEq(known, n))
+    fail(`cannot reshape ${fmtShape(from)} (${dimFmt(n)} elements) to ${fmtShape(shape)} (${dimFmt(known)} elements)`);
   return [...shape];
 }
 
 registerOp({
   name: 'reshape',
   kind: 'view',
+  dynamic: true,
   infer: ([x], attrs) => {
     const t = x as TensorType;
-    return { shape: resolveReshape(t.shape, attrs.shape), dtype: t.dtype };
+    return typeOf(resolveReshape(dimsOf(t), attrs.shape), t.dtype);
   },
   cpu: ({ inputs }) => dataOf(inputs[0]).slice(),
-  grad: ({ inputs, dy }) => [dy.reshape((inputs[0] as Tensor).shape)],
+  grad: ({ inputs, dy }) => [dy.reshape((inputs[0] as Tensor).dims)],
 });
 
 registerOp({
   name: 'stop_gradient',
   kind: 'view',
+  dynamic: true,
   infer: ([x]) => x as TensorType,
   cpu: ({ inputs }) => dataOf(inputs[0]).slice(),
   grad: () => [null],

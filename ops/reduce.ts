@@ -2,17 +2,30 @@
  * Reductions: sum and max over a sorted list of axes (kind 'reduce': the compiler generates their
  * kernels and fuses an elementwise prologue/epilogue into them), and argmax (its own kernel).
  */
+
+import type { Dim } from '../compiler/dims.js';
 import { fail } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import * as K from '../compiler/kernel/build.js';
 import { type CpuArgs, type GradArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { fmtShape, normAxis, numel, type Shape, sameShape, stridesOf, type TensorType } from '../compiler/types.js';
+import {
+  type DimShape,
+  dimsOf,
+  fmtShape,
+  normAxis,
+  numel,
+  type Shape,
+  sameDims,
+  stridesOf,
+  type TensorType,
+  typeOf,
+} from '../compiler/types.js';
 import { rowGeom, rowKernel, storeOutput } from './rows.js';
 import { boolAttr, numAttr, numsAttr } from './util.js';
 
 /** Checks `attrs.axes` against a rank: integers in [0, rank), ascending, no repeats. */
-export function checkAxes(attrs: Attrs, shape: Shape): number[] {
+export function checkAxes(attrs: Attrs, shape: DimShape): number[] {
   const axes = numsAttr(attrs, 'axes');
   const rank = shape.length;
   for (const a of axes) {
@@ -31,12 +44,12 @@ export function checkAxes(attrs: Attrs, shape: Shape): number[] {
   return axes;
 }
 
-/** Output shape of a reduction over `axes`. */
-export function reducedShape(shape: Shape, axes: readonly number[], keepDims: boolean): number[] {
-  const out: number[] = [];
+/** Output shape of a reduction over `axes` (axes may be run-time sizes). */
+export function reducedShape<D extends Dim>(shape: readonly D[], axes: readonly number[], keepDims: boolean): D[] {
+  const out: D[] = [];
   shape.forEach((d, i) => {
     if (!axes.includes(i)) out.push(d);
-    else if (keepDims) out.push(1);
+    else if (keepDims) out.push(1 as D);
   });
   return out;
 }
@@ -70,14 +83,14 @@ export function cpuReduce(x: RefTensor, axes: readonly number[], op: 'sum' | 'ma
 }
 
 /** `t` with size-1 axes re-inserted at `axes` (a no-op when it already has them). */
-function keepDimsOf(t: Tensor, inShape: Shape, axes: readonly number[], keepDims: boolean): Tensor {
+function keepDimsOf(t: Tensor, inShape: DimShape, axes: readonly number[], keepDims: boolean): Tensor {
   if (keepDims || axes.length === 0) return t;
   return t.reshape(reducedShape(inShape, axes, true));
 }
 
 /** Broadcasts `t` to the shape of `like` (an elementwise select, exact for every value, inf and NaN included). */
 export function broadcastLike(t: Tensor, like: Tensor): Tensor {
-  if (sameShape(t.shape, like.shape)) return t;
+  if (sameDims(t.dims, like.dims)) return t;
   const g = t.builder;
   return g.where(g.constant(1, [], 'u32'), t, like);
 }
@@ -85,22 +98,23 @@ export function broadcastLike(t: Tensor, like: Tensor): Tensor {
 function reduceInfer(inputs: readonly TensorType[], attrs: Attrs): TensorType {
   if (inputs.length !== 1) fail(`takes one input, got ${inputs.length}`);
   const x = inputs[0] as TensorType;
-  const axes = checkAxes(attrs, x.shape);
+  const axes = checkAxes(attrs, dimsOf(x));
   const keepDims = boolAttr(attrs, 'keepDims');
-  return { shape: reducedShape(x.shape, axes, keepDims), dtype: x.dtype };
+  return typeOf(reducedShape(dimsOf(x), axes, keepDims), x.dtype);
 }
 
 registerOp({
   name: 'sum',
   kind: 'reduce',
   reduce: 'sum',
+  dynamic: true,
   infer: reduceInfer,
   cpu: ({ inputs, attrs }: CpuArgs) => cpuReduce(inputs[0] as RefTensor, numsAttr(attrs, 'axes'), 'sum'),
   grad: ({ inputs, attrs, dy }: GradArgs) => {
     const x = inputs[0] as Tensor;
     if (x.dtype !== 'f32') return [null];
     const axes = numsAttr(attrs, 'axes');
-    return [broadcastLike(keepDimsOf(dy, x.shape, axes, boolAttr(attrs, 'keepDims')), x)];
+    return [broadcastLike(keepDimsOf(dy, x.dims, axes, boolAttr(attrs, 'keepDims')), x)];
   },
 });
 
@@ -108,6 +122,7 @@ registerOp({
   name: 'max',
   kind: 'reduce',
   reduce: 'max',
+  dynamic: true,
   infer: reduceInfer,
   cpu: ({ inputs, attrs }: CpuArgs) => cpuReduce(inputs[0] as RefTensor, numsAttr(attrs, 'axes'), 'max'),
   grad: ({ inputs, attrs, output, dy }: GradArgs) => {
@@ -117,9 +132,9 @@ registerOp({
     const keepDims = boolAttr(attrs, 'keepDims');
     if (axes.length === 0) return [dy];
     // dy goes to the positions holding the maximum, split evenly among ties (PyTorch's amax rule).
-    const mask = x.eq(keepDimsOf(output, x.shape, axes, keepDims));
+    const mask = x.eq(keepDimsOf(output, x.dims, axes, keepDims));
     const count = mask.cast('f32').sum(axes, true);
-    const share = keepDimsOf(dy, x.shape, axes, keepDims).div(count);
+    const share = keepDimsOf(dy, x.dims, axes, keepDims).div(count);
     return [x.builder.where(mask, share, 0)];
   },
 });

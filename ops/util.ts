@@ -1,9 +1,11 @@
 /** Helpers shared by op files: broadcasting on the CPU, gradient reduction, attribute access. */
+
+import type { Dim } from '../compiler/dims.js';
 import { fail } from '../compiler/errors.js';
 import type { Attrs, AttrValue } from '../compiler/ir.js';
 import type { RefTensor } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { broadcastShapes, fmtShape, numel, type Shape, stridesOf } from '../compiler/types.js';
+import { broadcastDims, type DimShape, fmtShape, numel, type Shape, sameDims, stridesOf } from '../compiler/types.js';
 
 /** Strides of `inShape` read at the coordinates of a broadcast `outShape` (0 on broadcast axes). */
 export function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
@@ -45,10 +47,11 @@ export function cpuBroadcast(
   return out;
 }
 
-export function broadcastOrFail(shapes: readonly Shape[]): number[] {
-  let out: number[] = [...(shapes[0] ?? [])];
+/** Broadcast of shapes whose axes may be run-time sizes (a size symbol broadcasts only with itself or 1). */
+export function broadcastOrFail(shapes: readonly DimShape[]): Dim[] {
+  let out: Dim[] = [...(shapes[0] ?? [])];
   for (const s of shapes.slice(1)) {
-    const b = broadcastShapes(out, s);
+    const b = broadcastDims(out, s);
     if (!b) fail(`shapes ${shapes.map(fmtShape).join(' and ')} do not broadcast`);
     out = b;
   }
@@ -56,9 +59,9 @@ export function broadcastOrFail(shapes: readonly Shape[]): number[] {
 }
 
 /** Sums a gradient over the axes along which `shape` was broadcast, then reshapes to `shape`. */
-export function sumToShape(g: Tensor, shape: Shape): Tensor {
-  const gs = g.shape;
-  if (gs.length === shape.length && gs.every((d, i) => d === shape[i])) return g;
+export function sumToShape(g: Tensor, shape: DimShape): Tensor {
+  const gs = g.dims;
+  if (sameDims(gs, shape)) return g;
   const off = gs.length - shape.length;
   const axes: number[] = [];
   for (let i = 0; i < gs.length; i++) {

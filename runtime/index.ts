@@ -33,6 +33,7 @@ export {
   saveCheckpoint,
 } from './checkpoint.js';
 export { closeDevice, type DeviceInfo, getDevice, NO_ADAPTER_HELP, quietly } from './device.js';
+export { type DimJson, evalDim, type SymbolSpec } from './dims.js';
 export { WgflowError } from './errors.js';
 export { initialValues, uniformStream } from './init.js';
 export {
@@ -65,7 +66,15 @@ export {
   type TensorToWrite,
   writeSafetensors,
 } from './safetensors.js';
-export { type Feed, type HostTensor, type RunOptions, Session, type TypedArray } from './session.js';
+export {
+  type Feed,
+  type HostTensor,
+  pipelineCount,
+  type RunOptions,
+  Session,
+  type ShapedFeed,
+  type TypedArray,
+} from './session.js';
 export {
   type ArtifactSignature,
   loadTypedArtifact,

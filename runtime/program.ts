@@ -3,7 +3,12 @@
  * the names of inputs, outputs and persistent tensors. JSON-serializable (it is the artifact's manifest
  * core), and it imports nothing from the compiler.
  */
+import type { DimJson, SymbolSpec } from './dims.js';
+
 export type DTypeName = 'f32' | 'i32' | 'u32';
+
+/** Workgroups of a kernel whose grid depends on run-time sizes. */
+export type GridJson = { readonly linear: DimJson } | { readonly xyz: readonly [DimJson, DimJson, DimJson] };
 
 /** How a persistent tensor gets its first value. fanIn/fanOut are filled by the compiler. */
 export interface InitSpec {
@@ -33,7 +38,15 @@ export interface KernelSpec {
   readonly name: string;
   readonly wgsl: string;
   readonly workgroupSize: readonly [number, number, number];
+  /** Workgroups per dimension; with `grid`, those of the largest sizes (an upper bound). */
   readonly dispatch: readonly [number, number, number];
+  /**
+   * Present when the grid depends on run-time sizes: evaluated at each run; a `linear` count larger
+   * than the per-dimension limit is folded into 2-D (the kernel reads the folded index).
+   */
+  readonly grid?: GridJson;
+  /** Run-time sizes the kernel reads, in slot order: bound as one uniform array after the buffers. */
+  readonly sizes?: readonly DimJson[];
   /** Buffer ids in binding order (binding i = bindings[i]). */
   readonly bindings: readonly number[];
   /** Which bindings the kernel writes (same order). */
@@ -42,13 +55,24 @@ export interface KernelSpec {
 
 export type StepSpec =
   | { readonly kind: 'dispatch'; readonly kernel: number }
-  | { readonly kind: 'copy'; readonly src: number; readonly dst: number; readonly bytes: number };
+  | {
+      readonly kind: 'copy';
+      readonly src: number;
+      readonly dst: number;
+      /** Bytes to copy (the upper bound when `bytesDim` is given). */
+      readonly bytes: number;
+      /** Bytes as a run-time size. */
+      readonly bytesDim?: DimJson;
+    };
 
 export interface TensorSpec {
   readonly name: string;
   readonly buffer: number;
   readonly dtype: DTypeName;
+  /** The shape; the upper bound when `dims` is given. */
   readonly shape: readonly number[];
+  /** Present when some axis is a run-time size: every axis as a size expression. */
+  readonly dims?: readonly DimJson[];
 }
 
 export interface ProgramStats {
@@ -76,5 +100,7 @@ export interface ProgramSpec {
   readonly outputs: readonly TensorSpec[];
   /** Params and state: persistent across runs, readable and writable by name. */
   readonly persistent: readonly (TensorSpec & { readonly role: 'param' | 'state'; readonly trainable: boolean })[];
+  /** The run-time size symbols (absent: every size is static); each input axis names one or is static. */
+  readonly symbols?: readonly SymbolSpec[];
   readonly stats: ProgramStats;
 }

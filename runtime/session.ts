@@ -9,8 +9,13 @@ import { elementCount, type Feed, type TypedArray, toTyped } from './host-data.j
 import { initialValues } from './init.js';
 import { canProfile, DispatchProfiler, type StepProfile } from './profile.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from './program.js';
+import { isShaped, RunSizer, type RunSizes, type ShapedFeed } from './run-sizes.js';
 
 export type { Feed, TypedArray } from './host-data.js';
+export type { ShapedFeed } from './run-sizes.js';
+
+/** Bytes of one kernel's block of run-time sizes in the sizes uniform buffer (offsets are 256-aligned). */
+const sizeBlockBytes = (n: number) => Math.ceil((Math.ceil(n / 4) * 16) / 256) * 256;
 
 export interface HostTensor {
   readonly data: TypedArray;
@@ -24,6 +29,12 @@ export interface RunOptions {
 }
 
 const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+let pipelinesCreated = 0;
+
+/** Compute pipelines created by every Session so far (pipelines are cached per device by WGSL text). */
+export function pipelineCount(): number {
+  return pipelinesCreated;
+}
 
 function fromBytes(dtype: DTypeName, bytes: ArrayBuffer): TypedArray {
   if (dtype === 'f32') return new Float32Array(bytes);
@@ -40,6 +51,11 @@ export class Session {
   /** Set when created with `profile: true` (see runtime/profile.ts). */
   private readonly profiler: DispatchProfiler | undefined;
   private lastProfile: StepProfile | undefined;
+  private readonly sizer: RunSizer;
+  /** Run-time sizes of every kernel that reads some, one 256-aligned block each (absent when none). */
+  private readonly sizeBuffer: GPUBuffer | undefined;
+  private readonly sizeOffsets: (number | undefined)[];
+  private sizesWritten = '';
 
   private constructor(
     readonly spec: ProgramSpec,
@@ -51,19 +67,58 @@ export class Session {
     this.buffers = buffers;
     this.pipelines = pipelines;
     const device = gpu.device;
+    this.sizer = new RunSizer(spec, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
+    let sizeBytes = 0;
+    this.sizeOffsets = spec.kernels.map((k) => {
+      const n = k.sizes?.length ?? 0;
+      if (n === 0) return undefined;
+      const at = sizeBytes;
+      sizeBytes += sizeBlockBytes(n);
+      return at;
+    });
+    this.sizeBuffer =
+      sizeBytes > 0
+        ? device.createBuffer({
+            label: `${spec.name} sizes`,
+            size: sizeBytes,
+            usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+          })
+        : undefined;
     if (profile) {
       const dispatches: [number, string][] = [];
       for (const st of spec.steps)
         if (st.kind === 'dispatch') dispatches.push([st.kernel, spec.kernels[st.kernel]?.name ?? `kernel${st.kernel}`]);
       this.profiler = new DispatchProfiler(device, dispatches, spec.name);
     }
-    this.bindGroups = spec.kernels.map((k, i) =>
-      device.createBindGroup({
+    this.bindGroups = spec.kernels.map((k, i) => {
+      const entries: GPUBindGroupEntry[] = k.bindings.map((b, j) => ({
+        binding: j,
+        resource: { buffer: buffers[b] as GPUBuffer },
+      }));
+      const at = this.sizeOffsets[i];
+      if (at !== undefined && this.sizeBuffer)
+        entries.push({
+          binding: k.bindings.length,
+          resource: { buffer: this.sizeBuffer, offset: at, size: sizeBlockBytes(k.sizes?.length ?? 0) },
+        });
+      return device.createBindGroup({
         label: k.name,
         layout: (pipelines[i] as GPUComputePipeline).getBindGroupLayout(0),
-        entries: k.bindings.map((b, j) => ({ binding: j, resource: { buffer: buffers[b] as GPUBuffer } })),
-      }),
-    );
+        entries,
+      });
+    });
+  }
+
+  /** Writes the kernels' run-time sizes when they differ from the last run's. */
+  private writeSizes(sizes: RunSizes): void {
+    if (!this.sizeBuffer || this.sizesWritten === sizes.key) return;
+    const all = new Uint32Array(this.sizeBuffer.size / 4);
+    sizes.sizes.forEach((v, i) => {
+      const at = this.sizeOffsets[i];
+      if (at !== undefined) all.set(v, at / 4);
+    });
+    this.gpu.device.queue.writeBuffer(this.sizeBuffer, 0, all);
+    this.sizesWritten = sizes.key;
   }
 
   /**
@@ -135,6 +190,7 @@ export class Session {
         device.pushErrorScope('validation');
         const module = device.createShaderModule({ label: k.name, code: k.wgsl });
         p = device.createComputePipeline({ label: k.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
+        pipelinesCreated++;
         const err = await quietly(device.popErrorScope());
         if (err) {
           const info = await quietly(module.getCompilationInfo());
@@ -187,8 +243,8 @@ export class Session {
     return { data: await this.mapOut(t, staging), shape: t.shape, dtype: t.dtype };
   }
 
-  private stagingFor(t: TensorSpec, encoder: GPUCommandEncoder): GPUBuffer {
-    const bytes = Math.max(4, elementCount(t) * 4);
+  private stagingFor(t: TensorSpec, encoder: GPUCommandEncoder, count = elementCount(t)): GPUBuffer {
+    const bytes = Math.max(4, count * 4);
     let s = this.staging.get(t.buffer);
     if (!s || s.size < bytes) {
       s?.destroy();
@@ -199,31 +255,44 @@ export class Session {
     return s;
   }
 
-  private async mapOut(t: TensorSpec, s: GPUBuffer): Promise<TypedArray> {
-    await quietly(s.mapAsync(GPUMapMode.READ, 0, Math.max(4, elementCount(t) * 4)));
-    const copy = s.getMappedRange(0, Math.max(4, elementCount(t) * 4)).slice(0, elementCount(t) * 4);
+  private async mapOut(t: TensorSpec, s: GPUBuffer, count = elementCount(t)): Promise<TypedArray> {
+    await quietly(s.mapAsync(GPUMapMode.READ, 0, Math.max(4, count * 4)));
+    const copy = s.getMappedRange(0, Math.max(4, count * 4)).slice(0, count * 4);
     s.unmap();
     return fromBytes(t.dtype, copy);
   }
 
-  /** One step: upload inputs, run every dispatch in order, read back the requested outputs. */
-  async run(feeds: Readonly<Record<string, Feed>> = {}, opts: RunOptions = {}): Promise<Record<string, HostTensor>> {
+  /**
+   * One step: upload inputs, run every dispatch in order, read back the requested outputs. Inputs with
+   * run-time sizes are fed as `{ data, shape }`; outputs then come back with their run-time shapes.
+   */
+  async run(
+    feeds: Readonly<Record<string, Feed | ShapedFeed>> = {},
+    opts: RunOptions = {},
+  ): Promise<Record<string, HostTensor>> {
     if (this.destroyed) throw new WgflowError(`Session "${this.spec.name}" was destroyed`);
     checkDeviceHealth(this.gpu.device, `run "${this.spec.name}"`);
     const device = this.gpu.device;
     for (const name of Object.keys(feeds)) this.tensor(name, this.spec.inputs, 'input');
-    for (const inp of this.spec.inputs) {
-      const v = feeds[inp.name];
-      if (v === undefined)
+    for (const inp of this.spec.inputs)
+      if (feeds[inp.name] === undefined)
         throw new WgflowError(
           `run "${this.spec.name}": missing input "${inp.name}" ${inp.dtype}[${inp.shape.join(',')}]`,
         );
-      device.queue.writeBuffer(
-        this.buffers[inp.buffer] as GPUBuffer,
-        0,
-        toTyped(inp.dtype, v, elementCount(inp), `input "${inp.name}" [${inp.shape.join(',')}]`),
-      );
+    const sizes = this.sizer.sizesFor(feeds);
+    for (const inp of this.spec.inputs) {
+      const f = feeds[inp.name] as Feed | ShapedFeed;
+      const shape = sizes.shapeOf(inp);
+      const count = shape.reduce((a, b) => a * b, 1);
+      const data = isShaped(f) ? f.data : f;
+      if (count > 0)
+        device.queue.writeBuffer(
+          this.buffers[inp.buffer] as GPUBuffer,
+          0,
+          toTyped(inp.dtype, data, count, `input "${inp.name}" [${shape.join(',')}]`),
+        );
     }
+    this.writeSizes(sizes);
     const wanted = (opts.outputs ?? this.spec.outputs.map((o) => o.name)).map((n) =>
       this.tensor(n, this.spec.outputs, 'output'),
     );
@@ -232,8 +301,10 @@ export class Session {
     let pass: GPUComputePassEncoder | undefined;
     const prof = this.profiler;
     let dispatchIndex = 0;
-    for (const step of this.spec.steps) {
+    for (const [si, step] of this.spec.steps.entries()) {
       if (step.kind === 'dispatch') {
+        const wg = sizes.dispatch[step.kernel] as readonly [number, number, number];
+        if (!prof && (wg[0] === 0 || wg[1] === 0 || wg[2] === 0)) continue; // nothing to do at these sizes
         if (prof) {
           // profiling: one pass per dispatch, its beginning and end timestamped
           pass?.end();
@@ -243,29 +314,37 @@ export class Session {
         if (!k) throw new WgflowError(`run: step refers to missing kernel ${step.kernel}`);
         pass.setPipeline(this.pipelines[step.kernel] as GPUComputePipeline);
         pass.setBindGroup(0, this.bindGroups[step.kernel] as GPUBindGroup);
-        pass.dispatchWorkgroups(k.dispatch[0], k.dispatch[1], k.dispatch[2]);
+        pass.dispatchWorkgroups(wg[0], wg[1], wg[2]);
       } else {
         pass?.end();
         pass = undefined;
-        encoder.copyBufferToBuffer(
-          this.buffers[step.src] as GPUBuffer,
-          0,
-          this.buffers[step.dst] as GPUBuffer,
-          0,
-          step.bytes,
-        );
+        const bytes = sizes.copyBytes[si] as number;
+        if (bytes > 0)
+          encoder.copyBufferToBuffer(
+            this.buffers[step.src] as GPUBuffer,
+            0,
+            this.buffers[step.dst] as GPUBuffer,
+            0,
+            Math.ceil(bytes / 4) * 4,
+          );
       }
     }
     pass?.end();
     prof?.resolve(encoder);
-    const stagings = wanted.map((t) => this.stagingFor(t, encoder));
+    const shapes = wanted.map((t) => sizes.shapeOf(t));
+    const counts = shapes.map((sh) => sh.reduce((a, b) => a * b, 1));
+    const stagings = wanted.map((t, i) => this.stagingFor(t, encoder, counts[i]));
     device.queue.submit([encoder.finish()]);
     const err = await quietly(device.popErrorScope());
     if (err) throw new WgflowError(`run "${this.spec.name}": ${err.message}`);
     const out: Record<string, HostTensor> = {};
     for (let i = 0; i < wanted.length; i++) {
       const t = wanted[i] as TensorSpec;
-      out[t.name] = { data: await this.mapOut(t, stagings[i] as GPUBuffer), shape: t.shape, dtype: t.dtype };
+      out[t.name] = {
+        data: await this.mapOut(t, stagings[i] as GPUBuffer, counts[i]),
+        shape: shapes[i] as number[],
+        dtype: t.dtype,
+      };
     }
     if (wanted.length === 0) await quietly(device.queue.onSubmittedWorkDone());
     if (prof) this.lastProfile = await prof.read();
@@ -279,6 +358,7 @@ export class Session {
     this.destroyed = true;
     for (const b of this.buffers) b.destroy();
     for (const s of this.staging.values()) s.destroy();
+    this.sizeBuffer?.destroy();
     this.profiler?.destroy();
   }
 }

@@ -379,6 +379,8 @@ function lowerOp(op: string, inTypes: TensorType[], attrs: Attrs, maxBuffers = 8
     inputs: inTypes.map((t, i) => ({ buf: buf(`in${i}`, t), type: t })),
     output: { buf: buf('out', out), type: out },
     limits: limitsFrom({ ...WEBGPU_DEFAULT_LIMITS, maxStorageBuffersPerShaderStage: maxBuffers }),
+    target: 'webgpu',
+    tuning: {},
     name: `k0_${op}`,
     hasEpilogue: false,
     epilogue: (v) => v,

@@ -1,3 +1,5 @@
+import type { Dim, SymDim } from '../dims.js';
+
 /**
  * Target-neutral kernel description. Kernels are trees of these nodes; a renderer (WGSL now,
  * CUDA C later) turns them into source text. Nothing here knows a target's syntax.
@@ -74,7 +76,9 @@ export type Expr =
   | { readonly k: 'select'; readonly t: Scalar; readonly c: Expr; readonly a: Expr; readonly b: Expr }
   | { readonly k: 'cast'; readonly t: Scalar; readonly a: Expr }
   | { readonly k: 'bitcast'; readonly t: Scalar; readonly a: Expr }
-  | { readonly k: 'builtin'; readonly t: 'u32'; readonly name: Builtin };
+  | { readonly k: 'builtin'; readonly t: 'u32'; readonly name: Builtin }
+  /** A run-time size (u32), read from the program's size table; the binding pass gives it a slot. */
+  | { readonly k: 'size'; readonly t: 'u32'; readonly dim: SymDim };
 
 export type Stmt =
   | { readonly k: 'let'; readonly name: string; readonly t: Scalar; readonly init: Expr; readonly mut: boolean }
@@ -109,9 +113,10 @@ export interface Kernel {
   readonly workgroupSize: readonly [number, number, number];
   /**
    * Workgroups to launch. A 1-D count (`linear`) may be folded into 2-D by the lowering when it
-   * exceeds the per-dimension limit; kernels then read `wg_linear` and must bounds-check.
+   * exceeds the per-dimension limit; kernels then read `wg_linear` and must bounds-check. Counts may be
+   * run-time sizes: the runtime evaluates them at dispatch (kernels bounds-check against the same sizes).
    */
-  readonly grid: { readonly linear: number } | { readonly xyz: readonly [number, number, number] };
+  readonly grid: { readonly linear: Dim } | { readonly xyz: readonly [Dim, Dim, Dim] };
   readonly arrays: readonly ArrayDecl[];
   readonly body: readonly Stmt[];
 }

@@ -2,7 +2,9 @@
  * Small helpers to write kernels as ASTs in TypeScript. Expressions are plain values; statements
  * are collected by a KernelBuilder, whose block helpers (for/if) take callbacks.
  */
+import type { Dim, SymDim } from '../dims.js';
 import type { ArrayDecl, BinOp, BufRef, Builtin, CallFn, Expr, Kernel, Scalar, Stmt } from './ast.js';
+import { walkKernel } from './visit.js';
 
 export type Ex = Expr;
 export type NumLike = Expr | number;
@@ -17,6 +19,8 @@ export const i32 = (v: number): Expr => lit(v, 'i32');
 export const u32 = (v: number): Expr => lit(v, 'u32');
 export const bool = (v: boolean): Expr => lit(v ? 1 : 0, 'bool');
 export const builtin = (name: Builtin): Expr => ({ k: 'builtin', t: 'u32', name });
+/** A size as a u32 expression: a literal when static, else read from the program's size table. */
+export const size = (d: Dim): Expr => (typeof d === 'number' ? u32(d) : { k: 'size', t: 'u32', dim: d });
 
 /** Lifts a JS number to a literal of the other operand's type. */
 function lift(x: NumLike, like: Scalar): Expr {
@@ -182,71 +186,27 @@ export class KernelBuilder {
 /** Buffers a kernel reads and writes, in first-use order, with access modes. */
 export function kernelBuffers(k: Kernel): { buf: BufRef; write: boolean }[] {
   const seen = new Map<string, { buf: BufRef; write: boolean }>();
-  const visitE = (e: Expr): void => {
-    switch (e.k) {
-      case 'load':
-        if (!seen.has(e.buf.name)) seen.set(e.buf.name, { buf: e.buf, write: false });
-        visitE(e.idx);
-        return;
-      case 'sload':
-        visitE(e.idx);
-        return;
-      case 'bin':
-        visitE(e.a);
-        visitE(e.b);
-        return;
-      case 'not':
-      case 'neg':
-      case 'cast':
-      case 'bitcast':
-        visitE(e.a);
-        return;
-      case 'call':
-        e.args.forEach(visitE);
-        return;
-      case 'select':
-        visitE(e.c);
-        visitE(e.a);
-        visitE(e.b);
-        return;
-      default:
-        return;
-    }
+  walkKernel(k, {
+    // a statement is visited before its expressions: a store marks its buffer before the index is read
+    stmt: (s) => {
+      if (s.k !== 'store') return;
+      const prev = seen.get(s.buf.name);
+      if (prev) prev.write = true;
+      else seen.set(s.buf.name, { buf: s.buf, write: true });
+    },
+    expr: (e) => {
+      if (e.k === 'load' && !seen.has(e.buf.name)) seen.set(e.buf.name, { buf: e.buf, write: false });
+    },
+  });
+  return [...seen.values()];
+}
+
+/** The run-time sizes a kernel's body reads, by key, in first-use order (its slots). */
+export function kernelSizes(k: Kernel): SymDim[] {
+  const seen = new Map<string, SymDim>();
+  const note = (d: Dim) => {
+    if (typeof d !== 'number' && !seen.has(d.key)) seen.set(d.key, d);
   };
-  const visitS = (s: Stmt): void => {
-    switch (s.k) {
-      case 'let':
-        visitE(s.init);
-        return;
-      case 'assign':
-        visitE(s.value);
-        return;
-      case 'store': {
-        const prev = seen.get(s.buf.name);
-        if (prev) prev.write = true;
-        else seen.set(s.buf.name, { buf: s.buf, write: true });
-        visitE(s.idx);
-        visitE(s.value);
-        return;
-      }
-      case 'sstore':
-        visitE(s.idx);
-        visitE(s.value);
-        return;
-      case 'for':
-        visitE(s.from);
-        visitE(s.to);
-        s.body.forEach(visitS);
-        return;
-      case 'if':
-        visitE(s.cond);
-        s.then.forEach(visitS);
-        s.else.forEach(visitS);
-        return;
-      default:
-        return;
-    }
-  };
-  k.body.forEach(visitS);
+  walkKernel(k, { expr: (e) => e.k === 'size' && note(e.dim) });
   return [...seen.values()];
 }

@@ -13,8 +13,12 @@
  * Out-of-bounds accesses are not clamped: WGSL's robust buffer access has no CUDA equivalent, so the
  * kernels must bounds-check (they do by construction; nothing here adds checks).
  */
-import type { ArrayDecl, BinOp, Expr, Kernel, Scalar, Stmt } from './ast.js';
-import { kernelBuffers } from './build.js';
+import type { ArrayDecl, BinOp, Expr, Kernel, Scalar } from './ast.js';
+import { kernelBuffers, kernelSizes } from './build.js';
+import { CStyleRenderer, localSlots, type SizeSlots } from './render-c.js';
+
+/** The parameter holding a kernel's run-time sizes (u32, in kernelSizes() order), after the buffers. */
+export const CUDA_SIZES = 'wgf_sizes';
 
 /** Helpers every generated kernel file includes (kernels/wgflow_cuda.h in an artifact). */
 export const CUDA_PRELUDE = `// wgflow CUDA helpers: WGSL semantics for the generated kernels.
@@ -106,6 +110,8 @@ export interface CudaKernel {
   readonly params: readonly CudaParam[];
   /** Threads per block (the WGSL workgroup size). */
   readonly block: readonly [number, number, number];
+  /** Run-time sizes the kernel reads: when > 0, a last parameter points to them (CUDA_SIZES). */
+  readonly sizes: number;
 }
 
 /** 32-bit FNV-1a of a string, 8 hex digits. */
@@ -118,10 +124,41 @@ export function fnv1a(s: string): string {
 /** Name placeholder replaced by the final function name once the body's hash is known. */
 const NAME_SLOT = '@@WGF_FUNCTION@@';
 
-class CudaRenderer {
-  constructor(private readonly block: readonly [number, number, number]) {}
+/** CUDA C syntax and WGSL's integer semantics on the shared C-style visitor. */
+class CudaRenderer extends CStyleRenderer {
+  constructor(
+    sizes: SizeSlots,
+    private readonly block: readonly [number, number, number],
+  ) {
+    super(sizes);
+  }
 
-  private builtin(name: string): string {
+  protected literal(t: Scalar, v: number): string {
+    return literal(t, v);
+  }
+  protected ident(name: string): string {
+    return cIdent(name);
+  }
+  protected size(slot: number): string {
+    return `${CUDA_SIZES}[${slot}]`;
+  }
+  protected select(c: string, a: string, b: string): string {
+    return `(${c} ? ${a} : ${b})`;
+  }
+  protected declare(name: string, t: Scalar, init: string, mutable: boolean): string {
+    return `${mutable ? '' : 'const '}${cType[t]} ${cIdent(name)} = ${init};`;
+  }
+  protected forHeader(v: string, t: 'i32' | 'u32', from: string, to: string, step: number): string {
+    return `for (${cType[t]} ${v} = ${from}; ${v} < ${to}; ${v} += ${step}${t === 'u32' ? 'u' : ''})`;
+  }
+  protected barrier(): string {
+    return '__syncthreads();';
+  }
+  protected override neg(e: Extract<Expr, { k: 'neg' }>, a: string): string {
+    return e.t === 'i32' ? `wgf_ineg(${a})` : `(-${a})`;
+  }
+
+  builtin(name: string): string {
     const [x, y] = this.block;
     switch (name) {
       case 'wg_linear':
@@ -147,9 +184,7 @@ class CudaRenderer {
     }
   }
 
-  private bin(e: Extract<Expr, { k: 'bin' }>): string {
-    const a = this.expr(e.a);
-    const b = this.expr(e.b);
+  protected override bin(e: Extract<Expr, { k: 'bin' }>, a: string, b: string): string {
     const t = e.a.t;
     const op: BinOp = e.op;
     if (t === 'i32') {
@@ -181,8 +216,7 @@ class CudaRenderer {
     return e.t === 'u32' ? `(${text} & 31u)` : `((unsigned)${text} & 31u)`;
   }
 
-  private call(e: Extract<Expr, { k: 'call' }>): string {
-    const args = e.args.map((a) => this.expr(a));
+  protected call(e: Extract<Expr, { k: 'call' }>, args: readonly string[]): string {
     const [a, b, c] = args;
     const t = e.args[0]?.t ?? 'f32';
     const float = t === 'f32';
@@ -216,7 +250,7 @@ class CudaRenderer {
     }
   }
 
-  private cast(to: Scalar, from: Scalar, a: string): string {
+  protected cast(to: Scalar, from: Scalar, a: string): string {
     if (to === from) return a;
     if (from === 'bool') {
       const one = to === 'f32' ? '1.0f' : to === 'u32' ? '1u' : '1';
@@ -228,91 +262,12 @@ class CudaRenderer {
     return `((${cType[to]})(${a}))`;
   }
 
-  private bitcast(to: Scalar, from: Scalar, a: string): string {
+  protected bitcast(to: Scalar, from: Scalar, a: string): string {
     if (to === from) return a;
     if (to === 'bool' || from === 'bool') throw new Error('CUDA renderer: bitcast of bool');
     if (from === 'f32') return to === 'i32' ? `__float_as_int(${a})` : `__float_as_uint(${a})`;
     if (to === 'f32') return from === 'i32' ? `__int_as_float(${a})` : `__uint_as_float(${a})`;
     return `((${cType[to]})(${a}))`;
-  }
-
-  expr(e: Expr): string {
-    switch (e.k) {
-      case 'lit':
-        return literal(e.t, e.v);
-      case 'var':
-        return cIdent(e.name);
-      case 'load':
-        return `${cIdent(e.buf.name)}[${this.expr(e.idx)}]`;
-      case 'sload':
-        return `${cIdent(e.arr)}[${this.expr(e.idx)}]`;
-      case 'bin':
-        return this.bin(e);
-      case 'not':
-        return `(!${this.expr(e.a)})`;
-      case 'neg':
-        return e.t === 'i32' ? `wgf_ineg(${this.expr(e.a)})` : `(-${this.expr(e.a)})`;
-      case 'call':
-        return this.call(e);
-      case 'select':
-        return `(${this.expr(e.c)} ? ${this.expr(e.a)} : ${this.expr(e.b)})`;
-      case 'cast':
-        return this.cast(e.t, e.a.t, this.expr(e.a));
-      case 'bitcast':
-        return this.bitcast(e.t, e.a.t, this.expr(e.a));
-      case 'builtin':
-        return this.builtin(e.name);
-    }
-  }
-
-  stmts(list: readonly Stmt[], indent: string, out: string[]): void {
-    for (const s of list) {
-      switch (s.k) {
-        case 'let':
-          out.push(`${indent}${s.mut ? '' : 'const '}${cType[s.t]} ${cIdent(s.name)} = ${this.expr(s.init)};`);
-          break;
-        case 'assign':
-          out.push(`${indent}${cIdent(s.name)} = ${this.expr(s.value)};`);
-          break;
-        case 'store':
-          out.push(`${indent}${cIdent(s.buf.name)}[${this.expr(s.idx)}] = ${this.expr(s.value)};`);
-          break;
-        case 'sstore':
-          out.push(`${indent}${cIdent(s.arr)}[${this.expr(s.idx)}] = ${this.expr(s.value)};`);
-          break;
-        case 'for': {
-          const v = cIdent(s.v);
-          const step = s.t === 'u32' ? `${s.step}u` : `${s.step}`;
-          out.push(
-            `${indent}for (${cType[s.t]} ${v} = ${this.expr(s.from)}; ${v} < ${this.expr(s.to)}; ${v} += ${step}) {`,
-          );
-          this.stmts(s.body, `${indent}  `, out);
-          out.push(`${indent}}`);
-          break;
-        }
-        case 'if':
-          out.push(`${indent}if (${this.expr(s.cond)}) {`);
-          this.stmts(s.then, `${indent}  `, out);
-          if (s.else.length > 0) {
-            out.push(`${indent}} else {`);
-            this.stmts(s.else, `${indent}  `, out);
-          }
-          out.push(`${indent}}`);
-          break;
-        case 'barrier':
-          out.push(`${indent}__syncthreads();`);
-          break;
-        case 'break':
-          out.push(`${indent}break;`);
-          break;
-        case 'continue':
-          out.push(`${indent}continue;`);
-          break;
-        case 'return':
-          out.push(`${indent}return;`);
-          break;
-      }
-    }
   }
 }
 
@@ -337,21 +292,32 @@ export function renderCuda(k: Kernel): CudaKernel {
   const threads = x * y * z;
   if (threads < 1 || threads > 1024)
     throw new Error(`CUDA renderer: kernel ${k.name} has ${threads} threads per block`);
-  const r = new CudaRenderer(k.workgroupSize);
+  const sizes = kernelSizes(k).map((d) => d.key);
+  const r = new CudaRenderer(localSlots(sizes), k.workgroupSize);
   const params: CudaParam[] = kernelBuffers(k).map(({ buf, write }) => ({ name: cIdent(buf.name), t: buf.t, write }));
   const name = k.name.replace(/[^A-Za-z0-9_]/g, '_');
   const out: string[] = [`// wgflow kernel ${name}: block (${x}, ${y}, ${z})`];
-  const plist = params.map((p) => `${p.write ? '' : 'const '}${cType[p.t]}* __restrict__ ${p.name}`).join(', ');
+  const plist = [
+    ...params.map((p) => `${p.write ? '' : 'const '}${cType[p.t]}* __restrict__ ${p.name}`),
+    ...(sizes.length > 0 ? [`const unsigned int* __restrict__ ${CUDA_SIZES}`] : []),
+  ].join(', ');
   out.push(`extern "C" __global__ void __launch_bounds__(${threads}) ${NAME_SLOT}(${plist}) {`);
   for (const a of k.arrays) {
     const n = cIdent(a.name);
     if (a.space === 'workgroup') out.push(`  __shared__ ${cType[a.t]} ${n}[${a.size}];`);
     else out.push(`  ${cType[a.t]} ${n}[${a.size}] = {};`);
   }
-  zeroShared(k.arrays, threads, r.expr({ k: 'builtin', t: 'u32', name: 'lidx' }), out);
+  zeroShared(k.arrays, threads, r.builtin('lidx'), out);
   r.stmts(k.body, '  ', out);
   out.push('}');
   const body = `${out.join('\n')}\n`;
   const fn = `${/^[A-Za-z]/.test(name) ? '' : 'k'}${name}_${fnv1a(body)}`;
-  return { kernel: k.name, function: fn, source: body.replace(NAME_SLOT, fn), params, block: [x, y, z] };
+  return {
+    kernel: k.name,
+    function: fn,
+    source: body.replace(NAME_SLOT, fn),
+    params,
+    block: [x, y, z],
+    sizes: sizes.length,
+  };
 }

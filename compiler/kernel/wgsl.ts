@@ -1,6 +1,7 @@
 /** Renders a target-neutral Kernel as WGSL. Thin on purpose: syntax only, no decisions. */
-import type { Expr, Kernel, Scalar, Stmt } from './ast.js';
-import { kernelBuffers } from './build.js';
+import type { Expr, Kernel, Scalar } from './ast.js';
+import { kernelBuffers, kernelSizes } from './build.js';
+import { CStyleRenderer, localSlots, type SizeSlots } from './render-c.js';
 
 const wgslType = (t: Scalar): string => t;
 
@@ -40,100 +41,78 @@ const builtinText: Record<string, string> = {
   lidx: 'lidx',
 };
 
-/** On 1-D workgroups local_invocation_index equals lid.x; lavapipe computes lidx with per-lane divides. */
-let oneDimensional = false;
+/** WGSL syntax on the shared C-style visitor. */
+class WgslRenderer extends CStyleRenderer {
+  constructor(
+    sizes: SizeSlots,
+    /** On 1-D workgroups local_invocation_index equals lid.x; lavapipe computes lidx with per-lane divides. */
+    private readonly oneDimensional: boolean,
+  ) {
+    super(sizes);
+  }
+  protected literal(t: Scalar, v: number): string {
+    return literal(t, v);
+  }
+  protected ident(name: string): string {
+    return name;
+  }
+  protected builtin(name: string): string {
+    return name === 'lidx' && this.oneDimensional ? 'lid.x' : (builtinText[name] as string);
+  }
+  protected size(slot: number): string {
+    return `${SIZES}[${slot >> 2}].${'xyzw'[slot & 3]}`;
+  }
+  protected call(e: Extract<Expr, { k: 'call' }>, args: readonly string[]): string {
+    if (e.fn === 'isnan') return `((bitcast<u32>(${args[0]}) & 0x7fffffffu) > 0x7f800000u)`;
+    // tanh overflows to NaN for large |x| on some drivers; it is ±1 in f32 past |x| = 10.
+    if (e.fn === 'tanh') return `tanh(clamp(${args[0]}, -10.0f, 10.0f))`;
+    return `${e.fn}(${args.join(', ')})`;
+  }
+  protected cast(to: Scalar, _from: Scalar, a: string): string {
+    return `${wgslType(to)}(${a})`;
+  }
+  protected bitcast(to: Scalar, _from: Scalar, a: string): string {
+    return `bitcast<${wgslType(to)}>(${a})`;
+  }
+  protected select(c: string, a: string, b: string): string {
+    return `select(${b}, ${a}, ${c})`;
+  }
+  protected declare(name: string, t: Scalar, init: string, mutable: boolean): string {
+    return `${mutable ? 'var' : 'let'} ${name}: ${wgslType(t)} = ${init};`;
+  }
+  protected forHeader(v: string, t: 'i32' | 'u32', from: string, to: string, step: number): string {
+    return `for (var ${v}: ${t} = ${from}; ${v} < ${to}; ${v} += ${step}${t === 'u32' ? 'u' : 'i'})`;
+  }
+  protected barrier(): string {
+    return 'workgroupBarrier();';
+  }
+}
 
+/** The uniform block of a kernel's run-time sizes (4 per vec4). */
+const SIZES = 'wgf_sizes';
+
+/** One expression as WGSL (kernels without run-time sizes; for tests and diagnostics). */
 export function renderExpr(e: Expr): string {
-  switch (e.k) {
-    case 'lit':
-      return literal(e.t, e.v);
-    case 'var':
-      return e.name;
-    case 'load':
-      return `${e.buf.name}[${renderExpr(e.idx)}]`;
-    case 'sload':
-      return `${e.arr}[${renderExpr(e.idx)}]`;
-    case 'bin':
-      return `(${renderExpr(e.a)} ${e.op} ${renderExpr(e.b)})`;
-    case 'not':
-      return `(!${renderExpr(e.a)})`;
-    case 'neg':
-      return `(-${renderExpr(e.a)})`;
-    case 'call': {
-      const args = e.args.map(renderExpr);
-      if (e.fn === 'isnan') return `((bitcast<u32>(${args[0]}) & 0x7fffffffu) > 0x7f800000u)`;
-      // tanh overflows to NaN for large |x| on some drivers; it is ±1 in f32 past |x| = 10.
-      if (e.fn === 'tanh') return `tanh(clamp(${args[0]}, -10.0f, 10.0f))`;
-      return `${e.fn}(${args.join(', ')})`;
-    }
-    case 'select':
-      return `select(${renderExpr(e.b)}, ${renderExpr(e.a)}, ${renderExpr(e.c)})`;
-    case 'cast':
-      return `${wgslType(e.t)}(${renderExpr(e.a)})`;
-    case 'bitcast':
-      return `bitcast<${wgslType(e.t)}>(${renderExpr(e.a)})`;
-    case 'builtin':
-      return e.name === 'lidx' && oneDimensional ? 'lid.x' : (builtinText[e.name] as string);
-  }
+  return new WgslRenderer(localSlots([]), false).expr(e);
 }
 
-function renderStmts(stmts: readonly Stmt[], indent: string, out: string[]): void {
-  for (const s of stmts) {
-    switch (s.k) {
-      case 'let':
-        out.push(`${indent}${s.mut ? 'var' : 'let'} ${s.name}: ${wgslType(s.t)} = ${renderExpr(s.init)};`);
-        break;
-      case 'assign':
-        out.push(`${indent}${s.name} = ${renderExpr(s.value)};`);
-        break;
-      case 'store':
-        out.push(`${indent}${s.buf.name}[${renderExpr(s.idx)}] = ${renderExpr(s.value)};`);
-        break;
-      case 'sstore':
-        out.push(`${indent}${s.arr}[${renderExpr(s.idx)}] = ${renderExpr(s.value)};`);
-        break;
-      case 'for': {
-        const step = s.t === 'u32' ? `${s.step}u` : `${s.step}i`;
-        out.push(
-          `${indent}for (var ${s.v}: ${s.t} = ${renderExpr(s.from)}; ${s.v} < ${renderExpr(s.to)}; ${s.v} += ${step}) {`,
-        );
-        renderStmts(s.body, `${indent}  `, out);
-        out.push(`${indent}}`);
-        break;
-      }
-      case 'if':
-        out.push(`${indent}if (${renderExpr(s.cond)}) {`);
-        renderStmts(s.then, `${indent}  `, out);
-        if (s.else.length > 0) {
-          out.push(`${indent}} else {`);
-          renderStmts(s.else, `${indent}  `, out);
-        }
-        out.push(`${indent}}`);
-        break;
-      case 'barrier':
-        out.push(`${indent}workgroupBarrier();`);
-        break;
-      case 'break':
-        out.push(`${indent}break;`);
-        break;
-      case 'continue':
-        out.push(`${indent}continue;`);
-        break;
-      case 'return':
-        out.push(`${indent}return;`);
-        break;
-    }
-  }
-}
-
-/** WGSL source; bindings are numbered in the order kernelBuffers() lists them. */
+/**
+ * WGSL source; storage bindings are numbered in the order kernelBuffers() lists them, and a kernel
+ * that reads run-time sizes binds them as one uniform array after them, in kernelSizes() order.
+ */
 export function renderWgsl(k: Kernel): string {
   const out: string[] = [`// kernel ${k.name}`];
-  kernelBuffers(k).forEach(({ buf, write }, i) => {
+  const bufs = kernelBuffers(k);
+  bufs.forEach(({ buf, write }, i) => {
     out.push(
       `@group(0) @binding(${i}) var<storage, ${write ? 'read_write' : 'read'}> ${buf.name}: array<${wgslType(buf.t)}>;`,
     );
   });
+  const sizes = kernelSizes(k).map((d) => d.key);
+  if (sizes.length > 0)
+    out.push(
+      `@group(0) @binding(${bufs.length}) var<uniform> ${SIZES}: array<vec4<u32>, ${Math.ceil(sizes.length / 4)}>;`,
+    );
   out.push('var<private> wgf_nan: u32 = 0x7fc00000u;');
   out.push('var<private> wgf_pinf: u32 = 0x7f800000u;');
   out.push('var<private> wgf_ninf: u32 = 0xff800000u;');
@@ -141,7 +120,7 @@ export function renderWgsl(k: Kernel): string {
     if (a.space === 'workgroup') out.push(`var<workgroup> ${a.name}: array<${wgslType(a.t)}, ${a.size}>;`);
   }
   const [x, y, z] = k.workgroupSize;
-  oneDimensional = y === 1 && z === 1;
+  const r = new WgslRenderer(localSlots(sizes), y === 1 && z === 1);
   out.push(`@compute @workgroup_size(${x}, ${y}, ${z})`);
   out.push(
     'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {',
@@ -150,7 +129,7 @@ export function renderWgsl(k: Kernel): string {
   for (const a of k.arrays) {
     if (a.space === 'private') out.push(`  var ${a.name}: array<${wgslType(a.t)}, ${a.size}>;`);
   }
-  renderStmts(k.body, '  ', out);
+  r.stmts(k.body, '  ', out);
   out.push('}');
   return `${out.join('\n')}\n`;
 }

@@ -8,7 +8,7 @@
  */
 import type { Graph, Node } from '../ir.js';
 import { getOp } from '../registry.js';
-import { sameShape } from '../types.js';
+import { type DimShape, dimsOf, sameDims } from '../types.js';
 
 export interface Group {
   readonly index: number;
@@ -67,7 +67,7 @@ export function fuse(graph: Graph, pinned: ReadonlySet<number>, maxBindings: num
       external(candidateMembers, candidateAnchor).length + 1 <= maxBindings;
 
     // Grow the epilogue / elementwise tree downwards from the root.
-    const grow = (refShape: readonly number[], allowAnchor: boolean) => {
+    const grow = (refShape: DimShape, allowAnchor: boolean) => {
       let changed = true;
       while (changed && enabled) {
         changed = false;
@@ -77,7 +77,7 @@ export function fuse(graph: Graph, pinned: ReadonlySet<number>, maxBindings: num
             const pn = graph.node(p);
             const pk = kindOf(pn);
             if (!single(p, members, anchor)) continue;
-            if (!sameShape(pn.type.shape, refShape)) continue;
+            if (!sameDims(dimsOf(pn.type), refShape)) continue;
             if (pk === 'elementwise') {
               const trial = new Set(members).add(p);
               if (!fits(trial, anchor)) continue;
@@ -92,7 +92,7 @@ export function fuse(graph: Graph, pinned: ReadonlySet<number>, maxBindings: num
         }
       }
     };
-    grow(n.type.shape, true);
+    grow(dimsOf(n.type), true);
     const epilogue = new Set(members);
     // A reduction also takes the elementwise tree on its input (its prologue).
     if (enabled && anchor !== undefined && kindOf(graph.node(anchor)) === 'reduce') {
@@ -119,7 +119,7 @@ export function fuse(graph: Graph, pinned: ReadonlySet<number>, maxBindings: num
               if (
                 kindOf(pn) !== 'elementwise' ||
                 !single(p, members, anchor) ||
-                !sameShape(pn.type.shape, ip.type.shape)
+                !sameDims(dimsOf(pn.type), dimsOf(ip.type))
               )
                 continue;
               const trial = new Set(members).add(p);

@@ -6,7 +6,7 @@
  */
 import { type Attrs, Graph, type Node } from '../ir.js';
 import { getOp } from '../registry.js';
-import { numel } from '../types.js';
+import { fmtType, isDynamic, numel } from '../types.js';
 
 /** Constants larger than this stay unfolded (folding would bloat the program). */
 const FOLD_LIMIT = 4096;
@@ -48,7 +48,13 @@ export function simplify(src: Graph, roots: readonly number[]): SimplifyResult {
     const def = getOp(n.op);
     const isSource = def.kind === 'source';
     // Fold: every input a constant, small output, not a named root (roots keep their identity).
-    if (!isSource && inputs.length > 0 && !rootSet.has(n.id) && numel(n.type.shape) <= FOLD_LIMIT) {
+    if (
+      !isSource &&
+      inputs.length > 0 &&
+      !rootSet.has(n.id) &&
+      !isDynamic(n.type) &&
+      numel(n.type.shape) <= FOLD_LIMIT
+    ) {
       const ins = inputs.map((i) => out.node(i));
       if (ins.every((x) => x.op === 'const')) {
         const data = def.cpu({
@@ -60,6 +66,7 @@ export function simplify(src: Graph, roots: readonly number[]): SimplifyResult {
           attrs: n.attrs,
           out: n.type,
           node: n,
+          env: {},
         });
         const values = [...data].map((v) => (n.type.dtype === 'f32' ? Math.fround(v) : v));
         const scalar = n.type.shape.length === 0 || values.every((v) => Object.is(v, values[0]));
@@ -81,7 +88,7 @@ export function simplify(src: Graph, roots: readonly number[]): SimplifyResult {
     const key =
       isSource && n.op !== 'const'
         ? undefined
-        : `${n.op}|${n.type.dtype}|${n.type.shape.join(',')}|${inputs.join(',')}|${JSON.stringify(n.attrs)}`;
+        : `${n.op}|${fmtType(n.type)}|${inputs.join(',')}|${JSON.stringify(n.attrs)}`;
     if (key !== undefined) {
       const prev = seen.get(key);
       if (prev !== undefined && !rootSet.has(n.id)) {
