@@ -101,9 +101,11 @@ export function workgroupStorageBytes(wgsl: string, kernel = 'kernel'): number {
 export function requiredLimits(spec: ProgramSpec): ArtifactLimits {
   const bufferBytes = spec.buffers.map((b) => Math.max(4, Math.ceil(b.bytes / 4) * 4));
   const maxOf = (xs: number[]) => xs.reduce((a, b) => Math.max(a, b), 0);
-  const bound = new Set(spec.kernels.flatMap((k) => k.bindings));
+  const bindingBytes = spec.kernels.flatMap((k) =>
+    k.bindings.map((id, j) => k.windows?.[j]?.[1] ?? bufferBytes[id] ?? 0),
+  );
   return {
-    maxStorageBufferBindingSize: maxOf([...bound].map((id) => bufferBytes[id] ?? 0)),
+    maxStorageBufferBindingSize: maxOf(bindingBytes),
     maxBufferSize: maxOf(bufferBytes),
     maxStorageBuffersPerShaderStage: maxOf(spec.kernels.map((k) => k.bindings.length)),
     maxComputeWorkgroupStorageSize: maxOf(spec.kernels.map((k) => workgroupStorageBytes(k.wgsl, k.name))),

@@ -20,7 +20,7 @@ import { WgflowError } from './errors.js';
 import type { Graph, Node } from './ir.js';
 import type { Kernel } from './kernel/ast.js';
 import { type DeviceLimits, WEBGPU_DEFAULT_LIMITS } from './limits.js';
-import { bindKernel } from './passes/bind.js';
+import { bindingParts, bindKernel } from './passes/bind.js';
 import { fuse, isScalarConst, schedule } from './passes/fuse.js';
 import { planInPlace } from './passes/inplace.js';
 import { type LogicalBuffer, planMemory, type StepUse } from './passes/memory.js';
@@ -146,14 +146,17 @@ function programSymbols(graph: Graph): SymbolSpec[] {
   return [...out.values()];
 }
 
-/** Rejects values that cannot fit one storage binding (the binding splitter handles views only). */
-function checkBindingSizes(graph: Graph, maxBinding: number): void {
+/**
+ * Rejects values that cannot fit one buffer. (A value over maxStorageBufferBindingSize is fine: the
+ * binding pass splits it across several bindings of its buffer.)
+ */
+function checkBufferSizes(graph: Graph, maxBuffer: number): void {
   for (const n of graph.nodes) {
     const bytes = numel(n.type.shape) * 4;
-    if (bytes > maxBinding && getOp(n.op).kind !== 'view') {
+    if (bytes > maxBuffer && getOp(n.op).kind !== 'view') {
       throw new WgflowError(
-        `${n.op} ${n.name ? `"${n.name}" ` : ''}makes ${fmtType(n.type)} = ${bytes} bytes, over this device's maxStorageBufferBindingSize of ${maxBinding} bytes` +
-          `${n.site ? ` (declared at ${n.site})` : ''}; use a smaller input or split the tensor`,
+        `${n.op} ${n.name ? `"${n.name}" ` : ''}makes ${fmtType(n.type)} = ${bytes} bytes, over this device's maxBufferSize of ${maxBuffer} bytes` +
+          `${n.site ? ` (declared at ${n.site})` : ''}; use a smaller input`,
       );
     }
   }
@@ -203,12 +206,12 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
   const outIds = outputs.map(([name, t]) => [name, m(t.id)] as const);
   const ups = updates.map((u) => ({ target: m(u.target.id), value: m(u.value.id) }));
   const symbols = programSymbols(graph);
-  const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-  checkBindingSizes(graph, maxBinding);
+  checkBufferSizes(graph, limits.maxBufferSize);
 
-  // 2. fuse and schedule
+  // 2. fuse and schedule (a tensor split across bindings counts one binding per window)
   const pinned = new Set<number>([...outIds.map(([, id]) => id), ...ups.map((u) => u.value)]);
-  const fr = fuse(graph, pinned, limits.maxStorageBuffersPerShaderStage, opts.fusion ?? true);
+  const bindingsOf = (id: number) => bindingParts(numel(baseNode(graph, id).type.shape) * 4, limits);
+  const fr = fuse(graph, pinned, limits.maxStorageBuffersPerShaderStage, opts.fusion ?? true, bindingsOf);
   const updateGroups = new Set<number>();
   for (const u of ups) {
     const gi = fr.groupOf[baseNode(graph, u.value).id];
@@ -242,7 +245,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     const code = codes.get(gi) as GroupCode;
     return { reads: code.reads, writes: code.writes, scratch: code.scratch };
   });
-  const plan = planMemory(logical, steps, aliases, maxBinding);
+  const plan = planMemory(logical, steps, aliases, limits.maxBufferSize);
   const phys = (name: string) => {
     const id = plan.assign.get(name);
     if (id === undefined) throw new Error(`internal: no buffer for ${name}`);
@@ -268,10 +271,17 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
   const kernelAsts: Kernel[] = [];
   const stepsOut: StepSpec[] = [];
   let maxBindings = 0;
+  let maxWindow = 4;
+  const scratchBytes = new Map([...codes.values()].flatMap((c) => c.scratch.map((sc) => [sc.name, sc.bytes] as const)));
+  const bytesOf = (name: string) => logical.get(name)?.bytes ?? scratchBytes.get(name) ?? 4;
   for (const gi of order) {
     for (const k0 of (codes.get(gi) as GroupCode).kernels) {
-      const bound = bindKernel(k0, phys, limits);
+      const bound = bindKernel(k0, { physicalOf: phys, bytesOf, limits });
       maxBindings = Math.max(maxBindings, bound.bindings.length);
+      for (const [, size] of bound.windows) maxWindow = Math.max(maxWindow, size);
+      const whole = bound.windows.every(
+        ([off, size], i) => off === 0 && size === Math.ceil((buffers[bound.bindings[i] as number]?.bytes ?? 0) / 4) * 4,
+      );
       kernelAsts.push(bound.kernel);
       const { dispatch, grid } = gridOf(bound.kernel, limits);
       kernels.push({
@@ -282,6 +292,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
         ...(grid ? { grid } : {}),
         ...(bound.sizes.length > 0 ? { sizes: bound.sizes.map(dimJson) } : {}),
         bindings: bound.bindings,
+        ...(whole ? {} : { windows: bound.windows }),
         writes: bound.writes,
       });
       stepsOut.push({ kind: 'dispatch', kernel: kernels.length - 1 });
@@ -334,7 +345,8 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
       tempBufferBytes: plan.tempBufferBytes,
       tempBytesUnplanned: plan.tempBytesUnplanned,
       persistentBytes: plan.physical.filter((p) => p.role !== 'temp').reduce((n, p) => n + p.bytes, 0),
-      maxBindingBytes: Math.max(4, ...plan.physical.map((p) => p.bytes)),
+      maxBindingBytes: maxWindow,
+      maxBufferBytes: Math.max(4, ...plan.physical.map((p) => p.bytes)),
       maxBindingsPerKernel: maxBindings,
     },
   };

@@ -8,6 +8,8 @@ export interface DeviceLimits {
   readonly maxComputeWorkgroupSizeY: number;
   readonly maxComputeWorkgroupsPerDimension: number;
   readonly maxStorageBuffersPerShaderStage: number;
+  /** Storage bindings start at multiples of this many bytes (windows of split tensors). */
+  readonly minStorageBufferOffsetAlignment: number;
 }
 
 /** The WebGPU specification's default limits (what a device gets without asking for more). */
@@ -20,6 +22,7 @@ export const WEBGPU_DEFAULT_LIMITS: DeviceLimits = {
   maxComputeWorkgroupSizeY: 256,
   maxComputeWorkgroupsPerDimension: 65535,
   maxStorageBuffersPerShaderStage: 8,
+  minStorageBufferOffsetAlignment: 256,
 };
 
 export function limitsFrom(src: Partial<Record<keyof DeviceLimits, number>>): DeviceLimits {

@@ -49,6 +49,11 @@ export interface KernelSpec {
   readonly sizes?: readonly DimJson[];
   /** Buffer ids in binding order (binding i = bindings[i]). */
   readonly bindings: readonly number[];
+  /**
+   * Per binding, [offset, size] in bytes of the part of the buffer bound (absent: whole buffers). A
+   * tensor over maxStorageBufferBindingSize is bound as several windows of its buffer.
+   */
+  readonly windows?: readonly (readonly [number, number])[];
   /** Which bindings the kernel writes (same order). */
   readonly writes: readonly boolean[];
 }
@@ -85,7 +90,10 @@ export interface ProgramStats {
   /** Bytes temporaries would take with no reuse. */
   readonly tempBytesUnplanned: number;
   readonly persistentBytes: number;
+  /** Largest binding (window) of any kernel. */
   readonly maxBindingBytes: number;
+  /** Largest buffer (absent in programs from before split bindings: then maxBindingBytes). */
+  readonly maxBufferBytes?: number;
   readonly maxBindingsPerKernel: number;
 }
 

@@ -91,10 +91,11 @@ export class Session {
       this.profiler = new DispatchProfiler(device, dispatches, spec.name);
     }
     this.bindGroups = spec.kernels.map((k, i) => {
-      const entries: GPUBindGroupEntry[] = k.bindings.map((b, j) => ({
-        binding: j,
-        resource: { buffer: buffers[b] as GPUBuffer },
-      }));
+      const entries: GPUBindGroupEntry[] = k.bindings.map((b, j) => {
+        const w = k.windows?.[j];
+        const buffer = buffers[b] as GPUBuffer;
+        return { binding: j, resource: w ? { buffer, offset: w[0], size: w[1] } : { buffer } };
+      });
       const at = this.sizeOffsets[i];
       if (at !== undefined && this.sizeBuffer)
         entries.push({
@@ -141,6 +142,7 @@ export class Session {
       );
     for (const [key, need] of [
       ['maxStorageBufferBindingSize', spec.stats.maxBindingBytes],
+      ['maxBufferSize', spec.stats.maxBufferBytes ?? spec.stats.maxBindingBytes],
       ['maxStorageBuffersPerShaderStage', spec.stats.maxBindingsPerKernel],
     ] as const) {
       const have = gpu.limits[key] ?? 0;

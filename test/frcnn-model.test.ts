@@ -6,7 +6,6 @@
  * default limits (every binding ≤ 128 MiB). Small backbone + 128×160 canvas keep it CI-fast.
  */
 import { describe, expect, it } from 'vitest';
-import { grad } from '../compiler/autodiff.js';
 import { compile } from '../compiler/compile.js';
 import { interpret } from '../compiler/interpreter.js';
 import { limitsFrom, WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
@@ -15,12 +14,9 @@ import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { numel } from '../compiler/types.js';
 import {
   buildFrcnnInference,
-  convPoolBlock,
-  declareConv,
   FRCNN_MODELS,
   getBackbone,
   PROPOSALS_TEST,
-  planBands,
   small,
   vgg16,
   zf,
@@ -255,90 +251,6 @@ describe('frcnn registry and shapes', () => {
   });
 });
 
-describe('band splitting', () => {
-  it('plans bands from the binding limit (VGG16 conv1 at 600×1000 → 2 bands)', () => {
-    const spec = (cin: number, cout: number) => ({ name: 'c', caffe: 'c', cin, cout, k: 3 });
-    const lim = { limits: WEBGPU_DEFAULT_LIMITS };
-    const p1 = planBands(600, 1000, [spec(3, 64), spec(64, 64)], { size: 2, ceilMode: true }, lim);
-    expect(p1.bands.length).toBe(2);
-    expect(p1.halo).toBe(2);
-    expect(p1.pooledHeight).toBe(300);
-    expect(p1.bands).toEqual([
-      { p0: 0, p1: 150, a: 0, b: 302 },
-      { p0: 150, p1: 300, a: 298, b: 600 },
-    ]);
-    for (const b of p1.bands) expect(64 * (b.b - b.a) * 1000 * 4).toBeLessThanOrEqual(134217728);
-    const p2 = planBands(300, 500, [spec(64, 128), spec(128, 128)], { size: 2, ceilMode: true }, lim);
-    expect(p2.bands.length).toBe(1);
-    // a halo of 3 (3 convs) rounds up to the pool stride: 4
-    expect(planBands(75, 125, [spec(1, 1), spec(1, 1), spec(1, 1)], { size: 2, ceilMode: true }, lim).halo).toBe(4);
-  });
-
-  const blockGraph = (bands: number, H: number, W: number, ceilMode: boolean, convs: number) => {
-    const g = new GraphBuilder();
-    const x = g.input('x', [1, 3, H, W]);
-    const layers = Array.from({ length: convs }, (_, i) =>
-      declareConv(g, { name: `c${i}`, caffe: `c${i}`, cin: i === 0 ? 3 : 5, cout: 5, k: 3 }),
-    );
-    const y = convPoolBlock(x, layers, { size: 2, ceilMode }, { limits: WEBGPU_DEFAULT_LIMITS, bands });
-    const w = g.input('w', y.shape);
-    const loss = y.mul(w).sum();
-    const grads = grad(loss, [x, ...layers.map((l) => l.weight)]);
-    const outs: Record<string, Tensor> = { y };
-    grads.forEach((t, i) => {
-      outs[`g${i}`] = t as Tensor;
-    });
-    return { g, outs };
-  };
-
-  for (const [H, W, ceil, convs] of [
-    [37, 11, true, 2],
-    [36, 9, false, 2],
-    [29, 7, true, 3],
-  ] as const) {
-    it(`banded ≡ unbanded, forward and gradients (H ${H}, ${convs} convs, ${ceil ? 'ceil' : 'floor'})`, () => {
-      const ref = blockGraph(1, H, W, ceil, convs);
-      const want = run(ref.g, modelFeeds(ref.g, 11), ref.outs);
-      expect(ref.g.graph.nodes.some((n) => n.op === 'concat')).toBe(false);
-      for (const bands of [2, 3, 5]) {
-        const b = blockGraph(bands, H, W, ceil, convs);
-        expect(b.g.graph.nodes.filter((n) => n.op === 'concat').length).toBe(1);
-        const got = run(b.g, modelFeeds(b.g, 11), b.outs);
-        for (const k of Object.keys(ref.outs)) {
-          expect(got[k]?.shape).toEqual(want[k]?.shape);
-          // same per-pixel computation in the same order: equal up to float64 rounding of sums
-          expect(relError((got[k] as RefTensor).data, (want[k] as RefTensor).data)).toBeLessThan(1e-12);
-        }
-      }
-    });
-  }
-
-  it('frcnn-small backbone with forced bands equals the unbanded one on the GPU', async () => {
-    const build = (bands?: number[]) => {
-      const g = new GraphBuilder();
-      const x = g.input('image', [1, 3, 45, 38]);
-      const f = small.build(g, x, { limits: WEBGPU_DEFAULT_LIMITS, ...(bands ? { bands } : {}) });
-      return { g, f };
-    };
-    const a = build();
-    const b = build([3, 2, 2, 1]);
-    expect(b.f.shape).toEqual(a.f.shape);
-    const feeds = modelFeeds(a.g, 5);
-    const dev = await getDevice();
-    const outs: number[][] = [];
-    for (const m of [a, b]) {
-      const { spec } = compile(m.g, { outputs: { f: m.f }, limits: limitsFrom(dev.limits) });
-      const s = await Session.create(spec, { gpu: dev, initial: feeds });
-      const r = await s.run({ image: feeds.image as number[] });
-      outs.push(Array.from((r.f as HostTensor).data));
-      s.destroy();
-    }
-    const cpu = run(a.g, feeds, { f: a.f }).f as RefTensor;
-    expect(relError(outs[1] as number[], outs[0] as number[])).toBeLessThan(1e-6);
-    expect(relError(outs[1] as number[], cpu.data)).toBeLessThan(1e-4);
-  });
-});
-
 describe('frcnn-small inference', () => {
   const build = (g: GraphBuilder) => {
     const m = buildFrcnnInference(g, { backbone: 'frcnn-small', numClasses: K, canvas: CANVAS });
@@ -443,19 +355,12 @@ describe('full-size graphs compile under the WebGPU default limits', () => {
       const m = buildFrcnnInference(g, { backbone: name, numClasses: 20, canvas: [600, 1000] });
       const { spec } = compile(g, { outputs: m.outputs, limits: WEBGPU_DEFAULT_LIMITS });
       expect(spec.stats.maxBindingBytes).toBeLessThanOrEqual(WEBGPU_DEFAULT_LIMITS.maxStorageBufferBindingSize);
-      if (name === 'frcnn-vgg16') expect(g.graph.nodes.filter((n) => n.op === 'concat').length).toBeGreaterThan(0);
+      // VGG16's conv1 output (64×600×1000 f32 = 153.6 MB) is split across bindings by the compiler,
+      // with no slicing in the model
+      if (name === 'frcnn-vgg16') {
+        expect(spec.kernels.some((k) => k.windows?.some(([off]) => off > 0))).toBe(true);
+        expect(g.graph.nodes.filter((n) => n.op === 'slice' && n.type.shape.length === 4)).toHaveLength(0);
+      }
     });
   }
-  it('without band splitting, VGG16 conv1 at 600×1000 is rejected', () => {
-    const g = new GraphBuilder();
-    const m = buildFrcnnInference(g, {
-      backbone: 'frcnn-vgg16',
-      numClasses: 20,
-      canvas: [600, 1000],
-      bands: [1],
-    });
-    expect(() => compile(g, { outputs: m.outputs, limits: WEBGPU_DEFAULT_LIMITS })).toThrow(
-      /maxStorageBufferBindingSize/,
-    );
-  });
 });

@@ -35,7 +35,17 @@ export function isScalarConst(n: Node): boolean {
   return n.op === 'const' && typeof n.attrs.value === 'number';
 }
 
-export function fuse(graph: Graph, pinned: ReadonlySet<number>, maxBindings: number, enabled = true): FusionResult {
+/**
+ * `bindingsOf(id)`: storage bindings the buffer of node `id` takes (more than one for a tensor split
+ * across bindings; default 1).
+ */
+export function fuse(
+  graph: Graph,
+  pinned: ReadonlySet<number>,
+  maxBindings: number,
+  enabled = true,
+  bindingsOf: (id: number) => number = () => 1,
+): FusionResult {
   const consumers = graph.consumers();
   const groupOf: (number | undefined)[] = new Array(graph.nodes.length);
   const groups: Group[] = [];
@@ -64,7 +74,8 @@ export function fuse(graph: Graph, pinned: ReadonlySet<number>, maxBindings: num
     else anchor = id;
 
     const fits = (candidateMembers: Set<number>, candidateAnchor: number | undefined) =>
-      external(candidateMembers, candidateAnchor).length + 1 <= maxBindings;
+      external(candidateMembers, candidateAnchor).reduce((n, leaf) => n + bindingsOf(leaf), 0) + bindingsOf(id) <=
+      maxBindings;
 
     // Grow the epilogue / elementwise tree downwards from the root.
     const grow = (refShape: DimShape, allowAnchor: boolean) => {

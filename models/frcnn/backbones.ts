@@ -4,8 +4,8 @@
  * - frcnn-vgg16: the 13 conv 3×3 + ReLU layers of VGG16 with torchvision's state_dict names
  *   (features.{0,2,5,7,10,12,14,17,19,21,24,26,28}.weight/bias; Caffe conv1_1 … conv5_3 in the ParamMap),
  *   four 2×2/2 max pools in Caffe's CEIL mode (600×1000 → conv5_3 38×63), no pool after conv5_3.
- *   conv1_1–conv2_2 are FROZEN (trainable: false), as in every py-faster-rcnn VGG16 stage. The first
- *   block(s) are band-split when their tensors exceed the binding limit (layers.ts).
+ *   conv1_1–conv2_2 are FROZEN (trainable: false), as in every py-faster-rcnn VGG16 stage. Tensors larger
+ *   than one storage binding (conv1 at 600×1000) are split across bindings by the compiler.
  * - frcnn-zf: py-faster-rcnn's ZF prototxt: conv1 7×7/2 pad 3, 96 → ReLU → pool 3×3/2 pad 1 (ceil) →
  *   conv2 5×5/2 pad 2, 256 → ReLU → pool 3×3/2 pad 1 (ceil) → conv3 3×3 384 → conv4 3×3 384 → conv5 3×3 256
  *   (each + ReLU). The two LRN layers (norm1, norm2: local_size 3, alpha 5e-5, beta 0.75, WITHIN_CHANNEL)
@@ -25,8 +25,6 @@ import { type ConvSpec, convPoolBlock, convRelu, declareConv, type ParamMap, typ
 
 export interface BackboneBuildOptions {
   readonly limits: DeviceLimits;
-  /** Forced band count per conv/pool block (index = block); undefined entries: automatic. */
-  readonly bands?: readonly (number | undefined)[];
 }
 
 export interface HeadSpec {
@@ -138,10 +136,8 @@ export const vgg16: Backbone = {
           map,
         ),
       );
-      if (bi < 4) {
-        const bands = opts.bands?.[bi];
-        h = convPoolBlock(h, layers, VGG_POOL, { limits: opts.limits, ...(bands !== undefined ? { bands } : {}) });
-      } else {
+      if (bi < 4) h = convPoolBlock(h, layers, VGG_POOL);
+      else {
         for (const l of layers) h = convRelu(h, l);
       }
     });
@@ -228,15 +224,8 @@ export const small: Backbone = {
         cin = cout;
         return l;
       });
-      if (bi < 3) {
-        const bands = opts.bands?.[bi];
-        h = convPoolBlock(
-          h,
-          layers,
-          { size: 2, ceilMode: true },
-          { limits: opts.limits, ...(bands !== undefined ? { bands } : {}) },
-        );
-      } else {
+      if (bi < 3) h = convPoolBlock(h, layers, { size: 2, ceilMode: true });
+      else {
         for (const l of layers) h = convRelu(h, l);
       }
     });

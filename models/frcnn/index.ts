@@ -69,10 +69,8 @@ export interface FrcnnOptions {
   readonly numClasses: number;
   /** Canvas [H, W] (e.g. [600, 1000]). */
   readonly canvas: readonly [number, number];
-  /** Device limits (band splitting, kernels); WebGPU defaults otherwise. */
+  /** Device limits (kernels); WebGPU defaults otherwise. */
   readonly limits?: DeviceLimits;
-  /** Forced band counts per backbone block (tests). */
-  readonly bands?: readonly (number | undefined)[];
   readonly proposals?: Partial<ProposalOptions>;
   readonly detections?: Partial<DetectionOptions>;
   readonly pooling?: RoiPooling;
@@ -112,7 +110,7 @@ export function buildFrcnnBase(g: GraphBuilder, opts: FrcnnOptions): FrcnnBase {
   const imInfo = g.input(opts.inputNames?.imInfo ?? 'im_info', [3]);
   const paramMap = new ParamMap();
   const first = g.graph.nodes.length;
-  const features = backbone.build(g, image, { limits, ...(opts.bands ? { bands: opts.bands } : {}) }, paramMap);
+  const features = backbone.build(g, image, { limits }, paramMap);
   const backboneParams = g.graph.nodes
     .slice(first)
     .filter((n) => n.op === 'param')
