@@ -274,6 +274,7 @@ export function cudaSection(
     unit: unitOf.get(c.function) as number,
     block: c.block,
     params: c.params.map((p) => ({ t: p.t, write: p.write })),
+    ...(c.sizes > 0 ? { sizes: c.sizes } : {}),
   }));
   return { format: 'wgflow-cuda', version: 1, program: input.spec.name, modules: [...modules], kernels };
 }

@@ -13,8 +13,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { compile } from '../compiler/compile.js';
 import { interpret } from '../compiler/interpreter.js';
+import { limitsFrom } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
+import { GraphBuilder } from '../compiler/tensor.js';
 import { buildEmulator, runEmulator } from './cuda-emulator.js';
 import {
   compareWithInterpreter,
@@ -25,6 +28,7 @@ import {
   type TestProgram,
   testFeeds,
 } from './cuda-programs.js';
+import { rand, relError } from './helpers.js';
 
 const gxx = spawnSync('g++', ['--version']).status === 0;
 const dirs: string[] = [];
@@ -91,6 +95,40 @@ describe.skipIf(!gxx)('generated CUDA C, run on the host, matches the CPU interp
     for (const n of ['rpn_cls_loss', 'rpn_bbox_loss', 'cls_loss', 'bbox_loss'])
       expect(r.outputs[n]?.[0], `${n} is active`).toBeGreaterThan(0);
   }, 180_000);
+
+  it('run-time sizes and tensors split across bindings', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgflow-cuda-emu-'));
+    dirs.push(dir);
+    const g = new GraphBuilder();
+    const N = g.dim('N', { max: 6 });
+    const M = g.dim('M', { max: 400 });
+    const x = g.input('x', [N, M]);
+    const b = g.input('b', [M]);
+    const y = x.mul(2).add(b).relu().mean(1);
+    const big = g.input('big', [3, 4000]);
+    const z = big.mul(big).add(1).sum(0);
+    // a binding limit of 16 KiB splits the 48 KB tensor into 3 windows
+    const compiled = compile(g, { outputs: { y, z }, limits: limitsFrom({ maxStorageBufferBindingSize: 16384 }) });
+    expect(compiled.spec.kernels.some((k) => k.windows?.some(([off]) => off > 0))).toBe(true);
+    expect(compiled.spec.kernels.some((k) => (k.sizes?.length ?? 0) > 0)).toBe(true);
+    const exe = buildEmulator(compiled, dir);
+    for (const [n, m] of [
+      [1, 3],
+      [5, 397],
+      [6, 400],
+    ] as const) {
+      const feeds = {
+        x: { data: rand(n * m, n + m), shape: [n, m] },
+        b: { data: rand(m, 7 * m), shape: [m] },
+        big: rand(12000, 3),
+      };
+      const r = runEmulator(exe, compiled.spec, feeds, dir);
+      const [ry, rz] = interpret(g.graph, feeds, [y.id, z.id]);
+      expect(r.outputs.y?.length).toBe(n);
+      expect(relError(r.outputs.y as Float32Array, (ry as RefTensor).data), `y ${n}×${m}`).toBeLessThan(1e-5);
+      expect(relError(r.outputs.z as Float32Array, (rz as RefTensor).data), 'z').toBeLessThan(1e-5);
+    }
+  }, 120_000);
 
   it('2-D folded grids (16 workgroups per dimension)', () => {
     const p = foldedGrids();

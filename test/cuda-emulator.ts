@@ -15,6 +15,7 @@ import { type CompiledKernels, renderCudaProgram } from '../compiler/cuda-artifa
 import { CUDA_PRELUDE } from '../compiler/kernel/cuda.js';
 import { initialValues } from '../runtime/init.js';
 import type { DTypeName, ProgramSpec } from '../runtime/program.js';
+import { isShaped, RunSizer, type ShapedFeed } from '../runtime/run-sizes.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CTYPE = { f32: 'float', i32: 'int', u32: 'unsigned int' } as const;
@@ -83,7 +84,10 @@ int main(int argc, char** argv) {
       wgf_uint3 g = {rd(f), rd(f), rd(f)};
       wgf_uint3 b = {rd(f), rd(f), rd(f)};
       std::vector<void*> args(rd(f));
-      for (auto& a : args) a = bufs[rd(f)].data();
+      for (auto& a : args) {
+        const unsigned id = rd(f), off = rd(f);  // a window of a split tensor starts at a byte offset
+        a = bufs[id].data() + off / 4;
+      }
       if (g.x && g.y && g.z) launch(kernels[k], g, b, args.data());
     } else {
       const unsigned src = rd(f), dst = rd(f), bytes = rd(f);
@@ -104,7 +108,10 @@ export function buildEmulator(input: CompiledKernels, dir: string, cxx = 'g++'):
   const parts = [HEAD, CUDA_PRELUDE.replace('#pragma once', '')];
   for (const f of src.functions) parts.push(f.source);
   const wrappers = src.entries.map((c, i) => {
-    const args = c.params.map((p, j) => `(${p.write ? '' : 'const '}${CTYPE[p.t]}*)a[${j}]`).join(', ');
+    const args = [
+      ...c.params.map((p, j) => `(${p.write ? '' : 'const '}${CTYPE[p.t]}*)a[${j}]`),
+      ...(c.sizes > 0 ? [`(const unsigned*)a[${c.params.length}]`] : []),
+    ].join(', ');
     return `static void call_${i}(void* const* a) { ${c.function}(${args}); }`;
   });
   parts.push(...wrappers);
@@ -137,7 +144,7 @@ function bytesOf(dtype: DTypeName, values: ArrayLike<number>): Buffer {
 export function runEmulator(
   exe: string,
   spec: ProgramSpec,
-  feeds: Readonly<Record<string, ArrayLike<number>>>,
+  feeds: Readonly<Record<string, ArrayLike<number> | ShapedFeed>>,
   dir: string,
 ): {
   outputs: Record<string, Float32Array | Int32Array | Uint32Array>;
@@ -149,22 +156,31 @@ export function runEmulator(
     chunks.push(Buffer.from(Uint32Array.from(words).buffer));
     words.length = 0;
   };
-  const sizes = spec.buffers.map((b) => Math.max(4, Math.ceil(b.bytes / 4) * 4));
-  words.push(spec.buffers.length, ...sizes);
+  // run-time sizes: evaluated as the sessions do, each kernel's block an extra buffer after the program's
+  const run = new RunSizer(spec, 65535).sizesFor(feeds);
+  const sizeBufs = spec.kernels.map((_, i) => run.sizes[i] as Uint32Array);
+  const sizes = [
+    ...spec.buffers.map((b) => Math.max(4, Math.ceil(b.bytes / 4) * 4)),
+    ...sizeBufs.map((v) => Math.max(4, v.length * 4)),
+  ];
+  words.push(sizes.length, ...sizes);
   const inits: [number, Buffer][] = [];
   for (const b of spec.buffers) if (b.data) inits.push([b.id, bytesOf(b.dtype, b.data)]);
   const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
   for (const p of spec.persistent) {
     const given = feeds[p.name];
     const init = spec.buffers[p.buffer]?.init;
-    if (given) inits.push([p.buffer, bytesOf(p.dtype, given)]);
+    if (given) inits.push([p.buffer, bytesOf(p.dtype, isShaped(given) ? (given.data as ArrayLike<number>) : given)]);
     else if (init) inits.push([p.buffer, bytesOf('f32', initialValues(init, count(p.shape)))]);
   }
   for (const i of spec.inputs) {
     const v = feeds[i.name];
     if (!v) throw new Error(`emulator: missing input ${i.name}`);
-    inits.push([i.buffer, bytesOf(i.dtype, v)]);
+    inits.push([i.buffer, bytesOf(i.dtype, isShaped(v) ? (v.data as ArrayLike<number>) : v)]);
   }
+  sizeBufs.forEach((v, i) => {
+    if (v.length > 0) inits.push([spec.buffers.length + i, Buffer.from(v.buffer, v.byteOffset, v.byteLength)]);
+  });
   words.push(inits.length);
   for (const [id, data] of inits) {
     words.push(id, data.length);
@@ -172,11 +188,20 @@ export function runEmulator(
     chunks.push(data);
   }
   words.push(spec.steps.length);
-  for (const st of spec.steps) {
+  for (const [si, st] of spec.steps.entries()) {
     if (st.kind === 'dispatch') {
       const k = spec.kernels[st.kernel] as ProgramSpec['kernels'][number];
-      words.push(0, st.kernel, ...k.dispatch, ...k.workgroupSize, k.bindings.length, ...k.bindings);
-    } else words.push(1, st.src, st.dst, st.bytes);
+      const args = k.bindings.flatMap((b, j) => [b, k.windows?.[j]?.[0] ?? 0]);
+      if ((k.sizes?.length ?? 0) > 0) args.push(spec.buffers.length + st.kernel, 0);
+      words.push(
+        0,
+        st.kernel,
+        ...(run.dispatch[st.kernel] ?? k.dispatch),
+        ...k.workgroupSize,
+        args.length / 2,
+        ...args,
+      );
+    } else words.push(1, st.src, st.dst, run.copyBytes[si] ?? st.bytes);
   }
   flush();
   const plan = join(dir, 'plan.bin');
@@ -192,7 +217,7 @@ export function runEmulator(
   }
   const read = (t: ProgramSpec['outputs'][number]) => {
     const start = all.byteOffset + (offsets[t.buffer] as number);
-    const ab = all.buffer.slice(start, start + count(t.shape) * 4);
+    const ab = all.buffer.slice(start, start + count(run.shapeOf(t)) * 4);
     return t.dtype === 'f32' ? new Float32Array(ab) : t.dtype === 'i32' ? new Int32Array(ab) : new Uint32Array(ab);
   };
   const outputs: Record<string, Float32Array | Int32Array | Uint32Array> = {};

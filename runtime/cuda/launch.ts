@@ -33,6 +33,8 @@ export function checkCudaSection(spec: ProgramSpec, cuda: CudaProgramSection): v
       throw bad(`block [${c.block.join(',')}] differs from workgroup size [${k.workgroupSize.join(',')}]`);
     if (c.params.length !== k.bindings.length)
       throw bad(`${c.params.length} pointer parameters for ${k.bindings.length} bindings`);
+    if ((c.sizes ?? 0) !== (k.sizes?.length ?? 0))
+      throw bad(`${c.sizes ?? 0} run-time sizes in the CUDA section, ${k.sizes?.length ?? 0} in the program`);
     c.params.forEach((p, j) => {
       if (p.write !== k.writes[j]) throw bad(`parameter ${j} write=${p.write}, binding write=${k.writes[j]}`);
       const buf = spec.buffers[k.bindings[j] as number];

@@ -25,6 +25,8 @@ export interface CudaKernelEntry {
   readonly block: readonly [number, number, number];
   /** Pointer parameters in binding order: element type and whether the kernel writes it. */
   readonly params: readonly { readonly t: 'f32' | 'i32' | 'u32'; readonly write: boolean }[];
+  /** Run-time sizes the kernel reads: a last `const unsigned*` parameter points to them (absent: none). */
+  readonly sizes?: number;
 }
 
 export interface CudaProgramSection {

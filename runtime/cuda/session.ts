@@ -11,6 +11,7 @@ import { WgflowError } from '../errors.js';
 import { elementCount, type Feed, type TypedArray, toTyped } from '../host-data.js';
 import { initialValues } from '../init.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from '../program.js';
+import { isShaped, RunSizer, type ShapedFeed } from '../run-sizes.js';
 import type { HostTensor, RunOptions } from '../session.js';
 import {
   type CudaDriver,
@@ -51,8 +52,13 @@ interface Prepared {
   readonly args: KernelArgs;
 }
 
+/** Bytes of one kernel's run-time sizes in the sizes buffer (u32 each, 16-byte aligned blocks). */
+const sizeBlock = (n: number) => Math.ceil((n * 4) / 16) * 16;
+
 export class CudaSession {
   private destroyed = false;
+  private readonly sizer: RunSizer;
+  private sizesWritten = '';
 
   private constructor(
     readonly spec: ProgramSpec,
@@ -61,7 +67,13 @@ export class CudaSession {
     private readonly modules: readonly CuModule[],
     private readonly kernels: readonly Prepared[],
     private readonly syncEachLaunch: boolean,
-  ) {}
+    /** The kernels' run-time sizes, one block each (absent when no kernel reads any). */
+    private readonly sizeBuffer:
+      | { readonly ptr: DevicePtr; readonly bytes: number; readonly offsets: readonly (number | undefined)[] }
+      | undefined,
+  ) {
+    this.sizer = new RunSizer(spec, 2147483647);
+  }
 
   /** Loads the modules, allocates and initializes the buffers, resolves every kernel function. */
   static async create(spec: ProgramSpec, opts: CudaSessionOptions): Promise<CudaSession> {
@@ -84,9 +96,19 @@ export class CudaSession {
     const modules: CuModule[] = [];
     const buffers: DevicePtr[] = [];
     const prepared: Prepared[] = [];
+    let sizeBytes = 0;
+    const sizeOffsets = spec.kernels.map((k) => {
+      const n = k.sizes?.length ?? 0;
+      if (n === 0) return undefined;
+      const at = sizeBytes;
+      sizeBytes += sizeBlock(n);
+      return at;
+    });
+    let sizePtr: DevicePtr | undefined;
     const release = () => {
       for (const p of prepared) p.args.free();
       for (const b of buffers) driver.free(b);
+      if (sizePtr !== undefined) driver.free(sizePtr);
       for (const m of modules) driver.unloadModule(m);
     };
     try {
@@ -117,6 +139,7 @@ export class CudaSession {
               : undefined;
         if (values) driver.upload(buffers[p.buffer] as DevicePtr, values, `initial value of "${p.name}"`);
       }
+      if (sizeBytes > 0) sizePtr = driver.alloc(sizeBytes, `sizes of program "${spec.name}"`);
       spec.kernels.forEach((k, i) => {
         const entry = opts.cuda.kernels[i] as CudaProgramSection['kernels'][number];
         const fn = driver.getFunction(
@@ -124,14 +147,26 @@ export class CudaSession {
           entry.function,
           `kernel ${k.name} of program "${spec.name}"`,
         );
-        const args = driver.kernelArgs(k.bindings.map((b) => buffers[b] as DevicePtr));
+        // a window of a split tensor is the buffer's pointer plus the window's offset
+        const ptrs = k.bindings.map((b, j) => (buffers[b] as DevicePtr) + BigInt(k.windows?.[j]?.[0] ?? 0));
+        const at = sizeOffsets[i];
+        if (at !== undefined && sizePtr !== undefined) ptrs.push(sizePtr + BigInt(at));
+        const args = driver.kernelArgs(ptrs);
         prepared.push({ fn, launch: launches[i] as CudaLaunch, args });
       });
     } catch (e) {
       release();
       throw e;
     }
-    return new CudaSession(spec, driver, buffers, modules, prepared, opts.syncEachLaunch ?? false);
+    return new CudaSession(
+      spec,
+      driver,
+      buffers,
+      modules,
+      prepared,
+      opts.syncEachLaunch ?? false,
+      sizePtr !== undefined ? { ptr: sizePtr, bytes: sizeBytes, offsets: sizeOffsets } : undefined,
+    );
   }
 
   private tensor(name: string, list: readonly TensorSpec[], what: string): TensorSpec {
@@ -147,10 +182,13 @@ export class CudaSession {
     if (this.destroyed) throw new WgflowError(`CudaSession "${this.spec.name}" was destroyed (${what})`);
   }
 
-  private readBack(t: TensorSpec): HostTensor {
-    const data = emptyOf(t.dtype, elementCount(t));
+  private readBack(t: TensorSpec, shape: readonly number[] = t.shape): HostTensor {
+    const data = emptyOf(
+      t.dtype,
+      shape.reduce((a, b) => a * b, 1),
+    );
     if (data.length > 0) this.driver.download(data, this.buffers[t.buffer] as DevicePtr, `read "${t.name}"`);
-    return { data, shape: t.shape, dtype: t.dtype };
+    return { data, shape: [...shape], dtype: t.dtype };
   }
 
   /** Overwrites a param or state tensor. */
@@ -170,44 +208,67 @@ export class CudaSession {
     return this.readBack(this.tensor(name, this.spec.persistent, 'param/state'));
   }
 
-  /** One step: upload inputs, launch every kernel in order, read back the requested outputs. */
-  async run(feeds: Readonly<Record<string, Feed>> = {}, opts: RunOptions = {}): Promise<Record<string, HostTensor>> {
+  /**
+   * One step: upload inputs, launch every kernel in order, read back the requested outputs. Inputs with
+   * run-time sizes are fed as `{ data, shape }` (as with the WebGPU Session).
+   */
+  async run(
+    feeds: Readonly<Record<string, Feed | ShapedFeed>> = {},
+    opts: RunOptions = {},
+  ): Promise<Record<string, HostTensor>> {
     this.live('run');
     const d = this.driver;
     for (const name of Object.keys(feeds)) this.tensor(name, this.spec.inputs, 'input');
     const wanted = (opts.outputs ?? this.spec.outputs.map((o) => o.name)).map((n) =>
       this.tensor(n, this.spec.outputs, 'output'),
     );
-    for (const inp of this.spec.inputs) {
-      const v = feeds[inp.name];
-      if (v === undefined)
+    for (const inp of this.spec.inputs)
+      if (feeds[inp.name] === undefined)
         throw new WgflowError(
           `run "${this.spec.name}": missing input "${inp.name}" ${inp.dtype}[${inp.shape.join(',')}]`,
         );
-      const data = toTyped(inp.dtype, v, elementCount(inp), `input "${inp.name}" [${inp.shape.join(',')}]`);
+    const sizes = this.sizer.sizesFor(feeds);
+    for (const inp of this.spec.inputs) {
+      const f = feeds[inp.name] as Feed | ShapedFeed;
+      const shape = sizes.shapeOf(inp);
+      const count = shape.reduce((a, b) => a * b, 1);
+      const data = toTyped(inp.dtype, isShaped(f) ? f.data : f, count, `input "${inp.name}" [${shape.join(',')}]`);
       if (data.length > 0) d.upload(this.buffers[inp.buffer] as DevicePtr, data, `input "${inp.name}"`);
     }
-    for (const step of this.spec.steps) {
+    const sb = this.sizeBuffer;
+    if (sb && this.sizesWritten !== sizes.key) {
+      const all = new Uint32Array(sb.bytes / 4);
+      sizes.sizes.forEach((v, i) => {
+        const at = sb.offsets[i];
+        if (at !== undefined) all.set(v, at / 4);
+      });
+      d.upload(sb.ptr, all, `sizes of run "${this.spec.name}"`);
+      this.sizesWritten = sizes.key;
+    }
+    for (const [si, step] of this.spec.steps.entries()) {
       if (step.kind === 'dispatch') {
         const k = this.kernels[step.kernel];
         const ks = this.spec.kernels[step.kernel];
         if (!k || !ks) throw new WgflowError(`run: step refers to missing kernel ${step.kernel}`);
-        if (k.launch.grid.some((g) => g === 0)) continue; // WebGPU: an empty dispatch does nothing
+        const grid = ks.grid ? (sizes.dispatch[step.kernel] as readonly [number, number, number]) : k.launch.grid;
+        if (grid.some((g) => g === 0)) continue; // WebGPU: an empty dispatch does nothing
         const what = `run "${this.spec.name}", kernel ${ks.name}`;
-        d.launch(k.fn, k.launch.grid, k.launch.block, k.args, what);
+        d.launch(k.fn, grid, k.launch.block, k.args, what);
         if (this.syncEachLaunch) d.synchronize(what);
       } else {
-        d.copy(
-          this.buffers[step.dst] as DevicePtr,
-          this.buffers[step.src] as DevicePtr,
-          step.bytes,
-          `run "${this.spec.name}", copy of buffer ${step.src} to ${step.dst}`,
-        );
+        const bytes = sizes.copyBytes[si] as number;
+        if (bytes > 0)
+          d.copy(
+            this.buffers[step.dst] as DevicePtr,
+            this.buffers[step.src] as DevicePtr,
+            bytes,
+            `run "${this.spec.name}", copy of buffer ${step.src} to ${step.dst}`,
+          );
       }
     }
     d.synchronize(`run "${this.spec.name}" (a kernel faulted; create with syncEachLaunch to name it)`);
     const out: Record<string, HostTensor> = {};
-    for (const t of wanted) out[t.name] = this.readBack(t);
+    for (const t of wanted) out[t.name] = this.readBack(t, sizes.shapeOf(t));
     return out;
   }
 
@@ -217,6 +278,7 @@ export class CudaSession {
     this.destroyed = true;
     for (const k of this.kernels) k.args.free();
     for (const b of this.buffers) this.driver.free(b);
+    if (this.sizeBuffer) this.driver.free(this.sizeBuffer.ptr);
     for (const m of this.modules) this.driver.unloadModule(m);
   }
 }
