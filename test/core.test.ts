@@ -88,19 +88,24 @@ describe('passes', () => {
     expect(spec.stats.peakTempBytes).toBeLessThanOrEqual(spec.stats.tempBufferBytes);
   });
 
-  it('a tensor over the device binding limit is rejected naming it (VGG16 conv1 at 600×1000)', () => {
+  it('a tensor over the binding limit is split across bindings; one over the buffer limit is rejected naming it', () => {
     const g = new GraphBuilder();
-    const x = g.input('image', [1, 64, 600, 1000]); // 153.6 MB > 128 MiB
+    const x = g.input('image', [1, 64, 600, 1000]); // 153.6 MB > 128 MiB (VGG16 conv1 at 600×1000)
     const y = x.relu();
-    expect(() => compile(g, { outputs: { y }, limits: WEBGPU_DEFAULT_LIMITS })).toThrow(
-      /input "image" makes f32\[1,64,600,1000\] = 153600000 bytes, over this device's maxStorageBufferBindingSize of 134217728/,
+    const { spec } = compile(g, { outputs: { y }, limits: WEBGPU_DEFAULT_LIMITS });
+    expect(spec.kernels[0]?.windows).toEqual([
+      [0, 134217728],
+      [134217728, 153600000 - 134217728],
+      [0, 134217728],
+      [134217728, 153600000 - 134217728],
+    ]);
+    const big = new GraphBuilder();
+    const z = big.input('image', [1, 128, 600, 1000]).relu(); // 307.2 MB > maxBufferSize 256 MiB
+    expect(() => compile(big, { outputs: { z }, limits: WEBGPU_DEFAULT_LIMITS })).toThrow(
+      /input "image" makes f32\[1,128,600,1000\] = 307200000 bytes, over this device's maxBufferSize of 268435456/,
     );
-    // a device that allows larger bindings compiles it
     expect(() =>
-      compile(g, {
-        outputs: { y },
-        limits: limitsFrom({ maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 30 }),
-      }),
+      compile(big, { outputs: { z }, limits: limitsFrom({ maxBufferSize: 2 ** 30 }) }),
     ).not.toThrow();
   });
 });
