@@ -76,6 +76,24 @@ export {
   type TypedArray,
 } from './session.js';
 export {
+  type ExpectedTensor,
+  type LoadedStateDict,
+  loadStateDict,
+  type MapStateDictOptions,
+  mapStateDict,
+  type PrefixRule,
+  type ReadStateDictOptions,
+  readStateDict,
+  STATE_DICT_ENTRIES,
+  type StateDict,
+  type StateDictFormat,
+  type StateTensor,
+  type TorchDataOf,
+  type TorchDType,
+  type TorchTensorData,
+  toFloat32,
+} from './torch/index.js';
+export {
   type ArtifactSignature,
   loadTypedArtifact,
   type SignatureTensor,

@@ -17,11 +17,12 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-file.js';
 import { WgflowError } from './errors.js';
+import { f16BitsToNumber } from './half-bits.js';
 import type { DTypeName } from './program.js';
+import { parseSafetensorsHeader } from './safetensors-header.js';
 import type { TypedArray } from './session.js';
 
-/** Largest header the reader accepts (the reference implementation uses the same cap). */
-export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
+export { SAFETENSORS_MAX_HEADER_BYTES } from './safetensors-header.js';
 
 export type SafetensorsDType = 'F32' | 'I32' | 'U32' | 'F16' | 'BF16' | 'F64' | 'I64';
 
@@ -34,21 +35,6 @@ const ITEM_BYTES: Readonly<Record<SafetensorsDType, number>> = {
   F64: 8,
   I64: 8,
 };
-/** Known safetensors dtypes this reader does not convert (so the error can say "unsupported", not "unknown"). */
-const UNSUPPORTED = new Set([
-  'BOOL',
-  'U8',
-  'I8',
-  'U16',
-  'I16',
-  'U64',
-  'F8_E5M2',
-  'F8_E4M3',
-  'F8_E8M0',
-  'F4',
-  'F6_E2M3',
-]);
-
 const TO_FILE: Readonly<Record<DTypeName, SafetensorsDType>> = { f32: 'F32', i32: 'I32', u32: 'U32' };
 
 export interface SafeTensor {
@@ -193,19 +179,6 @@ function toHalf(data: Float32Array, as: 'F16' | 'BF16'): Uint8Array {
   return out;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
 function convert(dtype: SafetensorsDType, bytes: Uint8Array, n: number, what: string): [DTypeName, TypedArray] {
   // Copy to a fresh, aligned buffer first (the data section need not be aligned for the element size).
   // (Not bytes.slice(): on a Node Buffer that is a view into a shared pool, not a copy.)
@@ -221,7 +194,7 @@ function convert(dtype: SafetensorsDType, bytes: Uint8Array, n: number, what: st
       return ['u32', new Uint32Array(copy)];
     case 'F16': {
       const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(view.getUint16(i * 2, true));
+      for (let i = 0; i < n; i++) out[i] = f16BitsToNumber(view.getUint16(i * 2, true));
       return ['f32', out];
     }
     case 'BF16': {
@@ -245,106 +218,24 @@ function convert(dtype: SafetensorsDType, bytes: Uint8Array, n: number, what: st
 }
 
 /**
- * Parses safetensors bytes. `file` names the source in every error message.
- * Checks: the header length fits in the file and under SAFETENSORS_MAX_HEADER_BYTES; the header is a
- * JSON object; every entry has a known dtype, a valid shape and offsets; the offsets tile the data
- * section exactly (contiguous, no overlap, no gap, nothing past the end, no trailing bytes); and
- * shape × dtype size equals each tensor's byte length.
+ * Parses safetensors bytes. `file` names the source in every error message. The header is checked by
+ * parseSafetensorsHeader (safetensors-header.ts): length, JSON, dtypes, shapes, offsets that tile the
+ * data section exactly, and shape × dtype size equal to each tensor's byte length.
  */
 export function decodeSafetensors(bytes: Uint8Array, file = '<bytes>'): SafetensorsContents {
   if (!LITTLE_ENDIAN) throw new WgflowError('safetensors: big-endian hosts are not supported');
   const where = `safetensors file ${file}`;
-  if (bytes.length < 8)
-    throw new WgflowError(`${where}: truncated: ${bytes.length} bytes, too short for the 8-byte header length`);
-  const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n64 > BigInt(SAFETENSORS_MAX_HEADER_BYTES))
-    throw new WgflowError(
-      `${where}: header length ${n64} exceeds the ${SAFETENSORS_MAX_HEADER_BYTES}-byte cap (corrupt or not a safetensors file)`,
-    );
-  const n = Number(n64);
-  if (8 + n > bytes.length)
-    throw new WgflowError(
-      `${where}: header length ${n} is larger than the file (${bytes.length} bytes): truncated or not a safetensors file`,
-    );
-  let header: unknown;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
-  } catch (e) {
-    throw new WgflowError(`${where}: header is not valid UTF-8 JSON (${(e as Error).message})`);
-  }
-  if (!isPlainObject(header)) throw new WgflowError(`${where}: header is not a JSON object`);
-  const data = bytes.subarray(8 + n);
-  const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: SafetensorsDType; shape: number[]; begin: number; end: number }[] = [];
-  for (const [name, raw] of Object.entries(header)) {
-    if (name === '__metadata__') {
-      if (!isPlainObject(raw)) throw new WgflowError(`${where}: "__metadata__" is not an object`);
-      for (const [k, v] of Object.entries(raw)) {
-        if (typeof v !== 'string') throw new WgflowError(`${where}: "__metadata__.${k}" is not a string`);
-        metadata[k] = v;
-      }
-      continue;
-    }
-    const what = `${where}: tensor "${name}"`;
-    if (!isPlainObject(raw)) throw new WgflowError(`${what}: entry is not an object`);
-    const { dtype, shape, data_offsets: offs } = raw;
-    if (typeof dtype !== 'string') throw new WgflowError(`${what}: missing or non-string dtype`);
-    if (!(dtype in ITEM_BYTES))
-      throw new WgflowError(
-        UNSUPPORTED.has(dtype)
-          ? `${what}: dtype ${dtype} is not supported (supported: ${Object.keys(ITEM_BYTES).join(', ')})`
-          : `${what}: unknown dtype "${dtype}" (supported: ${Object.keys(ITEM_BYTES).join(', ')})`,
-      );
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-      throw new WgflowError(`${what}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
-    if (
-      !Array.isArray(offs) ||
-      offs.length !== 2 ||
-      !offs.every((o) => Number.isSafeInteger(o) && o >= 0) ||
-      offs[0] > offs[1]
-    )
-      throw new WgflowError(`${what}: data_offsets ${JSON.stringify(offs)} is not [begin, end] with 0 ≤ begin ≤ end`);
-    const sd = dtype as SafetensorsDType;
-    const [begin, end] = offs as [number, number];
-    const want = elementCount(shape) * ITEM_BYTES[sd];
-    if (want !== end - begin)
-      throw new WgflowError(
-        `${what}: shape [${shape.join(',')}] × ${sd} is ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
-      );
-    entries.push({ name, dtype: sd, shape: shape as number[], begin, end });
-  }
-  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  let cursor = 0;
-  let prev = '';
-  for (const e of entries) {
-    if (e.begin < cursor)
-      throw new WgflowError(
-        `${where}: tensor "${e.name}" data_offsets [${e.begin}, ${e.end}] overlap tensor "${prev}" (ends at ${cursor})`,
-      );
-    if (e.begin > cursor)
-      throw new WgflowError(
-        `${where}: offsets are not contiguous: gap of ${e.begin - cursor} bytes before tensor "${e.name}" at ${cursor}`,
-      );
-    if (e.end > data.length)
-      throw new WgflowError(
-        `${where}: truncated: tensor "${e.name}" ends at data byte ${e.end} but the data section has ${data.length} bytes`,
-      );
-    cursor = e.end;
-    prev = e.name;
-  }
-  if (cursor !== data.length)
-    throw new WgflowError(
-      `${where}: ${data.length - cursor} trailing bytes after the last tensor (data section ${data.length} bytes, tensors cover ${cursor})`,
-    );
+  const { entries, metadata, data } = parseSafetensorsHeader(bytes, file, ITEM_BYTES);
   const tensors = new Map<string, SafeTensor>();
   for (const e of entries) {
+    const sd = e.dtype as SafetensorsDType;
     const [dtype, arr] = convert(
-      e.dtype,
+      sd,
       data.subarray(e.begin, e.end),
       elementCount(e.shape),
       `${where}: tensor "${e.name}"`,
     );
-    tensors.set(e.name, { data: arr, shape: e.shape, dtype, stored: e.dtype });
+    tensors.set(e.name, { data: arr, shape: [...e.shape], dtype, stored: sd });
   }
   return { tensors, metadata };
 }
