@@ -21,6 +21,7 @@ import type { Graph, Node } from './ir.js';
 import type { Kernel } from './kernel/ast.js';
 import { type DeviceLimits, WEBGPU_DEFAULT_LIMITS } from './limits.js';
 import { bindingParts, bindKernel } from './passes/bind.js';
+import { chunkBuffers } from './passes/chunk.js';
 import { fuse, isScalarConst, schedule } from './passes/fuse.js';
 import { planInPlace } from './passes/inplace.js';
 import { type LogicalBuffer, planMemory, type StepUse } from './passes/memory.js';
@@ -147,15 +148,15 @@ function programSymbols(graph: Graph): SymbolSpec[] {
 }
 
 /**
- * Rejects values that cannot fit one buffer. (A value over maxStorageBufferBindingSize is fine: the
- * binding pass splits it across several bindings of its buffer.)
+ * Rejects values whose element indices would overflow u32. (A value over maxStorageBufferBindingSize is
+ * split across bindings by the binding pass, one over maxBufferSize across buffers by the chunk pass.)
  */
-function checkBufferSizes(graph: Graph, maxBuffer: number): void {
+function checkTensorSizes(graph: Graph): void {
   for (const n of graph.nodes) {
-    const bytes = numel(n.type.shape) * 4;
-    if (bytes > maxBuffer && getOp(n.op).kind !== 'view') {
+    const count = numel(n.type.shape);
+    if (count > 0xffffffff && getOp(n.op).kind !== 'view') {
       throw new WgflowError(
-        `${n.op} ${n.name ? `"${n.name}" ` : ''}makes ${fmtType(n.type)} = ${bytes} bytes, over this device's maxBufferSize of ${maxBuffer} bytes` +
+        `${n.op} ${n.name ? `"${n.name}" ` : ''}makes ${fmtType(n.type)} = ${count} elements, over the 2^32 − 1 a kernel can index` +
           `${n.site ? ` (declared at ${n.site})` : ''}; use a smaller input`,
       );
     }
@@ -206,7 +207,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
   const outIds = outputs.map(([name, t]) => [name, m(t.id)] as const);
   const ups = updates.map((u) => ({ target: m(u.target.id), value: m(u.value.id) }));
   const symbols = programSymbols(graph);
-  checkBufferSizes(graph, limits.maxBufferSize);
+  checkTensorSizes(graph);
 
   // 2. fuse and schedule (a tensor split across bindings counts one binding per window)
   const pinned = new Set<number>([...outIds.map(([, id]) => id), ...ups.map((u) => u.value)]);
@@ -245,7 +246,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     const code = codes.get(gi) as GroupCode;
     return { reads: code.reads, writes: code.writes, scratch: code.scratch };
   });
-  const plan = planMemory(logical, steps, aliases, limits.maxBufferSize);
+  const plan = planMemory(logical, steps, aliases, Number.MAX_SAFE_INTEGER);
   const phys = (name: string) => {
     const id = plan.assign.get(name);
     if (id === undefined) throw new Error(`internal: no buffer for ${name}`);
@@ -321,7 +322,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     };
   };
   const sources = graph.nodes.filter((n) => n.op === 'input' || n.op === 'param' || n.op === 'state');
-  const spec: ProgramSpec = {
+  const unchunked: ProgramSpec = {
     format: 'wgflow-program',
     version: 1,
     name: opts.name ?? 'program',
@@ -350,6 +351,8 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
       maxBindingsPerKernel: maxBindings,
     },
   };
+  // 7. buffers over maxBufferSize become chunks
+  const spec = chunkBuffers(unchunked, limits);
   return {
     spec,
     graph,

@@ -78,6 +78,8 @@ export interface TensorSpec {
   readonly shape: readonly number[];
   /** Present when some axis is a run-time size: every axis as a size expression. */
   readonly dims?: readonly DimJson[];
+  /** A tensor over maxBufferSize: its buffers in order (`buffer` is the first). */
+  readonly chunks?: readonly number[];
 }
 
 export interface ProgramStats {

@@ -5,7 +5,7 @@
  */
 import { checkDeviceHealth, type DeviceInfo, getDevice, quietly } from './device.js';
 import { WgflowError } from './errors.js';
-import { elementCount, type Feed, type TypedArray, toTyped } from './host-data.js';
+import { elementCount, type Feed, type TypedArray, tensorPieces, toTyped } from './host-data.js';
 import { initialValues } from './init.js';
 import { canProfile, DispatchProfiler, type StepProfile } from './profile.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from './program.js';
@@ -13,6 +13,28 @@ import { isShaped, RunSizer, type RunSizes, type ShapedFeed } from './run-sizes.
 
 export type { Feed, TypedArray } from './host-data.js';
 export type { ShapedFeed } from './run-sizes.js';
+
+/** A tensor's readback: staging buffers of its pieces (one per chunk). */
+interface Staged {
+  readonly parts: readonly { readonly staging: GPUBuffer; readonly piece: { offset: number; elems: number } }[];
+  readonly count: number;
+}
+
+/** Writes a tensor's values into its buffer (or across its chunks). */
+function uploadTensor(
+  device: GPUDevice,
+  buffers: readonly GPUBuffer[],
+  spec: ProgramSpec,
+  t: TensorSpec,
+  values: TypedArray,
+): void {
+  for (const piece of tensorPieces(spec, t, values.length))
+    device.queue.writeBuffer(
+      buffers[piece.buffer] as GPUBuffer,
+      0,
+      values.subarray(piece.offset, piece.offset + piece.elems),
+    );
+}
 
 /** Bytes of one kernel's block of run-time sizes in the sizes uniform buffer (offsets are 256-aligned). */
 const sizeBlockBytes = (n: number) => Math.ceil((Math.ceil(n / 4) * 16) / 256) * 256;
@@ -178,7 +200,7 @@ export class Session {
           : b?.init
             ? initialValues(b.init, elementCount(p))
             : undefined;
-      if (values) device.queue.writeBuffer(buffers[p.buffer] as GPUBuffer, 0, values);
+      if (values) uploadTensor(device, buffers, spec, p, values);
     }
     let cache = pipelineCache.get(device);
     if (!cache) {
@@ -224,9 +246,11 @@ export class Session {
   /** Overwrites a param or state tensor. */
   write(name: string, values: Feed): void {
     const t = this.tensor(name, this.spec.persistent, 'param/state');
-    this.gpu.device.queue.writeBuffer(
-      this.buffers[t.buffer] as GPUBuffer,
-      0,
+    uploadTensor(
+      this.gpu.device,
+      this.buffers,
+      this.spec,
+      t,
       toTyped(t.dtype, values, elementCount(t), `write "${name}"`),
     );
   }
@@ -245,23 +269,34 @@ export class Session {
     return { data: await this.mapOut(t, staging), shape: t.shape, dtype: t.dtype };
   }
 
-  private stagingFor(t: TensorSpec, encoder: GPUCommandEncoder, count = elementCount(t)): GPUBuffer {
-    const bytes = Math.max(4, count * 4);
-    let s = this.staging.get(t.buffer);
-    if (!s || s.size < bytes) {
-      s?.destroy();
-      s = this.gpu.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      this.staging.set(t.buffer, s);
-    }
-    encoder.copyBufferToBuffer(this.buffers[t.buffer] as GPUBuffer, 0, s, 0, bytes);
-    return s;
+  /** Copies the first `count` elements of a tensor into staging buffers (one per chunk). */
+  private stagingFor(t: TensorSpec, encoder: GPUCommandEncoder, count = elementCount(t)): Staged {
+    const parts = tensorPieces(this.spec, t, count).map((piece) => {
+      const bytes = Math.max(4, piece.elems * 4);
+      let s = this.staging.get(piece.buffer);
+      if (!s || s.size < bytes) {
+        s?.destroy();
+        s = this.gpu.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        this.staging.set(piece.buffer, s);
+      }
+      encoder.copyBufferToBuffer(this.buffers[piece.buffer] as GPUBuffer, 0, s, 0, bytes);
+      return { staging: s, piece };
+    });
+    return { parts, count };
   }
 
-  private async mapOut(t: TensorSpec, s: GPUBuffer, count = elementCount(t)): Promise<TypedArray> {
-    await quietly(s.mapAsync(GPUMapMode.READ, 0, Math.max(4, count * 4)));
-    const copy = s.getMappedRange(0, Math.max(4, count * 4)).slice(0, count * 4);
-    s.unmap();
-    return fromBytes(t.dtype, copy);
+  private async mapOut(t: TensorSpec, staged: Staged): Promise<TypedArray> {
+    const out = new ArrayBuffer(staged.count * 4);
+    const bytes = new Uint8Array(out);
+    for (const { staging, piece } of staged.parts) {
+      await quietly(staging.mapAsync(GPUMapMode.READ, 0, Math.max(4, piece.elems * 4)));
+      bytes.set(
+        new Uint8Array(staging.getMappedRange(0, Math.max(4, piece.elems * 4)), 0, piece.elems * 4),
+        piece.offset * 4,
+      );
+      staging.unmap();
+    }
+    return fromBytes(t.dtype, out);
   }
 
   /**
@@ -288,9 +323,11 @@ export class Session {
       const count = shape.reduce((a, b) => a * b, 1);
       const data = isShaped(f) ? f.data : f;
       if (count > 0)
-        device.queue.writeBuffer(
-          this.buffers[inp.buffer] as GPUBuffer,
-          0,
+        uploadTensor(
+          device,
+          this.buffers,
+          this.spec,
+          inp,
           toTyped(inp.dtype, data, count, `input "${inp.name}" [${shape.join(',')}]`),
         );
     }
@@ -343,7 +380,7 @@ export class Session {
     for (let i = 0; i < wanted.length; i++) {
       const t = wanted[i] as TensorSpec;
       out[t.name] = {
-        data: await this.mapOut(t, stagings[i] as GPUBuffer, counts[i]),
+        data: await this.mapOut(t, stagings[i] as Staged),
         shape: shapes[i] as number[],
         dtype: t.dtype,
       };

@@ -104,9 +104,7 @@ describe('passes', () => {
     expect(() => compile(big, { outputs: { z }, limits: WEBGPU_DEFAULT_LIMITS })).toThrow(
       /input "image" makes f32\[1,128,600,1000\] = 307200000 bytes, over this device's maxBufferSize of 268435456/,
     );
-    expect(() =>
-      compile(big, { outputs: { z }, limits: limitsFrom({ maxBufferSize: 2 ** 30 }) }),
-    ).not.toThrow();
+    expect(() => compile(big, { outputs: { z }, limits: limitsFrom({ maxBufferSize: 2 ** 30 }) })).not.toThrow();
   });
 });
 

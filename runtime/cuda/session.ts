@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WgflowError } from '../errors.js';
-import { elementCount, type Feed, type TypedArray, toTyped } from '../host-data.js';
+import { elementCount, type Feed, type TypedArray, tensorPieces, toTyped } from '../host-data.js';
 import { initialValues } from '../init.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from '../program.js';
 import { isShaped, RunSizer, type ShapedFeed } from '../run-sizes.js';
@@ -137,7 +137,13 @@ export class CudaSession {
             : b?.init
               ? initialValues(b.init, elementCount(p))
               : undefined;
-        if (values) driver.upload(buffers[p.buffer] as DevicePtr, values, `initial value of "${p.name}"`);
+        if (values)
+          for (const piece of tensorPieces(spec, p, values.length))
+            driver.upload(
+              buffers[piece.buffer] as DevicePtr,
+              values.subarray(piece.offset, piece.offset + piece.elems),
+              `initial value of "${p.name}"`,
+            );
       }
       if (sizeBytes > 0) sizePtr = driver.alloc(sizeBytes, `sizes of program "${spec.name}"`);
       spec.kernels.forEach((k, i) => {
@@ -187,19 +193,31 @@ export class CudaSession {
       t.dtype,
       shape.reduce((a, b) => a * b, 1),
     );
-    if (data.length > 0) this.driver.download(data, this.buffers[t.buffer] as DevicePtr, `read "${t.name}"`);
+    for (const piece of tensorPieces(this.spec, t, data.length))
+      if (piece.elems > 0)
+        this.driver.download(
+          data.subarray(piece.offset, piece.offset + piece.elems),
+          this.buffers[piece.buffer] as DevicePtr,
+          `read "${t.name}"`,
+        );
     return { data, shape: [...shape], dtype: t.dtype };
+  }
+
+  private upload(t: TensorSpec, data: TypedArray, what: string): void {
+    for (const piece of tensorPieces(this.spec, t, data.length))
+      if (piece.elems > 0)
+        this.driver.upload(
+          this.buffers[piece.buffer] as DevicePtr,
+          data.subarray(piece.offset, piece.offset + piece.elems),
+          what,
+        );
   }
 
   /** Overwrites a param or state tensor. */
   write(name: string, values: Feed): void {
     this.live(`write "${name}"`);
     const t = this.tensor(name, this.spec.persistent, 'param/state');
-    this.driver.upload(
-      this.buffers[t.buffer] as DevicePtr,
-      toTyped(t.dtype, values, elementCount(t), `write "${name}"`),
-      name,
-    );
+    this.upload(t, toTyped(t.dtype, values, elementCount(t), `write "${name}"`), name);
   }
 
   /** Reads a param or state tensor back. */
@@ -233,7 +251,7 @@ export class CudaSession {
       const shape = sizes.shapeOf(inp);
       const count = shape.reduce((a, b) => a * b, 1);
       const data = toTyped(inp.dtype, isShaped(f) ? f.data : f, count, `input "${inp.name}" [${shape.join(',')}]`);
-      if (data.length > 0) d.upload(this.buffers[inp.buffer] as DevicePtr, data, `input "${inp.name}"`);
+      this.upload(inp, data, `input "${inp.name}"`);
     }
     const sb = this.sizeBuffer;
     if (sb && this.sizesWritten !== sizes.key) {

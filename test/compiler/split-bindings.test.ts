@@ -10,6 +10,7 @@ import { grad } from '../../compiler/autodiff.js';
 import { compile } from '../../compiler/compile.js';
 import { interpret } from '../../compiler/interpreter.js';
 import { limitsFrom } from '../../compiler/limits.js';
+import { sgd } from '../../compiler/optim.js';
 import { GraphBuilder, init } from '../../compiler/tensor.js';
 import { closeDevice, getDevice } from '../../runtime/device.js';
 import { Session } from '../../runtime/session.js';
@@ -49,6 +50,54 @@ describe('tensors over the binding limit', () => {
         2e-4,
       );
     });
+    session.destroy();
+  });
+
+  it('buffers over maxBufferSize become chunks: inputs, params, SGD state, outputs and copies across them', async () => {
+    // windows of 16 KiB, buffers of at most 20 KiB → chunks of one window (16 KiB); lavapipe's 16
+    // storage buffers per stage (each split tensor takes one binding per window)
+    const dev = await getDevice();
+    const limits = limitsFrom({
+      ...dev.limits,
+      maxStorageBufferBindingSize: 16384,
+      maxBufferSize: 20480,
+      maxStorageBuffersPerShaderStage: Math.min(16, dev.limits.maxStorageBuffersPerShaderStage ?? 8),
+    });
+    const g = new GraphBuilder();
+    const n = 9011; // 36 KB: three chunks
+    const x = g.input('x', [n]);
+    const w = g.param('w', [n], init.normal(0.5));
+    const y = x.mul(w).tanh();
+    const loss = y.mul(y).sum();
+    const step = sgd(loss, { momentum: 0.9 });
+    const wNew = step.updates.find((u) => u.target.node.name === 'w')?.value as typeof w;
+    // wNew is also an output, so its update is a copy step (chunk by chunk)
+    const { spec } = compile(g, { outputs: { loss, y, w2: w.mul(2), wNew }, updates: step.updates, limits });
+    expect(spec.steps.filter((s) => s.kind === 'copy')).toHaveLength(3);
+    expect(Math.max(...spec.buffers.map((b) => b.bytes))).toBeLessThanOrEqual(20480);
+    expect(spec.persistent.find((p) => p.name === 'w')?.chunks).toHaveLength(3);
+    expect(spec.inputs[0]?.chunks).toHaveLength(3);
+    const seed = freshSeed();
+    const xs = rand(n, seed);
+    const ws = rand(n, seed + 1);
+    const session = await Session.create(spec, { initial: { w: ws } });
+    const out = await session.run({ x: xs, lr: [0.1] });
+    const ref = interpret(g.graph, { x: xs, w: ws, lr: [0.1], 'w.momentum': new Array(n).fill(0) }, [
+      loss.id,
+      y.id,
+      step.updates.find((u) => u.target.node.name === 'w')?.value.id as number,
+    ]);
+    expect(relError(out.loss?.data as Float32Array, ref[0]?.data as Float64Array)).toBeLessThan(1e-5);
+    expect(relError(out.y?.data as Float32Array, ref[1]?.data as Float64Array)).toBeLessThan(1e-5);
+    expect(
+      relError(
+        out.w2?.data as Float32Array,
+        ws.map((v) => 2 * v),
+      ),
+    ).toBeLessThan(1e-6);
+    const wAfter = await session.read('w');
+    expect(relError(wAfter.data, ref[2]?.data as Float64Array)).toBeLessThan(1e-5);
+    expect(Array.from(out.wNew?.data ?? [])).toEqual(Array.from(wAfter.data));
     session.destroy();
   });
 
