@@ -20,6 +20,7 @@ import { findNvcc } from '../compiler/cuda-artifact.js';
 import { WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
 import { decodeImage } from '../data/image.js';
 import { SHAPE_CLASSES } from '../data/shapes.js';
+import { loadCocoResults } from '../eval/coco-results.js';
 import { loadArtifact, readArtifactManifest } from '../runtime/artifact.js';
 import { closeDevice } from '../runtime/device.js';
 import { readSafetensors, writeSafetensors } from '../runtime/safetensors.js';
@@ -93,6 +94,9 @@ describe('wgflow train / detect / eval', () => {
     expect(Array.isArray(results)).toBe(true);
     expect(results.length).toBeGreaterThan(0);
     const ids = testImages.map((p) => Number(p.slice(-10, -4)));
+    // read as pycocotools' loadRes reads it: every entry belongs to an image, x2 = x + w
+    const loaded = loadCocoResults(results, ids);
+    expect(loaded).toHaveLength(results.length);
     for (const d of results) {
       expect(ids).toContain(d.image_id);
       expect(Number.isInteger(d.category_id) && d.category_id >= 1 && d.category_id <= SHAPE_CLASSES.length).toBe(true);
@@ -110,11 +114,12 @@ describe('wgflow train / detect / eval', () => {
       expect([src.width, src.height]).toEqual([80, 64]);
       // the best detection is drawn last (on top): its bottom edge carries its class colour
       const mine = results.filter((d) => d.image_id === ids[k]).sort((a, b) => b.score - a.score);
-      const best = mine.find((d) => Math.round(d.bbox[0] + d.bbox[2] - 1) >= Math.round(d.bbox[0]));
+      // frcnn boxes are inclusive (x2 is the last covered column); COCO's w is x2 − x1
+      const best = mine.find((d) => Math.round(d.bbox[0] + d.bbox[2]) >= Math.round(d.bbox[0]));
       if (!best) continue;
       const x1 = Math.max(0, Math.round(best.bbox[0]));
-      const x2 = Math.min(79, Math.round(best.bbox[0] + best.bbox[2] - 1));
-      const y2 = Math.min(63, Math.round(best.bbox[1] + best.bbox[3] - 1));
+      const x2 = Math.min(79, Math.round(best.bbox[0] + best.bbox[2]));
+      const y2 = Math.min(63, Math.round(best.bbox[1] + best.bbox[3]));
       const x = Math.floor((x1 * z + (x2 + 1) * z - 1) / 2);
       const y = (y2 + 1) * z - 1;
       const px = [...drawn.data.subarray(3 * (y * 80 * z + x), 3 * (y * 80 * z + x) + 3)];
@@ -206,13 +211,16 @@ describe('wgflow compile', () => {
         const mine = Array.from({ length: n }, (_, d) => ({
           image_id: id,
           category_id: (out.det_classes as HostTensor).data[d] as number,
-          bbox: [b[4 * d]!, b[4 * d + 1]!, b[4 * d + 2]! - b[4 * d]! + 1, b[4 * d + 3]! - b[4 * d + 1]! + 1],
+          bbox: [b[4 * d]!, b[4 * d + 1]!, b[4 * d + 2]! - b[4 * d]!, b[4 * d + 3]! - b[4 * d + 1]!],
           score: (out.det_scores as HostTensor).data[d] as number,
         }));
         const theirs = detected
           .filter((d) => d.image_id === id)
           .map(({ image_id, category_id, bbox, score }) => ({ image_id, category_id, bbox, score }));
         expect(mine).toEqual(theirs);
+        // COCO's reader gets the model's corners back exactly (x2 = x + w)
+        const corners = loadCocoResults(theirs, [id]).map((d) => d.corners);
+        expect(corners).toEqual(Array.from({ length: n }, (_, d) => [...b.subarray(4 * d, 4 * d + 4)]));
       }
     } finally {
       art.session.destroy();
