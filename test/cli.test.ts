@@ -90,6 +90,11 @@ describe('wgflow train / detect / eval', () => {
     const out = join(root, 'detect');
     const r = await runCli(['detect', ...testImages, '--checkpoint', ckpt, '--out', out, '--score', '0']);
     expect(r.code, r.stderr).toBe(0);
+    // a fresh process: stderr holds wgflow's own lines only (Dawn's adapter warnings are filtered)
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(testImages.length + 1);
+    for (const line of lines)
+      expect(line).toMatch(/^(.+\.png: \d+ detections ≥ 0 \(\d+ in all\) → .+\.png|COCO results: .+detections\.json)$/);
     const results = JSON.parse(readFileSync(join(out, 'detections.json'), 'utf8')) as CocoResult[];
     expect(Array.isArray(results)).toBe(true);
     expect(results.length).toBeGreaterThan(0);
@@ -342,7 +347,25 @@ export default function (g: GraphBuilder) {
 
 describe.concurrent('bad arguments: exit code 1, a message naming the problem, no stack trace', () => {
   const cases: [string, string[], RegExp][] = [
-    ['unknown model (train)', ['train', '--dataset', 'DATA', '--model', 'frcnn-huge'], /unknown model 'frcnn-huge'/],
+    [
+      'unknown model (train)',
+      ['train', '--dataset', 'DATA', '--model', 'frcnn-huge'],
+      /^wgflow: option '--model <name>' argument 'frcnn-huge' is invalid\. Allowed choices are frcnn-small, frcnn-zf, frcnn-vgg16\./,
+    ],
+    // choices are checked at parse time: before the (missing) dataset is looked at
+    [
+      'bad --mode (train), at parse time',
+      ['train', '--dataset', 'NOWHERE', '--mode', 'bogus'],
+      /^wgflow: option '--mode <mode>' argument 'bogus' is invalid\. Allowed choices are approximate-joint, joint, alternating\./,
+    ],
+    ['bad --pooling (train)', ['train', '--dataset', 'NOWHERE', '--pooling', 'max'], /argument 'max' is invalid/],
+    [
+      'bad --score (detect)',
+      ['detect', 'IMG', '--checkpoint', 'CKPT', '--score', 'high'],
+      /--score must be a number in \[0, 1\]/,
+    ],
+    ['missing --out (compile)', ['compile', 'frcnn-small'], /^wgflow: required option '--out <dir>' not specified/],
+    ['unknown command', ['frob'], /^wgflow: unknown command 'frob'/],
     ['missing dataset folder', ['train', '--dataset', 'NOWHERE'], /dataset folder .*no-such-dir does not exist/],
     ['bad --canvas (train)', ['train', '--dataset', 'DATA', '--canvas', '64by80'], /--canvas must be HxW.*'64by80'/],
     ['unknown model (compile)', ['compile', 'resnet9000', '--out', 'OUT'], /unknown model 'resnet9000'/],
@@ -352,7 +375,11 @@ describe.concurrent('bad arguments: exit code 1, a message naming the problem, n
       /--canvas must be HxW/,
     ],
     ['missing checkpoint (detect)', ['detect', 'IMG', '--checkpoint', 'NOWHERE'], /no-such-dir/],
-    ['bad --target', ['compile', 'frcnn-small', '--target', 'tpu', '--out', 'OUT'], /--target must be webgpu or cuda/],
+    [
+      'bad --target',
+      ['compile', 'frcnn-small', '--target', 'tpu', '--out', 'OUT'],
+      /argument 'tpu' is invalid\. Allowed choices are webgpu, cuda/,
+    ],
     [
       'missing dataset folder (eval)',
       ['eval', '--dataset', 'NOWHERE', '--checkpoint', 'CKPT'],
@@ -376,6 +403,22 @@ describe.concurrent('bad arguments: exit code 1, a message naming the problem, n
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).not.toMatch(STACK_LINE);
+    // one line, wgflow's
+    expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
+    expect(r.stderr).toMatch(/^wgflow: /);
+  });
+
+  it('--version prints the package version; --help lists every command', async () => {
+    const v = await runCli(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toBe(
+      (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version,
+    );
+    const h = await runCli(['--help']);
+    expect(h.code).toBe(0);
+    for (const c of ['compile', 'train', 'detect', 'eval', 'setup-gpu', 'bench', 'demo']) expect(h.stdout).toContain(c);
+    const b = await runCli(['bench', '--help']);
+    expect(b.stdout).toMatch(/clone only/);
   });
 
   it('bench passes its arguments and exit code through (an unknown suite: the error of bench/run.ts)', async () => {
