@@ -29,16 +29,17 @@ import type { ProgramSpec } from '../runtime/program.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import type { TypedArray } from '../runtime/session.js';
 import { type FrcnnRunConfig, inferenceOptions, trainingOptions } from '../train/frcnn-config.js';
-import { configFor } from './commands.js';
+import { FRCNN_MODEL_NAMES, type FrcnnModelName, runConfigFor } from '../train/run-config.js';
 
-export const NAMED_MODELS = ['frcnn-small', 'frcnn-zf', 'frcnn-vgg16'] as const;
-export type NamedModel = (typeof NAMED_MODELS)[number];
+export const NAMED_MODELS = FRCNN_MODEL_NAMES;
+export type NamedModel = FrcnnModelName;
 
 /** The contract of a user model module (also the command's help text). */
 export const MODEL_MODULE_HELP = `
-A model file is an ES module (.mts, or .ts/.js in a package with "type": "module"; TypeScript runs
-through tsx) whose default export declares the graph on the GraphBuilder it is given and returns the
-tensors to compute:
+A model file is an ES module (.mjs/.mts, or .js/.ts in a package with "type": "module"; TypeScript
+needs a loader: NODE_OPTIONS='--import tsx' npx wgflow compile … after npm i -D tsx; a clone's
+npm run wgflow has one) whose default export declares the graph on the GraphBuilder it is given and
+returns the tensors to compute:
 
   import type { GraphBuilder, Tensor } from 'wgflow';       // in a clone: '<repo>/index.js'
   import type { Update } from 'wgflow';
@@ -49,7 +50,7 @@ tensors to compute:
   }
 
 outputs: the program's outputs by name; updates (optional): { target, value } pairs applied at the
-end of each run (a training step: e.g. sgd(loss).updates from compiler/optim). The function may be
+end of each run (a training step: e.g. sgd(loss).updates, sgd from 'wgflow'). The function may be
 async. Use only the GraphBuilder passed in (its tensors); import op helpers from the same wgflow.`;
 
 export interface CompileArgs {
@@ -130,7 +131,7 @@ async function namedConfig(model: NamedModel, a: CompileArgs): Promise<{ config:
       if (config.model !== model)
         throw new WgflowError(`compile: ${a.checkpoint} is a ${config.model} checkpoint, not ${model}`);
       if (a.canvas || a.pooling) {
-        const over = configFor(
+        const over = runConfigFor(
           { model, ...(a.canvas ? { canvas: a.canvas } : {}), ...(a.pooling ? { pooling: a.pooling } : {}) },
           config.classes,
         );
@@ -139,7 +140,7 @@ async function namedConfig(model: NamedModel, a: CompileArgs): Promise<{ config:
       return { config, from: `the configuration in ${a.checkpoint}` };
     }
   }
-  const config = configFor(
+  const config = runConfigFor(
     { model, ...(a.canvas ? { canvas: a.canvas } : {}), ...(a.pooling ? { pooling: a.pooling } : {}) },
     classesFor(model, a),
   );
@@ -294,7 +295,7 @@ async function userProgram(file: string, a: CompileArgs, limits: DeviceLimits): 
     mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
   } catch (e) {
     const hint = /\.[mc]?ts$/.test(path)
-      ? ' (a .ts model needs the tsx runner: `npx tsx cli/wgflow.ts compile …`)'
+      ? " (a .ts model needs a TypeScript loader: npm i -D tsx, then NODE_OPTIONS='--import tsx' npx wgflow compile …)"
       : '';
     throw new WgflowError(`compile: cannot load ${file}: ${(e as Error).message}${hint}`);
   }

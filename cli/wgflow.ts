@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 /**
- * The `wgflow` command line: compile, train, detect, eval, bench, demo. Run from a clone with
- * `npm run wgflow -- <command> …` (or `npx wgflow …` where the package is installed).
+ * The `wgflow` command line: compile, train, detect, eval, setup-gpu, bench, demo. `npx wgflow …` where
+ * the package is installed; `npm run wgflow -- <command> …` in a clone.
+ *
+ * Every bad argument ends the process with exit code 1 and one line `wgflow: <what is wrong>` on stderr
+ * (commander's parse errors included: choices are declared, so a wrong one fails before any work).
  */
 import '../ops/index.js';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { WgflowError } from '../compiler/errors.js';
 import { closeDevice } from '../runtime/device.js';
-import { benchCommand } from './bench.js';
+import { FRCNN_MODEL_NAMES, ROI_POOLINGS, TRAINING_MODES } from '../train/run-config.js';
 import { detectCommand, evalCommand, trainCommand } from './commands.js';
 import { compileCommand, MODEL_MODULE_HELP } from './compile.js';
+import { PACKAGE_VERSION } from './package-root.js';
+import { BENCH_CLONE_ONLY, benchCommand, setupGpuCommand } from './scripts.js';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -21,18 +26,33 @@ const positive = (name: string) => (v: string) => {
   if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError(`${name} must be a positive number`);
   return n;
 };
+const unitInterval = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!(v.trim() !== '' && n >= 0 && n <= 1)) throw new InvalidArgumentError(`${name} must be a number in [0, 1]`);
+  return n;
+};
+const choice = (flags: string, description: string, choices: readonly string[]) =>
+  new Option(flags, description).choices(choices);
 
 const program = new Command()
   .name('wgflow')
   .description('Compile, train and run Faster R-CNN (and other DSL models) on WebGPU from Node')
-  .showHelpAfterError();
+  .version(PACKAGE_VERSION, '-V, --version', 'print the version')
+  .showSuggestionAfterError()
+  .configureOutput({
+    // one line: `wgflow: <commander's message>`, a pointer to the help in the same line
+    outputError: (str, write) => {
+      const msg = str.trim().replace(/^error: /, '');
+      write(`wgflow: ${msg}${/--help/.test(msg) ? '' : ' (see wgflow --help)'}\n`);
+    },
+  });
 
 program
   .command('compile')
   .description(
     'compile a model to an artifact folder: manifest.json, kernels/*.wgsl, weights.safetensors, typed module',
   )
-  .argument('<model>', 'frcnn-small | frcnn-zf | frcnn-vgg16, or a model file (e.g. ./model.ts, see below)')
+  .argument('<model>', `${FRCNN_MODEL_NAMES.join(' | ')}, or a model file (e.g. ./model.mjs, see below)`)
   .requiredOption('--out <dir>', 'artifact folder (replaced when it holds an artifact)')
   .option('--train', 'named models: compile the training step (losses + SGD updates) instead of inference')
   .option(
@@ -41,14 +61,18 @@ program
   )
   .option('--num-classes <n>', 'named models: K classes named class1..classK', int('--num-classes'))
   .option('--canvas <HxW>', 'named models: input canvas (default 128x160 small, 600x1000 VGG16/ZF)')
-  .option('--pooling <kind>', 'named models: roi_pool | roi_align')
+  .addOption(choice('--pooling <kind>', 'named models: RoI pooling', ROI_POOLINGS))
   .option('--checkpoint <file>', 'weights from a checkpoint written by train (its configuration too)')
   .option(
     '--weights-torchvision <file>',
     'frcnn-vgg16: ImageNet VGG16 weights, a torchvision state dict saved as safetensors',
   )
   .option('--no-gpu', "plan for WebGPU's default limits instead of this machine's adapter (no GPU needed)")
-  .option('--target <target>', 'webgpu | cuda (cuda: also CUDA C kernels built to PTX with nvcc)', 'webgpu')
+  .addOption(
+    choice('--target <target>', 'cuda: also CUDA C kernels built to PTX with nvcc', ['webgpu', 'cuda']).default(
+      'webgpu',
+    ),
+  )
   .option('--arch <sm>', '--target cuda: nvcc architecture', 'sm_90')
   .option('--name <name>', 'artifact name (default: the model name, or the file name)')
   .option('--no-typed', 'do not generate the typed TypeScript module')
@@ -65,7 +89,7 @@ program
     '--dataset <dir>',
     'VOC root (Annotations/, JPEGImages/, ImageSets/Main/), or the image folder with --coco',
   )
-  .option('--model <name>', 'frcnn-small | frcnn-zf | frcnn-vgg16', 'frcnn-small')
+  .addOption(choice('--model <name>', 'the model', FRCNN_MODEL_NAMES).default('frcnn-small'))
   .option('--split <name>', 'VOC image set', 'train')
   .option('--coco <file>', 'COCO instances JSON (images under --dataset)')
   .option('--iters <n>', 'iterations (default: the model recipe: 4000 small, 70000 VGG16)', int('--iters'))
@@ -74,11 +98,14 @@ program
   .option('--out <dir>', 'output folder (checkpoint.safetensors, loss.png)', './runs/train')
   .option('--checkpoint-every <n>', 'iterations between checkpoints', int('--checkpoint-every'), 500)
   .option('--canvas <HxW>', 'fixed input canvas (default: the model recipe: 128x160 small, 600x1000 VGG16)')
-  .option(
-    '--mode <mode>',
-    'approximate-joint | joint (non-approximate, needs --pooling roi_align) | alternating (4 steps of --iters each)',
+  .addOption(
+    choice(
+      '--mode <mode>',
+      'approximate-joint (default) | joint (non-approximate, needs --pooling roi_align) | alternating (4 steps of --iters each)',
+      TRAINING_MODES,
+    ),
   )
-  .option('--pooling <kind>', 'roi_pool | roi_align')
+  .addOption(choice('--pooling <kind>', 'RoI pooling (default roi_pool)', ROI_POOLINGS))
   .option('--skip-bad', 'skip bad images/objects with a warning instead of stopping')
   .option(
     '--pretrain-steps <n>',
@@ -90,7 +117,7 @@ program
     },
   )
   .action(async (o) => {
-    await trainCommand({ ...o, checkpointEvery: o.checkpointEvery });
+    await trainCommand(o);
   });
 
 program
@@ -99,7 +126,12 @@ program
   .argument('<images...>', 'image files (JPEG, PNG, …)')
   .requiredOption('--checkpoint <file>', 'a checkpoint written by train')
   .option('--out <dir>', 'output folder', './runs/detect')
-  .option('--score <x>', 'draw detections scoring at least this', Number, 0.5)
+  .option(
+    '--score <x>',
+    'draw detections scoring at least this (all go to detections.json)',
+    unitInterval('--score'),
+    0.5,
+  )
   .action(async (images: string[], o) => {
     await detectCommand(images, o);
   });
@@ -117,8 +149,15 @@ program
   });
 
 program
+  .command('setup-gpu')
+  .description('make sure Dawn finds a WebGPU adapter: installs Mesa lavapipe (CPU Vulkan) with apt when it finds none')
+  .action(async () => {
+    process.exitCode = await setupGpuCommand();
+  });
+
+program
   .command('bench')
-  .description('run the benchmarks (bench/run.ts, from a clone; results in bench/results/)')
+  .description(`run the benchmarks (${BENCH_CLONE_ONLY})`)
   .argument(
     '[names...]',
     'suites (peers, kernels, detection, profile) or peer workloads (matmul, conv, vgg, nms, roialign, frcnn, train); none: everything once; --profile adds the profile suite',
@@ -136,8 +175,8 @@ program
   .option('--data <dir>', 'dataset folder (generated when absent)')
   .option('--out <dir>', 'output folder')
   .option('--lr <x>', 'base learning rate', positive('--lr'))
-  .option('--mode <mode>', 'approximate-joint | joint')
-  .option('--pooling <kind>', 'roi_pool | roi_align')
+  .addOption(choice('--mode <mode>', 'training mode', ['approximate-joint', 'joint']))
+  .addOption(choice('--pooling <kind>', 'RoI pooling', ROI_POOLINGS))
   .action(async (o) => {
     const { runDemo } = await import('../train/demo.js');
     await runDemo({

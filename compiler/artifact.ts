@@ -285,7 +285,7 @@ export async function writeArtifact(dir: string, opts: WriteArtifactOptions): Pr
     if (typedFile)
       await writeFile(
         join(tmp, typedFile),
-        generateTypedModule({
+        await generateTypedModule({
           name,
           program: spec.name,
           inputs,

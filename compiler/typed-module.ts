@@ -4,8 +4,10 @@
  * a `signature` constant (checked against the artifact when loading), typed input constructors and a
  * `load(dir)` returning `{ run(inputs): Promise<Outputs> }`. A tensor of another shape or dtype passed
  * to run() is a compile-time error. The module imports only the runtime (`runtimeImport`).
+ *
+ * ts-morph (and the TypeScript compiler inside it) is loaded on the first call only, so nothing else
+ * of wgflow (the CLI, `compile --no-typed`, the runtime) pays for it.
  */
-import { IndentationText, Project, QuoteKind, VariableDeclarationKind } from 'ts-morph';
 import type { DTypeName } from '../runtime/program.js';
 import { WgflowError } from './errors.js';
 
@@ -54,9 +56,10 @@ function checkTensors(kind: string, list: readonly TypedModuleTensor[]): void {
 }
 
 /** The module's source text. */
-export function generateTypedModule(opts: TypedModuleOptions): string {
+export async function generateTypedModule(opts: TypedModuleOptions): Promise<string> {
   checkTensors('input', opts.inputs);
   checkTensors('output', opts.outputs);
+  const { IndentationText, Project, QuoteKind, VariableDeclarationKind } = await import('ts-morph');
   const T = typeNameOf(opts.name);
   const runtime = opts.runtimeImport ?? 'wgflow/runtime';
   const project = new Project({

@@ -70,8 +70,8 @@ export async function imageSize(path: string): Promise<{ width: number; height: 
   return { width: meta.width, height: meta.height };
 }
 
-/** Encodes RGB to JPEG (4:4:4, no mozjpeg tricks) or PNG. Deterministic for a given sharp/libvips. */
-export async function encodeImage(img: RgbImage, format: 'jpg' | 'png' = 'jpg', quality = 92): Promise<Buffer> {
+/** Encodes RGB to JPEG (4:4:4, no mozjpeg tricks) or PNG (a Buffer). Deterministic for a given sharp/libvips. */
+export async function encodeImage(img: RgbImage, format: 'jpg' | 'png' = 'jpg', quality = 92): Promise<Uint8Array> {
   const s = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });
   return format === 'png'
     ? s.png({ compressionLevel: 6 }).toBuffer()

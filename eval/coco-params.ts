@@ -17,8 +17,8 @@ export interface CocoAnnotation {
   bbox: ArrayLike<number>;
   /** Used for the area ranges; pycocotools requires it, here it defaults to `w * h`. */
   area?: number;
-  /** Crowd regions are ignored ground truth that any number of detections may match. */
-  iscrowd?: number | boolean;
+  /** Crowd regions are ignored ground truth that any number of detections may match: 0/1 or a boolean. */
+  iscrowd?: 0 | 1 | boolean;
 }
 
 export interface CocoCategory {

@@ -47,3 +47,54 @@ export function toCocoResults(
   });
   return out;
 }
+
+/** A results entry as pycocotools' `COCO.loadRes` makes it for iouType 'bbox'. */
+export interface LoadedCocoResult extends CocoDetection {
+  /** 1-based position in the file. */
+  readonly id: number;
+  /** w · h. */
+  readonly area: number;
+  readonly iscrowd: 0;
+  /** The corners the reader derives: [x, y, x + w, y + h]. */
+  readonly corners: readonly [number, number, number, number];
+}
+
+/**
+ * Reads a COCO bbox results file (parsed JSON) as pycocotools' `COCO.loadRes` does: an array of
+ * `{image_id, category_id, bbox: [x, y, w, h], score}` whose image ids all belong to the ground truth;
+ * each entry gets id i + 1, area w · h, iscrowd 0 and the box corners [x, y, x + w, y + h] (COCO's
+ * convention: x2 = x + w). Throws, naming the entry, where loadRes would fail or where a field is not a
+ * finite number.
+ */
+export function loadCocoResults(json: unknown, imageIds: Iterable<number>): LoadedCocoResult[] {
+  if (!Array.isArray(json))
+    throw new Error('COCO results: not an array of objects (pycocotools: results in not an array of objects)');
+  const known = new Set(imageIds);
+  return json.map((raw: unknown, i): LoadedCocoResult => {
+    const where = `COCO results entry ${i}`;
+    if (typeof raw !== 'object' || raw === null) throw new Error(`${where}: not an object`);
+    const r = raw as Record<string, unknown>;
+    const { image_id, category_id, bbox, score } = r;
+    if (typeof image_id !== 'number' || !known.has(image_id))
+      throw new Error(
+        `${where}: image_id ${JSON.stringify(image_id)} is not an image of the ground truth (results do not correspond to the COCO set)`,
+      );
+    if (!Number.isInteger(category_id))
+      throw new Error(`${where}: category_id ${JSON.stringify(category_id)} is not an integer`);
+    if (!Array.isArray(bbox) || bbox.length !== 4 || !bbox.every((v) => typeof v === 'number' && Number.isFinite(v)))
+      throw new Error(`${where}: bbox must be 4 finite numbers [x, y, w, h], got ${JSON.stringify(bbox)}`);
+    if (typeof score !== 'number' || !Number.isFinite(score))
+      throw new Error(`${where}: score ${JSON.stringify(score)} is not a finite number`);
+    const [x, y, w, h] = bbox as [number, number, number, number];
+    return {
+      image_id,
+      category_id: category_id as number,
+      bbox: [x, y, w, h],
+      score,
+      id: i + 1,
+      area: w * h,
+      iscrowd: 0,
+      corners: [x, y, x + w, y + h],
+    };
+  });
+}

@@ -10,6 +10,7 @@
  *   results for images missing from `images` throw (pycocotools' `loadRes` asserts the same).
  * - The summary reads maxDets[2] where pycocotools writes the literal 100 (equal for the defaults).
  */
+
 import { accumulate, type CocoAccumulation } from './coco-accumulate.js';
 import { evaluateImage, type ImageEval, prepareImageCategory } from './coco-match.js';
 import {
@@ -19,6 +20,7 @@ import {
   type CocoParams,
   defaultParams,
 } from './coco-params.js';
+import { flagValue } from './flags.js';
 import { checkScore } from './sort.js';
 
 export interface CocoEvalOptions {
@@ -176,6 +178,7 @@ export function evaluateCoco(
   };
   gt.annotations.forEach((a, i) => {
     checkBbox(a.bbox, `annotation ${i}`);
+    flagValue(a.iscrowd, `annotation ${i}`, 'iscrowd');
     if (imgSet.has(a.image_id) && catSet.has(a.category_id)) push(gtsBy, key(a.image_id, a.category_id), a);
   });
   results.forEach((d, i) => {

@@ -21,6 +21,7 @@ export {
   defaultParams,
   linspace,
 } from './coco-params.js';
+export { type LoadedCocoResult, loadCocoResults } from './coco-results.js';
 export { formatCocoTable, formatVocTable } from './format.js';
 export { cocoIou, vocIou } from './iou.js';
 export { stableOrderDesc } from './sort.js';

@@ -15,6 +15,7 @@
  * `np.mean` mAP. Here its AP is NaN under both metrics and it is left out of the mAP, the mean over
  * the classes that have ground truth (as COCO leaves out its -1 entries).
  */
+import { flagValue } from './flags.js';
 import { vocIou } from './iou.js';
 import { checkScore, stableOrderDesc } from './sort.js';
 
@@ -33,7 +34,8 @@ export interface VocGroundTruth {
   imageId: ImageId;
   classId: number;
   box: ArrayLike<number>;
-  difficult?: boolean;
+  /** VOC's `<difficult>`: 0/1 as in the XML, or a boolean (anything else is an error). */
+  difficult?: boolean | 0 | 1;
 }
 
 export interface VocEvalOptions {
@@ -135,7 +137,7 @@ function evaluateClass(
       r = { boxes: [], difficult: [], matched: [] };
       records.set(g.imageId, r);
     }
-    const difficult = g.difficult === true;
+    const difficult = g.difficult === true; // normalized by evaluateVoc
     r.boxes.push(g.box);
     r.difficult.push(difficult);
     r.matched.push(false);
@@ -205,7 +207,7 @@ export function evaluateVoc(
   gts.forEach((g, i) => {
     checkClass(g.classId, classes.length, `ground truth ${i}`);
     checkBox(g.box, `ground truth ${i}`);
-    gtsByClass[g.classId]!.push(g);
+    gtsByClass[g.classId]!.push({ ...g, difficult: flagValue(g.difficult, `ground truth ${i}`, 'difficult') });
   });
   const perClass = classes.map((name, c) =>
     evaluateClass(c, name, detsByClass[c]!, gtsByClass[c]!, iouThreshold, plusOne, use07),

@@ -24,7 +24,8 @@ export function roundHalfEven(x: number): number {
   return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-type Row = [number, number, number, number];
+/** One box row (x1, y1, x2, y2). */
+export type Row = [number, number, number, number];
 
 /**
  * py-faster-rcnn generate_anchors(base_size, ratios, scales): ratio-major, scale-minor, rows

@@ -10,9 +10,11 @@
  * - box_area(b [N,4]) → [N]
  * - box_encode(anchors [N,4], gt [N,4]) → deltas [N,4]       {weights, plusOne}
  * - box_decode(anchors [N,4], deltas [N,4K]) → boxes [N,4K]  {weights, clampLog, plusOne}
+ *   (the DSL helpers take torchvision's order: encodeBoxes(gt, anchors), decodeBoxes(deltas, anchors),
+ *   and the clamp as `bboxXformClip`)
  * - box_convert(b [N,4]) → [N,4]                              {from, to} ∈ xyxy | xywh | cxcywh
  * - small_box_mask(b [N,4]) → u32 [N] (1 = keep: w ≥ minSize and h ≥ minSize) {minSize, plusOne}
- * and the DSL helper clipBoxes (elementwise maximum/minimum, fuses with its neighbours).
+ * and the DSL helper clipBoxes ([N,4] or [N,4K]; elementwise maximum/minimum, fuses with its neighbours).
  *
  * Gradients: box_iou, box_area, box_encode, box_decode and box_convert are differentiable. Each
  * forward op has its own kernel; its gradient rule rebuilds the same formula from elementwise DSL
@@ -631,15 +633,18 @@ registerOp({
 // ---------------------------------------------------------------- DSL helpers
 
 export interface CodingOptions {
-  /** [wx, wy, ww, wh]: TV RPN (1,1,1,1), RoI head (10,10,5,5) ≡ PFR target std (0.1,0.1,0.2,0.2). */
+  /** Weights (wx, wy, ww, wh): TV RPN (1,1,1,1), RoI head (10,10,5,5) ≡ PFR target std (0.1,0.1,0.2,0.2). */
   readonly weights?: readonly [number, number, number, number];
   /** PFR's inclusive-pixel widths (x2 − x1 + 1). */
   readonly plusOne?: boolean;
 }
 
 export interface DecodeOptions extends CodingOptions {
-  /** Upper clamp on dw, dh (after the weights): TV ln(1000/16) by default; null for none (PFR). */
-  readonly clampLog?: number | null;
+  /**
+   * torchvision's `bbox_xform_clip`: upper clamp on dw, dh (after the weights), ln(1000/16) by default;
+   * null for none (PFR).
+   */
+  readonly bboxXformClip?: number | null;
 }
 
 /** IoU matrix [N,M] of boxes a [N,4] and b [M,4]. */
@@ -651,19 +656,25 @@ export function boxArea(b: Tensor, opts: { plusOne?: boolean } = {}): Tensor {
   return b.builder.apply('box_area', [b], { plusOne: opts.plusOne ?? false });
 }
 
-/** Regression targets of gt [N,4] relative to anchors/proposals [N,4]. */
-export function encodeBoxes(anchors: Tensor, gt: Tensor, opts: CodingOptions = {}): Tensor {
-  return anchors.builder.apply('box_encode', [anchors, gt], {
+/**
+ * torchvision's `BoxCoder.encode(reference_boxes, proposals)`: the regression targets [N,4] of the
+ * reference boxes (ground truth) [N,4] relative to the proposals (anchors) [N,4].
+ */
+export function encodeBoxes(referenceBoxes: Tensor, proposals: Tensor, opts: CodingOptions = {}): Tensor {
+  return proposals.builder.apply('box_encode', [proposals, referenceBoxes], {
     weights: [...(opts.weights ?? [1, 1, 1, 1])],
     plusOne: opts.plusOne ?? false,
   });
 }
 
-/** Boxes [N,4K] from anchors [N,4] and deltas [N,4K] (K = 1, or one set per class). */
-export function decodeBoxes(anchors: Tensor, deltas: Tensor, opts: DecodeOptions = {}): Tensor {
-  return anchors.builder.apply('box_decode', [anchors, deltas], {
+/**
+ * torchvision's `BoxCoder.decode(rel_codes, boxes)`: boxes [N,4K] from the deltas `relCodes` [N,4K]
+ * (K = 1, or one set per class) applied to `boxes` [N,4] (anchors or proposals).
+ */
+export function decodeBoxes(relCodes: Tensor, boxes: Tensor, opts: DecodeOptions = {}): Tensor {
+  return boxes.builder.apply('box_decode', [boxes, relCodes], {
     weights: [...(opts.weights ?? [1, 1, 1, 1])],
-    clampLog: opts.clampLog === undefined ? BBOX_XFORM_CLIP : opts.clampLog,
+    clampLog: opts.bboxXformClip === undefined ? BBOX_XFORM_CLIP : opts.bboxXformClip,
     plusOne: opts.plusOne ?? false,
   });
 }
@@ -678,16 +689,20 @@ export function smallBoxMask(b: Tensor, minSize: number, opts: { plusOne?: boole
 }
 
 /**
- * Clips boxes [N,4] to an image: x to [0, W], y to [0, H] (TV clip_boxes_to_image), or to
- * [0, W−1] × [0, H−1] with plusOne (PFR clip_boxes). `size` is [H, W] numbers or an f32 [2] tensor
- * (H, W). Built from elementwise maximum/minimum, so it fuses; the gradient passes inside the range,
- * is 0 outside and ½ exactly on a bound (maximum/minimum split ties; torch.clamp gives 1 there).
+ * Clips boxes [N,4], or per-class boxes [N,4K] (as decodeBoxes gives), to an image: x to [0, W], y to
+ * [0, H] (TV clip_boxes_to_image), or to [0, W−1] × [0, H−1] with plusOne (PFR clip_boxes). `size` is
+ * [H, W] numbers or an f32 [2] tensor (H, W). Built from elementwise maximum/minimum, so it fuses; the
+ * gradient passes inside the range, is 0 outside and ½ exactly on a bound (maximum/minimum split ties;
+ * torch.clamp gives 1 there).
  */
 export function clipBoxes(
   b: Tensor,
   size: readonly [number, number] | Tensor,
   opts: { plusOne?: boolean } = {},
 ): Tensor {
+  const n = checkClipInput(b);
+  const k = (b.shape[1] as number) / 4;
+  if (k > 1) return clipBoxes(b.reshape([n * k, 4]), size, opts).reshape([n, 4 * k]);
   const g: GraphBuilder = b.builder;
   const off = opts.plusOne ? 1 : 0;
   let hi: Tensor;
@@ -703,4 +718,12 @@ export function clipBoxes(
     if (off) hi = hi.sub(off);
   }
   return b.maximum(0).minimum(hi);
+}
+
+/** N of boxes [N,4K] for clipBoxes (any float dtype the elementwise ops take). */
+function checkClipInput(b: Tensor): number {
+  const cols = b.shape[1] as number;
+  if (b.rank !== 2 || cols % 4 !== 0 || cols === 0)
+    throw new WgflowError(`clipBoxes: boxes must be [N,4] or [N,4K], got ${fmtType(b.type)}`);
+  return b.shape[0] as number;
 }

@@ -1,7 +1,9 @@
 /**
  * Eager, torchvision-style detection API: host tensors in, host tensors out, each call running a small
- * cached GPU program (ops/eager.ts). Empty inputs (0 boxes) never reach the GPU — tensors cannot have a
- * 0-sized dimension in this compiler — and get empty results computed on the host.
+ * cached GPU program (ops/eager.ts). Inputs are {@link TensorLike}: `{ data, shape }`, typed arrays or
+ * nested arrays. Arguments come in torchvision's order with torchvision's option names (camelCase).
+ * Empty inputs (0 boxes) never reach the GPU — tensors cannot have a 0-sized dimension in this
+ * compiler — and get empty results computed on the host.
  *
  * Several helpers add to this file; each keeps its part in its own clearly marked section.
  */
@@ -21,25 +23,25 @@ import {
   encodeBoxes as encodeBoxesOp,
   smallBoxMask,
 } from './boxes.js';
-import { type HostInput, runEager } from './eager.js';
+import { type HostInput, runEager, type TensorLike, toHostInput } from './eager.js';
 import { batchedNmsPacked, nmsPacked } from './nms.js';
 import { type RoiAlignOptions, roiAlign as roiAlignOp } from './roi-align.js';
 import { outputPair, type RoiPoolOptions, roiPool as roiPoolOp } from './roi-pool.js';
 
 // ======================================================================= box ops (ops/boxes.ts)
 
-/** f32 [N,4] boxes (integer typed arrays are converted, as torchvision accepts int boxes); returns N. */
-function boxesIn(t: HostInput, what: string, perClass = false): { input: HostInput; n: number } {
-  const s = t.shape;
+/**
+ * f32 [N,4] boxes ([N,4K] with `perClass`); integer values are converted, as torchvision accepts int
+ * boxes, and a bare typed array of N×4 values is read as [N,4]. Returns N.
+ */
+function boxesIn(t: TensorLike, what: string, perClass = false): { input: HostInput; n: number } {
+  const h = toHostInput(t, what, 'f32', { rowsOf: 4 });
+  const s = h.shape;
   const cols = s[1] ?? 0;
   if (s.length !== 2 || (perClass ? cols % 4 !== 0 || cols === 0 : cols !== 4)) {
     throw new WgflowError(`${what} must have shape [N,${perClass ? '4K' : '4'}], got [${s.join(',')}]`);
   }
-  if (t.data.length !== (s[0] as number) * cols) {
-    throw new WgflowError(`${what}: ${t.data.length} values for shape [${s.join(',')}]`);
-  }
-  const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-  return { input: { data, shape: [s[0] as number, cols] }, n: s[0] as number };
+  return { input: { data: h.data, shape: [s[0] as number, cols] }, n: s[0] as number };
 }
 
 const emptyF32 = (shape: readonly number[]): HostTensor => ({ data: new Float32Array(0), shape, dtype: 'f32' });
@@ -55,8 +57,8 @@ async function one(
 
 /** torchvision.ops.box_iou: [N,M] IoU (NaN for two zero-area boxes, as in torchvision; PFR's +1 convention with plusOne). */
 export async function boxIou(
-  boxes1: HostInput,
-  boxes2: HostInput,
+  boxes1: TensorLike,
+  boxes2: TensorLike,
   opts: { plusOne?: boolean } = {},
 ): Promise<HostTensor> {
   const a = boxesIn(boxes1, 'boxIou: boxes1');
@@ -69,52 +71,66 @@ export async function boxIou(
 }
 
 /** torchvision.ops.box_area: [N]. */
-export async function boxArea(boxes: HostInput, opts: { plusOne?: boolean } = {}): Promise<HostTensor> {
+export async function boxArea(boxes: TensorLike, opts: { plusOne?: boolean } = {}): Promise<HostTensor> {
   const b = boxesIn(boxes, 'boxArea: boxes');
   if (b.n === 0) return emptyF32([0]);
   const plusOne = opts.plusOne ?? false;
   return one(`box_area:${plusOne}`, { b: b.input }, (_g, i) => ({ out: boxAreaOp(i.b as Tensor, { plusOne }) }));
 }
 
-/** BoxCoder.encode: regression targets [N,4] of gt relative to anchors (proposals). */
-export async function encodeBoxes(anchors: HostInput, gt: HostInput, opts: CodingOptions = {}): Promise<HostTensor> {
-  const a = boxesIn(anchors, 'encodeBoxes: anchors');
-  const g = boxesIn(gt, 'encodeBoxes: gt');
-  if (a.n !== g.n) throw new WgflowError(`encodeBoxes: ${a.n} anchors but ${g.n} gt boxes`);
+/**
+ * torchvision's `BoxCoder.encode(reference_boxes, proposals)`: the regression targets [N,4] that move
+ * each proposal (anchor) onto its reference box (ground truth). Argument order as in torchvision.
+ */
+export async function encodeBoxes(
+  referenceBoxes: TensorLike,
+  proposals: TensorLike,
+  opts: CodingOptions = {},
+): Promise<HostTensor> {
+  const g = boxesIn(referenceBoxes, 'encodeBoxes: referenceBoxes');
+  const a = boxesIn(proposals, 'encodeBoxes: proposals');
+  if (a.n !== g.n) throw new WgflowError(`encodeBoxes: ${g.n} reference boxes but ${a.n} proposals`);
   if (a.n === 0) return emptyF32([0, 4]);
   const weights = opts.weights ?? [1, 1, 1, 1];
   const plusOne = opts.plusOne ?? false;
   return one(`box_encode:${weights.join(',')}:${plusOne}`, { a: a.input, g: g.input }, (_b, i) => ({
-    out: encodeBoxesOp(i.a as Tensor, i.g as Tensor, { weights, plusOne }),
+    out: encodeBoxesOp(i.g as Tensor, i.a as Tensor, { weights, plusOne }),
   }));
 }
 
-/** BoxCoder.decode: boxes [N,4K] from anchors [N,4] and deltas [N,4K]. */
+/**
+ * torchvision's `BoxCoder.decode(rel_codes, boxes)`: boxes [N,4K] from the regression deltas
+ * `relCodes` [N,4K] (K = 1, or one set per class) applied to `boxes` [N,4] (anchors or proposals).
+ * dw, dh are clamped to `bboxXformClip` (default ln(1000/16); null: no clamp, as py-faster-rcnn).
+ */
 export async function decodeBoxes(
-  anchors: HostInput,
-  deltas: HostInput,
+  relCodes: TensorLike,
+  boxes: TensorLike,
   opts: DecodeOptions = {},
 ): Promise<HostTensor> {
-  const a = boxesIn(anchors, 'decodeBoxes: anchors');
-  const d = boxesIn(deltas, 'decodeBoxes: deltas', true);
-  if (a.n !== d.n) throw new WgflowError(`decodeBoxes: ${a.n} anchors but ${d.n} rows of deltas`);
-  if (a.n === 0) return emptyF32([0, deltas.shape[1] as number]);
+  const d = boxesIn(relCodes, 'decodeBoxes: relCodes', true);
+  const a = boxesIn(boxes, 'decodeBoxes: boxes');
+  if (a.n !== d.n) throw new WgflowError(`decodeBoxes: ${d.n} rows of relCodes but ${a.n} boxes`);
+  if (a.n === 0) return emptyF32([0, d.input.shape[1] as number]);
   const weights = opts.weights ?? [1, 1, 1, 1];
-  const clampLog = opts.clampLog === undefined ? BBOX_XFORM_CLIP : opts.clampLog;
+  const clip = opts.bboxXformClip === undefined ? BBOX_XFORM_CLIP : opts.bboxXformClip;
   const plusOne = opts.plusOne ?? false;
-  return one(`box_decode:${weights.join(',')}:${clampLog}:${plusOne}`, { a: a.input, d: d.input }, (_b, i) => ({
-    out: decodeBoxesOp(i.a as Tensor, i.d as Tensor, { weights, clampLog, plusOne }),
+  return one(`box_decode:${weights.join(',')}:${clip}:${plusOne}`, { a: a.input, d: d.input }, (_b, i) => ({
+    out: decodeBoxesOp(i.d as Tensor, i.a as Tensor, { weights, bboxXformClip: clip, plusOne }),
   }));
 }
 
-/** clip_boxes_to_image: x to [0, W], y to [0, H] (PFR with plusOne: [0, W−1], [0, H−1]). `size` is [H, W]. */
+/**
+ * torchvision's `clip_boxes_to_image`: x to [0, W], y to [0, H] (PFR with plusOne: [0, W−1], [0, H−1]).
+ * `boxes` is [N,4] or [N,4K] (per-class boxes, as decodeBoxes gives); `size` is [H, W].
+ */
 export async function clipBoxes(
-  boxes: HostInput,
+  boxes: TensorLike,
   size: readonly [number, number],
   opts: { plusOne?: boolean } = {},
 ): Promise<HostTensor> {
-  const b = boxesIn(boxes, 'clipBoxes: boxes');
-  if (b.n === 0) return emptyF32([0, 4]);
+  const b = boxesIn(boxes, 'clipBoxes: boxes', true);
+  if (b.n === 0) return emptyF32([0, b.input.shape[1] as number]);
   const plusOne = opts.plusOne ?? false;
   return one(`clip_boxes:${size[0]},${size[1]}:${plusOne}`, { b: b.input }, (_g, i) => ({
     out: clipBoxesOp(i.b as Tensor, [size[0], size[1]], { plusOne }),
@@ -127,7 +143,7 @@ export async function clipBoxes(
  * compiled graphs use the mask, or a fixed-capacity compaction op).
  */
 export async function removeSmallBoxes(
-  boxes: HostInput,
+  boxes: TensorLike,
   minSize: number,
   opts: { plusOne?: boolean } = {},
 ): Promise<Int32Array> {
@@ -145,7 +161,7 @@ export async function removeSmallBoxes(
 }
 
 /** torchvision.ops.box_convert between 'xyxy', 'xywh' and 'cxcywh'. */
-export async function boxConvert(boxes: HostInput, inFmt: BoxFormat, outFmt: BoxFormat): Promise<HostTensor> {
+export async function boxConvert(boxes: TensorLike, inFmt: BoxFormat, outFmt: BoxFormat): Promise<HostTensor> {
   const b = boxesIn(boxes, 'boxConvert: boxes');
   const formats = ['xyxy', 'xywh', 'cxcywh'];
   if (!formats.includes(inFmt) || !formats.includes(outFmt)) {
@@ -171,10 +187,14 @@ export interface EagerNmsOptions {
   readonly maxOutput?: number;
 }
 
-const asF32 = (t: HostInput): Float32Array => (t.data instanceof Float32Array ? t.data : Float32Array.from(t.data));
-
-/** Checks (boxes [N,4], scores [N]) like torchvision's nms and returns N. */
-function nmsInputs(op: string, boxes: HostInput, scores: HostInput): number {
+/** Checks (boxes [N,4], scores [N]) like torchvision's nms; returns them as f32 and N. */
+function nmsInputs(
+  op: string,
+  boxesArg: TensorLike,
+  scoresArg: TensorLike,
+): { boxes: Float32Array; scores: Float32Array; n: number } {
+  const boxes = toHostInput(boxesArg, `${op}: boxes`, 'f32', { rowsOf: 4 });
+  const scores = toHostInput(scoresArg, `${op}: scores`);
   const bs = boxes.shape;
   const ss = scores.shape;
   if (bs.length !== 2)
@@ -188,12 +208,7 @@ function nmsInputs(op: string, boxes: HostInput, scores: HostInput): number {
       `${op}: boxes [${bs.join(',')}] and scores [${ss.join(',')}] must have the same number of boxes (${bs[0]} vs ${ss[0]})`,
     );
   }
-  const n = bs[0] as number;
-  if (boxes.data.length !== n * 4)
-    throw new WgflowError(`${op}: boxes has ${boxes.data.length} values for shape [${bs.join(',')}]`);
-  if (scores.data.length !== n)
-    throw new WgflowError(`${op}: scores has ${scores.data.length} values for shape [${ss.join(',')}]`);
-  return n;
+  return { boxes: boxes.data as Float32Array, scores: scores.data as Float32Array, n: bs[0] as number };
 }
 
 function nmsKey(
@@ -224,17 +239,17 @@ function unpack(t: HostTensor): Int32Array {
  * semantics). 0 boxes → empty result, without touching the GPU.
  */
 export async function nms(
-  boxes: HostInput,
-  scores: HostInput,
+  boxes: TensorLike,
+  scores: TensorLike,
   iouThreshold: number,
   opts: EagerNmsOptions = {},
 ): Promise<Int32Array> {
-  const n = nmsInputs('nms', boxes, scores);
-  if (n === 0) return new Int32Array(0);
-  const { key, maxOutput } = nmsKey('nms', iouThreshold, opts, n);
+  const b = nmsInputs('nms', boxes, scores);
+  if (b.n === 0) return new Int32Array(0);
+  const { key, maxOutput } = nmsKey('nms', iouThreshold, opts, b.n);
   const out = await runEager(
     key,
-    { boxes: { data: asF32(boxes), shape: [n, 4] }, scores: { data: asF32(scores), shape: [n] } },
+    { boxes: { data: b.boxes, shape: [b.n, 4] }, scores: { data: b.scores, shape: [b.n] } },
     (_g, i) => ({
       out: nmsPacked(i.boxes as Tensor, i.scores as Tensor, {
         iouThreshold,
@@ -249,39 +264,38 @@ export async function nms(
 
 /**
  * torchvision.ops.batched_nms: NMS independently per category `idxs` (integers, [N]); kept indices in
- * descending score order. Uses the coordinate-offset trick on the GPU, so coordinates must be
- * non-negative (clip boxes to the image first); negative coordinates are rejected.
+ * descending score order. One NMS on the GPU over boxes shifted by category · (coordinate range + 1),
+ * the range being max − min over every coordinate, so boxes of different categories never overlap
+ * whatever their (finite) coordinates, negative ones included.
  */
 export async function batchedNms(
-  boxes: HostInput,
-  scores: HostInput,
-  idxs: HostInput,
+  boxes: TensorLike,
+  scores: TensorLike,
+  idxs: TensorLike,
   iouThreshold: number,
   opts: EagerNmsOptions = {},
 ): Promise<Int32Array> {
-  const n = nmsInputs('batchedNms', boxes, scores);
-  if (idxs.shape.length !== 1 || idxs.shape[0] !== n || idxs.data.length !== n) {
+  const b = nmsInputs('batchedNms', boxes, scores);
+  const classes = toHostInput(idxs, 'batchedNms: idxs', 'i32');
+  if (classes.shape.length !== 1 || classes.shape[0] !== b.n) {
     throw new WgflowError(
-      `batchedNms: idxs must be a 1-D tensor [${n}] (one category per box), got shape [${idxs.shape.join(',')}]`,
+      `batchedNms: idxs must be a 1-D tensor [${b.n}] (one category per box), got shape [${classes.shape.join(',')}]`,
     );
   }
-  if (n === 0) return new Int32Array(0);
-  const classes = idxs.data instanceof Int32Array ? idxs.data : Int32Array.from(idxs.data);
-  if (!idxs.data.every((v, k) => v === classes[k])) throw new WgflowError('batchedNms: idxs must hold integers');
-  const b = asF32(boxes);
-  const neg = b.findIndex((v) => v < 0);
-  if (neg >= 0) {
+  if (b.n === 0) return new Int32Array(0);
+  const bad = b.boxes.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) {
     throw new WgflowError(
-      `batchedNms: box ${Math.floor(neg / 4)} has a negative coordinate ${b[neg]}; the coordinate-offset trick needs non-negative boxes (clip them to the image first)`,
+      `batchedNms: box ${Math.floor(bad / 4)} has a non-finite coordinate ${b.boxes[bad]} (the category offsets need finite boxes)`,
     );
   }
-  const { key, maxOutput } = nmsKey('batched_nms', iouThreshold, opts, n);
+  const { key, maxOutput } = nmsKey('batched_nms', iouThreshold, opts, b.n);
   const out = await runEager(
     key,
     {
-      boxes: { data: b, shape: [n, 4] },
-      scores: { data: asF32(scores), shape: [n] },
-      idxs: { data: classes, shape: [n] },
+      boxes: { data: b.boxes, shape: [b.n, 4] },
+      scores: { data: b.scores, shape: [b.n] },
+      idxs: { data: classes.data, shape: [b.n] },
     },
     (_g, i) => ({
       out: batchedNmsPacked(i.boxes as Tensor, i.scores as Tensor, i.idxs as Tensor, {
@@ -302,49 +316,49 @@ export async function batchedNms(
 /**
  * RoIs as torchvision accepts them: an f32 [K,5] tensor (batch index, x1, y1, x2, y2), or a list with one
  * [L,4] box tensor per image (the batch column is added here). [K,4] tensors are rejected, as in torchvision.
+ * As nested arrays: `[[0, x1, y1, x2, y2], …]` is the [K,5] tensor, `[[[x1, y1, x2, y2], …], …]` the list.
  */
-export type RoisInput = HostInput | readonly HostInput[];
+export type RoisInput = TensorLike | readonly TensorLike[];
+
+/** A list of per-image box tensors (not one nested [K,5] array). */
+function isRoiList(rois: RoisInput): rois is readonly TensorLike[] {
+  if (!Array.isArray(rois)) return false;
+  return rois.every((e) => typeof e === 'object' && e !== null && (!Array.isArray(e) || e.every(Array.isArray)));
+}
 
 function roisIn(op: string, rois: RoisInput): { data: Float32Array; k: number } {
-  if (Array.isArray(rois)) {
-    const list = rois as readonly HostInput[];
+  if (isRoiList(rois)) {
     const parts: number[] = [];
-    list.forEach((b, img) => {
+    rois.forEach((boxes, img) => {
+      const b = toHostInput(boxes, `${op}: boxes of image ${img}`, 'f32', { rowsOf: 4 });
       if (b.shape.length !== 2 || b.shape[1] !== 4) {
         throw new WgflowError(`${op}: boxes of image ${img} must have shape [L,4], got [${b.shape.join(',')}]`);
       }
       const l = b.shape[0] as number;
-      if (b.data.length !== l * 4)
-        throw new WgflowError(
-          `${op}: boxes of image ${img} have ${b.data.length} values for shape [${b.shape.join(',')}]`,
-        );
       for (let r = 0; r < l; r++) parts.push(img, ...Array.from(b.data.subarray(r * 4, r * 4 + 4)));
     });
     return { data: Float32Array.from(parts), k: parts.length / 5 };
   }
-  const t = rois as HostInput;
+  const t = toHostInput(rois as TensorLike, `${op}: rois`, 'f32', { rowsOf: 5 });
   if (t.shape.length !== 2 || t.shape[1] !== 5) {
     throw new WgflowError(
       `${op}: rois must be an f32 [K,5] tensor (batch index, x1, y1, x2, y2) or a list of [L,4] boxes per image, got [${t.shape.join(',')}]`,
     );
   }
-  const k = t.shape[0] as number;
-  if (t.data.length !== k * 5)
-    throw new WgflowError(`${op}: rois have ${t.data.length} values for shape [${t.shape.join(',')}]`);
-  return { data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data), k };
+  return { data: t.data as Float32Array, k: t.shape[0] as number };
 }
 
-function featuresIn(op: string, input: HostInput): { input: HostInput; c: number } {
-  if (input.shape.length !== 4) throw new WgflowError(`${op}: input must be [N,C,H,W], got [${input.shape.join(',')}]`);
-  const data = input.data instanceof Float32Array ? input.data : Float32Array.from(input.data);
-  return { input: { data, shape: input.shape }, c: input.shape[1] as number };
+function featuresIn(op: string, input: TensorLike): { input: HostInput; c: number } {
+  const x = toHostInput(input, `${op}: input`);
+  if (x.shape.length !== 4) throw new WgflowError(`${op}: input must be [N,C,H,W], got [${x.shape.join(',')}]`);
+  return { input: x, c: x.shape[1] as number };
 }
 
 /**
  * torchvision.ops.roi_pool: [K,C,PH,PW]. 0 RoIs → an empty [0,C,PH,PW] result computed on the host
  * (tensors cannot have a 0-sized dimension in this compiler, so the GPU is not involved).
  */
-export async function roiPool(input: HostInput, rois: RoisInput, opts: RoiPoolOptions): Promise<HostTensor> {
+export async function roiPool(input: TensorLike, rois: RoisInput, opts: RoiPoolOptions): Promise<HostTensor> {
   const x = featuresIn('roiPool', input);
   const r = roisIn('roiPool', rois);
   const [ph, pw] = outputPair(opts.outputSize);
@@ -364,7 +378,7 @@ export async function roiPool(input: HostInput, rois: RoisInput, opts: RoiPoolOp
 }
 
 /** torchvision.ops.roi_align: [K,C,PH,PW]. 0 RoIs → an empty [0,C,PH,PW] result computed on the host. */
-export async function roiAlign(input: HostInput, rois: RoisInput, opts: RoiAlignOptions): Promise<HostTensor> {
+export async function roiAlign(input: TensorLike, rois: RoisInput, opts: RoiAlignOptions): Promise<HostTensor> {
   const x = featuresIn('roiAlign', input);
   const r = roisIn('roiAlign', rois);
   const [ph, pw] = outputPair(opts.outputSize);

@@ -11,10 +11,115 @@ import type { DType } from '../compiler/types.js';
 import { getDevice } from '../runtime/device.js';
 import { type HostTensor, Session, type TypedArray } from '../runtime/session.js';
 
-/** A host tensor as users pass it: typed data plus a shape (dtype follows the array type). */
+/** A host tensor as the eager programs take it: typed data plus a shape (dtype follows the array type). */
 export interface HostInput {
   readonly data: TypedArray;
   readonly shape: readonly number[];
+}
+
+/** Numbers nested in arrays, one level per dimension: `[[x1, y1, x2, y2], …]` is an [N,4] tensor. */
+export type NestedArray = readonly (number | NestedArray)[];
+
+/** Any typed array of numbers. */
+export type NumericArray =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint32Array
+  | Int16Array
+  | Uint16Array
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray;
+
+/** Values with an explicit row-major shape, e.g. a previous eager result (a HostTensor). */
+export interface ShapedArray {
+  readonly data: NumericArray | readonly number[];
+  readonly shape: readonly number[];
+}
+
+/**
+ * What the eager ops (`ops.*`) take, as torchvision takes tensors: `{ data, shape }` (e.g. the result of
+ * another op), a typed array (1-D; for a boxes argument, N×4 values are read as [N,4]), or nested
+ * arrays (`[[0, 0, 10, 10], [5, 5, 15, 15]]`).
+ */
+export type TensorLike = ShapedArray | NumericArray | NestedArray;
+
+const isNumericArray = (x: unknown): x is NumericArray => ArrayBuffer.isView(x) && !(x instanceof DataView);
+
+/** The shape of nested arrays (rectangular, numbers at the leaves). */
+function nestedShape(x: NestedArray, what: string): number[] {
+  const shape: number[] = [];
+  let level: unknown = x;
+  while (Array.isArray(level)) {
+    shape.push(level.length);
+    level = level[0];
+  }
+  if (level !== undefined && typeof level !== 'number')
+    throw new WgflowError(`${what}: nested arrays must hold numbers, found ${typeof level}`);
+  return shape;
+}
+
+function flatten(x: NestedArray, shape: readonly number[], what: string): number[] {
+  const out: number[] = [];
+  const walk = (v: unknown, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      if (typeof v !== 'number') throw new WgflowError(`${what}${path}: expected a number, got ${typeof v}`);
+      out.push(v);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth])
+      throw new WgflowError(
+        `${what}${path}: nested arrays must be rectangular (shape [${shape.join(',')}]); this one has ${Array.isArray(v) ? `${v.length} entries` : `a ${typeof v}`}`,
+      );
+    v.forEach((e, i) => walk(e, depth + 1, `${path}[${i}]`));
+  };
+  walk(x, 0, '');
+  return out;
+}
+
+/**
+ * A {@link TensorLike} as a HostInput of `dtype` (f32 data is not copied when it is a Float32Array
+ * already). i32: the values must be integers. A bare typed array has no shape: it is 1-D, or with
+ * `rowsOf: 4` (a boxes argument) [length / 4, 4]; with `rowsOf`, `[]` is [0, rowsOf] (no boxes).
+ * `what` names the argument in errors.
+ */
+export function toHostInput(
+  x: TensorLike,
+  what: string,
+  dtype: 'f32' | 'i32' = 'f32',
+  opts: { readonly rowsOf?: number } = {},
+): HostInput {
+  let values: ArrayLike<number>;
+  let shape: readonly number[];
+  if (Array.isArray(x)) {
+    // [] is an empty list of rows (0 boxes), not a 1-D tensor, where rows are expected
+    shape = x.length === 0 && opts.rowsOf !== undefined ? [0, opts.rowsOf] : nestedShape(x as NestedArray, what);
+    values = flatten(x as NestedArray, shape, what);
+  } else if (isNumericArray(x)) {
+    values = x;
+    const r = opts.rowsOf;
+    shape = r !== undefined && x.length % r === 0 ? [x.length / r, r] : [x.length];
+  } else if (typeof x === 'object' && x !== null && 'data' in x && 'shape' in x) {
+    const t = x as ShapedArray;
+    if (!(Array.isArray(t.data) || isNumericArray(t.data)))
+      throw new WgflowError(`${what}: data must be a typed array or an array of numbers`);
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw new WgflowError(`${what}: shape must be an array of non-negative integers`);
+    values = t.data;
+    shape = t.shape;
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (values.length !== n) throw new WgflowError(`${what}: ${values.length} values for shape [${shape.join(',')}]`);
+  } else {
+    throw new WgflowError(
+      `${what}: expected a typed array, nested arrays of numbers or { data, shape }, got ${x === null ? 'null' : typeof x}`,
+    );
+  }
+  if (dtype === 'f32') return { data: values instanceof Float32Array ? values : Float32Array.from(values), shape };
+  const ints = values instanceof Int32Array ? values : Int32Array.from(values);
+  for (let i = 0; i < values.length; i++)
+    if (ints[i] !== values[i]) throw new WgflowError(`${what} must hold integers, got ${values[i]} at ${i}`);
+  return { data: ints, shape };
 }
 
 export function dtypeOf(t: HostInput): DType {

@@ -499,7 +499,12 @@ export function nms(boxes: Tensor, scores: Tensor, opts: NmsOptions): NmsResult 
   return splitPacked(nmsPacked(boxes, scores, opts));
 }
 
-/** The boxes shifted by class · (max coordinate + 1) (the coordinate-offset trick of batchedNms). */
+/**
+ * The boxes shifted by class · (max − min + 1), max and min over every coordinate (the coordinate-offset
+ * trick of batchedNms). torchvision shifts by class · (max + 1), which separates the classes only when
+ * no coordinate is negative; with the range, the boxes of class c lie in [min + c·r', max + c·r']
+ * (r' = max − min + 1), so two classes are always at least one unit apart, whatever the coordinates.
+ */
 export function offsetBoxesByClass(boxes: Tensor, classes: Tensor, scores: Tensor): Tensor {
   if (
     classes.dtype !== 'i32' ||
@@ -510,8 +515,8 @@ export function offsetBoxesByClass(boxes: Tensor, classes: Tensor, scores: Tenso
       `batchedNms: classes must be i32 with the scores' shape ${fmtShape(scores.shape)}, got ${classes.dtype}${fmtShape(classes.shape)}`,
     );
   }
-  const maxCoord = boxes.max();
-  const offsets = classes.cast('f32').mul(maxCoord.add(1));
+  const range = boxes.max().sub(boxes.neg().max().neg());
+  const offsets = classes.cast('f32').mul(range.add(1));
   return boxes.add(offsets.reshape([...classes.shape, 1]));
 }
 
@@ -522,12 +527,12 @@ export function batchedNmsPacked(boxes: Tensor, scores: Tensor, classes: Tensor,
 
 /**
  * NMS independently per class (torchvision batched_nms) with the coordinate-offset trick: every box
- * is shifted by class · (max coordinate + 1), with the maximum over all boxes computed on the GPU, so
- * boxes of different classes never overlap and one NMS does all classes. Requires NON-NEGATIVE
- * coordinates (e.g. boxes clipped to the image; with negative ones boxes of neighbouring classes can
- * overlap) and integer classes (i32, the scores' shape). As in torchvision, the shifted coordinates
- * are rounded to float32, so a pair whose IoU is within rounding of the threshold may be decided
- * differently than by a per-class loop on the original coordinates.
+ * is shifted by class · (max − min + 1), the coordinate range over all boxes computed on the GPU, so
+ * boxes of different classes never overlap and one NMS does all classes. Any finite coordinates work,
+ * negative ones included (torchvision's max + 1 offset needs non-negative boxes); classes are integers
+ * (i32, the scores' shape). As in torchvision, the shifted coordinates are rounded to float32, so a
+ * pair whose IoU is within rounding of the threshold may be decided differently than by a per-class
+ * loop on the original coordinates.
  */
 export function batchedNms(boxes: Tensor, scores: Tensor, classes: Tensor, opts: NmsOptions): NmsResult {
   return splitPacked(batchedNmsPacked(boxes, scores, classes, opts));

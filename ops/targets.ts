@@ -1075,7 +1075,7 @@ export function anchorTargets(
           .reshape([1, A, 4])
           .add(g0(anchors, B))
           .reshape([B * A, 4]);
-  const deltas = encodeBoxes(anc, matched, { weights: opts.weights ?? [1, 1, 1, 1], plusOne: opts.plusOne ?? false });
+  const deltas = encodeBoxes(matched, anc, { weights: opts.weights ?? [1, 1, 1, 1], plusOne: opts.plusOne ?? false });
   const b = anchors.builder;
   const bboxTargets = b.where(matches.ge(0).reshape([B * A, 1]), deltas, 0);
   const bboxWeights = b.where(labels.eq(1).reshape([B * A, 1]), b.constant([1, 1, 1, 1], [1, 4]), 0);
@@ -1177,7 +1177,7 @@ export function proposalTargets(
   const matched = gb.reshape([B * G, 4]).gather(matches.maximum(0).add(rowOffsets(gt, B, S, G)));
   const means = opts.means ?? [0, 0, 0, 0];
   const stds = opts.stds ?? [0.1, 0.1, 0.2, 0.2];
-  const raw = encodeBoxes(boxes.stopGradient(), matched, { weights: [1, 1, 1, 1], plusOne: opts.plusOne ?? false });
+  const raw = encodeBoxes(matched, boxes.stopGradient(), { weights: [1, 1, 1, 1], plusOne: opts.plusOne ?? false });
   const norm = raw.sub(g.constant([...means], [1, 4])).div(g.constant([...stds], [1, 4]));
   const C = numClasses;
   const fg = labels.gt(0).reshape([BS, 1, 1]);

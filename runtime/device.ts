@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The Dawn device (npm `webgpu`), shared per process.
  * - The object `create()` returns is kept in a module-level variable: webgpu 0.6.2 crashes the
@@ -7,9 +8,12 @@
  *   `setImmediate`, which spins a CPU core; `quietly()` swaps in a 1 ms timer for the duration of
  *   our waits, so lavapipe keeps every core (see bench/polling.ts for the measurement).
  * - closeDevice() destroys the device so the process can exit.
+ * - Dawn's two adapter warnings about dynamic-buffer limits are filtered out of stderr
+ *   (runtime/native-stderr.ts); nothing else Dawn prints is hidden.
  */
 import { create, globals } from 'webgpu';
 import { WgflowError } from './errors.js';
+import { withNativeStderrFiltered } from './native-stderr.js';
 
 Object.assign(globalThis, globals);
 
@@ -55,11 +59,17 @@ const LIMIT_KEYS = [
 
 export const NO_ADAPTER_HELP =
   'No WebGPU adapter was found. wgflow runs on Dawn (npm "webgpu") over Vulkan; on a machine without a GPU, install Mesa lavapipe ' +
-  '(mesa-vulkan-drivers >= 24, e.g. from Debian bookworm-backports) with: bash scripts/setup-gpu.sh';
+  '(mesa-vulkan-drivers >= 24, e.g. from Debian bookworm-backports) with: npx wgflow setup-gpu (in a clone of the repository: npm run setup-gpu)';
 
 async function open(): Promise<DeviceInfo> {
   gpuInstance ??= create(dawnFlags);
-  const adapter = await quietly(gpuInstance.requestAdapter({ powerPreference: 'high-performance' }));
+  const gpu = gpuInstance;
+  // Dawn enumerates the adapters synchronously inside requestAdapter(), printing its limit warnings then
+  // (boxed, so awaiting the filter does not also await the adapter outside quietly())
+  const pending = await withNativeStderrFiltered(() => ({
+    adapter: gpu.requestAdapter({ powerPreference: 'high-performance' }),
+  }));
+  const adapter = await quietly(pending.adapter);
   if (!adapter) throw new WgflowError(NO_ADAPTER_HELP);
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMIT_KEYS) {

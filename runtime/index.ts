@@ -30,6 +30,7 @@ export {
   type CheckpointInfo,
   type LoadedCheckpoint,
   loadCheckpoint,
+  type SaveCheckpointOptions,
   saveCheckpoint,
 } from './checkpoint.js';
 export { closeDevice, type DeviceInfo, getDevice, NO_ADAPTER_HELP, quietly } from './device.js';

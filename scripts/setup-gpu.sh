@@ -10,6 +10,8 @@
 # newer Debian/Ubuntu the distribution's own package is recent enough.
 #
 # Idempotent. Runs apt as root, through sudo when not root. Exit 0 when done, 1 if not.
+# Runs from a clone (`npm run setup-gpu`) and from the installed package (`npx wgflow setup-gpu`,
+# where this folder is node_modules/wgflow/scripts and `webgpu` may be installed further up).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,7 +20,8 @@ die() { echo "setup-gpu: $*" >&2; exit 1; }
 
 mesa_version() { dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true; }
 mesa_recent() { mesa_version | grep -qE '^(2[4-9]|[3-9][0-9])\.'; }
-have_webgpu() { [[ -f node_modules/webgpu/package.json ]] && command -v node >/dev/null; }
+# Node's own resolution from this package's folder: node_modules/webgpu here or in a folder above.
+have_webgpu() { command -v node >/dev/null && node --input-type=module -e "await import('webgpu')" >/dev/null 2>&1; }
 probe() { timeout 60 node scripts/probe-adapter.mjs 2>/dev/null; }
 
 # 1. Nothing to do?

@@ -3,7 +3,8 @@
  * - frcnn-small inference (64×80 canvas, 3 classes, seeded non-zero weights) written as an artifact,
  *   run in this process from the compiled spec and from the artifact, and run in a FRESH child process
  *   that imports only runtime/ (checked twice: every module URL the child resolved, recorded by a
- *   loader hook, and a static scan of its import graph): all det_* / rois outputs bitwise identical,
+ *   loader hook — nothing of compiler/, ops/, models/, ts-morph, sharp or @napi-rs/canvas — and a
+ *   static scan of its import graph): all det_* / rois outputs bitwise identical,
  *   through the Session and through the generated typed module;
  * - the typed module type-checks with the TypeScript compiler, and wrongly shaped / typed inputs are
  *   type errors (the diagnostics asserted line by line);
@@ -95,6 +96,8 @@ function importGraph(entry: string): string[] {
 }
 
 const COMPILER_DIRS = ['compiler', 'ops', 'models'].map((d) => `${join(REPO, d)}/`);
+/** Packages a runtime-only process must not load: ts-morph (typed modules), sharp (images), canvas (pictures). */
+const HEAVY_PACKAGES = /\/node_modules\/(ts-morph|@ts-morph|sharp|@img|@napi-rs)\//;
 
 describe('artifact: frcnn-small, written, loaded in-process and in a fresh runtime-only process', () => {
   let spec: ProgramSpec;
@@ -208,6 +211,8 @@ describe('artifact: frcnn-small, written, loaded in-process and in a fresh runti
     expect(files).toContain(join(REPO, 'runtime/artifact.ts'));
     expect(files).toContain(join(artDir, 'frcnn-small.ts'));
     expect(files.filter((f) => COMPILER_DIRS.some((d) => f.startsWith(d)))).toEqual([]);
+    // ... nor the compiler's and the pictures' packages (the typed-module generator, image decoding, drawing)
+    expect(files.filter((f) => HEAVY_PACKAGES.test(f))).toEqual([]);
     // The static import graph of the child and of the typed module agrees.
     const graph = [...importGraph(CHILD), ...importGraph(join(artDir, 'frcnn-small.ts'))];
     expect(graph).toContain(join(REPO, 'runtime/safetensors.ts'));

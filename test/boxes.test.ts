@@ -310,14 +310,14 @@ describe('box coding', () => {
   it('shape rules', () => {
     const g = new GraphBuilder();
     const a = g.input('a', [5, 4]);
-    expect(decodeBoxes(a, g.input('d', [5, 12])).shape).toEqual([5, 12]);
-    expect(() => decodeBoxes(a, g.input('d2', [5, 6]))).toThrow(
+    expect(decodeBoxes(g.input('d', [5, 12]), a).shape).toEqual([5, 12]);
+    expect(() => decodeBoxes(g.input('d2', [5, 6]), a)).toThrow(
       /^box_decode: deltas must be f32 \[N,4K\].*got f32\[5,6\]/,
     );
-    expect(() => decodeBoxes(a, g.input('d3', [4, 4]))).toThrow(
+    expect(() => decodeBoxes(g.input('d3', [4, 4]), a)).toThrow(
       /box_decode: anchors and deltas must have the same number of rows, got f32\[5,4\] and f32\[4,4\]/,
     );
-    expect(() => encodeBoxes(a, g.input('g', [6, 4]))).toThrow(
+    expect(() => encodeBoxes(g.input('g', [6, 4]), a)).toThrow(
       /box_encode: anchors and gt must have the same number of rows/,
     );
     expect(() => g.apply('box_decode', [a, a], { weights: [1, 0, 1, 1] })).toThrow(
@@ -331,37 +331,37 @@ describe('box coding', () => {
   it('encode values (TV, with RoI-head weights, and PFR +1)', () => {
     const feeds = { a: [0, 0, 10, 10], g: [1, 2, 13, 12] };
     // aw = 10, acx = 5; gw = 12, gcx = 7; ah = 10, acy = 5; gh = 10, gcy = 7
-    const tv = cpu((g) => encodeBoxes(g.input('a', [1, 4]), g.input('g', [1, 4])), feeds);
+    const tv = cpu((g) => encodeBoxes(g.input('g', [1, 4]), g.input('a', [1, 4])), feeds);
     expectClose(tv.data, [0.2, 0.2, Math.log(1.2), 0], 1e-15);
     const head = cpu(
-      (g) => encodeBoxes(g.input('a', [1, 4]), g.input('g', [1, 4]), { weights: [10, 10, 5, 5] }),
+      (g) => encodeBoxes(g.input('g', [1, 4]), g.input('a', [1, 4]), { weights: [10, 10, 5, 5] }),
       feeds,
     );
     expectClose(head.data, [2, 2, 5 * Math.log(1.2), 0], 1e-14);
     // PFR: aw = 11, acx = 5.5; gw = 13, gcx = 7.5; ah = 11, acy = 5.5; gh = 11, gcy = 7.5
-    const pfr = cpu((g) => encodeBoxes(g.input('a', [1, 4]), g.input('g', [1, 4]), { plusOne: true }), feeds);
+    const pfr = cpu((g) => encodeBoxes(g.input('g', [1, 4]), g.input('a', [1, 4]), { plusOne: true }), feeds);
     expectClose(pfr.data, [2 / 11, 2 / 11, Math.log(13 / 11), 0], 1e-15);
   });
 
   it('decode: zero deltas, PFR quirk (+1 on x2, y2), clamp', () => {
     const a = [10, 20, 30, 60];
     const z = [0, 0, 0, 0];
-    expectClose(cpu((g) => decodeBoxes(g.input('a', [1, 4]), g.input('d', [1, 4])), { a, d: z }).data, a, 1e-13);
+    expectClose(cpu((g) => decodeBoxes(g.input('d', [1, 4]), g.input('a', [1, 4])), { a, d: z }).data, a, 1e-13);
     // PFR: zero deltas give [a1, a2 + 1]
     expectClose(
-      cpu((g) => decodeBoxes(g.input('a', [1, 4]), g.input('d', [1, 4]), { plusOne: true, clampLog: null }), {
+      cpu((g) => decodeBoxes(g.input('d', [1, 4]), g.input('a', [1, 4]), { plusOne: true, bboxXformClip: null }), {
         a,
         d: z,
       }).data,
       [10, 20, 31, 61],
       1e-13,
     );
-    // dw = 10 is clamped to ln(1000/16): pw = 62.5 · aw; no clamp with clampLog null
+    // dw = 10 is clamped to ln(1000/16): pw = 62.5 · aw; no clamp with bboxXformClip null
     const big = [0, 0, 10, 1];
-    const c = cpu((g) => decodeBoxes(g.input('a', [1, 4]), g.input('d', [1, 4])), { a, d: big }).data;
+    const c = cpu((g) => decodeBoxes(g.input('d', [1, 4]), g.input('a', [1, 4])), { a, d: big }).data;
     expect((c[2] as number) - (c[0] as number)).toBeCloseTo(62.5 * 20, 9);
     expect((c[3] as number) - (c[1] as number)).toBeCloseTo(Math.E * 40, 9);
-    const nc = cpu((g) => decodeBoxes(g.input('a', [1, 4]), g.input('d', [1, 4]), { clampLog: null }), {
+    const nc = cpu((g) => decodeBoxes(g.input('d', [1, 4]), g.input('a', [1, 4]), { bboxXformClip: null }), {
       a,
       d: big,
     }).data;
@@ -380,10 +380,10 @@ describe('box coding', () => {
     ] as const) {
       const r = cpu((g) => {
         const a = g.input('a', [n, 4]);
-        return decodeBoxes(a, encodeBoxes(a, g.input('g', [n, 4]), { weights, plusOne }), {
+        return decodeBoxes(encodeBoxes(g.input('g', [n, 4]), a, { weights, plusOne }), a, {
           weights,
           plusOne,
-          clampLog: plusOne ? null : BBOX_XFORM_CLIP,
+          bboxXformClip: plusOne ? null : BBOX_XFORM_CLIP,
         });
       }, feeds);
       const want = feeds.g.map((v, i) => v + (plusOne && i % 4 >= 2 ? 1 : 0));
@@ -397,14 +397,14 @@ describe('box coding', () => {
     const k = 3;
     const a = randBoxes(n, seed);
     const d = rand(n * 4 * k, seed + 1, -0.5, 0.5);
-    const all = cpu((g) => decodeBoxes(g.input('a', [n, 4]), g.input('d', [n, 4 * k]), { weights: [10, 10, 5, 5] }), {
+    const all = cpu((g) => decodeBoxes(g.input('d', [n, 4 * k]), g.input('a', [n, 4]), { weights: [10, 10, 5, 5] }), {
       a,
       d,
     });
     for (let c = 0; c < k; c++) {
       const dc: number[] = [];
       for (let i = 0; i < n; i++) dc.push(...d.slice(i * 4 * k + 4 * c, i * 4 * k + 4 * c + 4));
-      const one = cpu((g) => decodeBoxes(g.input('a', [n, 4]), g.input('d', [n, 4]), { weights: [10, 10, 5, 5] }), {
+      const one = cpu((g) => decodeBoxes(g.input('d', [n, 4]), g.input('a', [n, 4]), { weights: [10, 10, 5, 5] }), {
         a,
         d: dc,
       });
@@ -417,7 +417,7 @@ describe('box coding', () => {
   const decodeModes = [
     { name: 'TV RPN (clamp)', opts: {} },
     { name: 'TV RoI head', opts: { weights: [10, 10, 5, 5] as const } },
-    { name: 'PFR (+1, no clamp)', opts: { plusOne: true, clampLog: null } },
+    { name: 'PFR (+1, no clamp)', opts: { plusOne: true, bboxXformClip: null } },
   ];
 
   it('GPU vs CPU at 3 sizes (encode; decode with K = 1 and 3)', async () => {
@@ -425,7 +425,7 @@ describe('box coding', () => {
       for (const mode of decodeModes) {
         const seed = freshSeed();
         const a = randBoxes(n, seed);
-        await checkGpuVsCpu((g) => encodeBoxes(g.input('a', [n, 4]), g.input('g', [n, 4]), mode.opts), {
+        await checkGpuVsCpu((g) => encodeBoxes(g.input('g', [n, 4]), g.input('a', [n, 4]), mode.opts), {
           feeds: { a, g: randBoxes(n, seed + 1) },
           seed,
           rtol: 1e-5,
@@ -433,7 +433,7 @@ describe('box coding', () => {
         for (const k of [1, 3]) {
           // deltas up to ±6 so some dw/dh pass the clamp (4.135)
           const d = f32s(rand(n * 4 * k, seed + 2, -6, 6));
-          await checkGpuVsCpu((g) => decodeBoxes(g.input('a', [n, 4]), g.input('d', [n, 4 * k]), mode.opts), {
+          await checkGpuVsCpu((g) => decodeBoxes(g.input('d', [n, 4 * k]), g.input('a', [n, 4]), mode.opts), {
             feeds: { a, d },
             seed,
             rtol: 1e-5,
@@ -449,12 +449,12 @@ describe('box coding', () => {
     const feeds = { a: randBoxes(n, seed), g: randBoxes(n, seed + 1), d: rand(n * 8, seed + 2, -6, 6) };
     for (const mode of decodeModes) {
       const w = mode.opts.weights ?? [1, 1, 1, 1];
-      const clamp = mode.opts.clampLog === undefined ? BBOX_XFORM_CLIP : mode.opts.clampLog;
+      const clamp = mode.opts.bboxXformClip === undefined ? BBOX_XFORM_CLIP : mode.opts.bboxXformClip;
       const plusOne = mode.opts.plusOne ?? false;
-      const e1 = cpu((g) => encodeBoxes(g.input('a', [n, 4]), g.input('g', [n, 4]), mode.opts), feeds);
+      const e1 = cpu((g) => encodeBoxes(g.input('g', [n, 4]), g.input('a', [n, 4]), mode.opts), feeds);
       const e2 = cpu((g) => boxEncodeComposite(g.input('a', [n, 4]), g.input('g', [n, 4]), w, plusOne), feeds);
       expect(maxAbsDiff(e1.data, e2.data)).toBeLessThan(1e-13);
-      const d1 = cpu((g) => decodeBoxes(g.input('a', [n, 4]), g.input('d', [n, 8]), mode.opts), feeds);
+      const d1 = cpu((g) => decodeBoxes(g.input('d', [n, 8]), g.input('a', [n, 4]), mode.opts), feeds);
       const d2 = cpu((g) => boxDecodeComposite(g.input('a', [n, 4]), g.input('d', [n, 8]), w, clamp, plusOne), feeds);
       expect(maxAbsDiff(d1.data, d2.data)).toBeLessThan(1e-9);
     }
@@ -471,7 +471,7 @@ describe('box coding', () => {
           (g) => {
             const a = g.input('a', [n, 4]);
             const d = g.input('d', [n, 4 * k]);
-            return { out: decodeBoxes(a, d, mode.opts), wrt: [d, a] };
+            return { out: decodeBoxes(d, a, mode.opts), wrt: [d, a] };
           },
           feeds,
           seed,
@@ -482,7 +482,7 @@ describe('box coding', () => {
         (g) => {
           const a = g.input('a', [7, 4]);
           const gt = g.input('g', [7, 4]);
-          return { out: encodeBoxes(a, gt, mode.opts), wrt: [a, gt] };
+          return { out: encodeBoxes(gt, a, mode.opts), wrt: [a, gt] };
         },
         { a: randBoxes(7, seed, 50, 5, 40), g: randBoxes(7, seed + 1, 50, 5, 40) },
         seed,
@@ -495,7 +495,7 @@ describe('box coding', () => {
     const a = g.input('a', [2, 4]);
     const d = g.input('d', [2, 4]);
     // loss = Σ x2 + y2 (x1 + x2 does not depend on dw)
-    const out = decodeBoxes(a, d).mul(g.constant([0, 0, 1, 1, 0, 0, 1, 1], [2, 4]));
+    const out = decodeBoxes(d, a).mul(g.constant([0, 0, 1, 1, 0, 0, 1, 1], [2, 4]));
     const [dd] = grad(out.sum(), [d]);
     const r = interpret(g.graph, { a: [0, 0, 10, 10, 5, 5, 25, 15], d: [0.1, 0.2, 5, 0.3, 0.1, 0.2, 0.3, 9] }, [
       (dd as Tensor).id,
@@ -668,7 +668,7 @@ describe('eager API', () => {
     expect((await E.boxIou(one, empty)).shape).toEqual([1, 0]);
     expect((await E.boxArea(empty)).data.length).toBe(0);
     expect((await E.encodeBoxes(empty, empty)).shape).toEqual([0, 4]);
-    expect((await E.decodeBoxes(empty, { data: new Float32Array(0), shape: [0, 8] })).shape).toEqual([0, 8]);
+    expect((await E.decodeBoxes({ data: new Float32Array(0), shape: [0, 8] }, empty)).shape).toEqual([0, 8]);
     expect((await E.clipBoxes(empty, [10, 10])).shape).toEqual([0, 4]);
     expect((await E.removeSmallBoxes(empty, 1)).length).toBe(0);
     expect((await E.boxConvert(empty, 'xyxy', 'cxcywh')).shape).toEqual([0, 4]);
@@ -683,13 +683,44 @@ describe('eager API', () => {
     );
     await expect(
       E.encodeBoxes(
-        host([[0, 0, 1, 1]]),
         host([
           [0, 0, 1, 1],
           [0, 0, 2, 2],
         ]),
+        host([[0, 0, 1, 1]]),
       ),
-    ).rejects.toThrow(/1 anchors but 2 gt boxes/);
+    ).rejects.toThrow(/encodeBoxes: 2 reference boxes but 1 proposals/);
+  });
+
+  it('takes nested arrays, bare typed arrays (N×4 values as [N,4]) and { data, shape } alike', async () => {
+    const rows = [
+      [0, 0, 10, 10],
+      [5, 5, 15, 15],
+    ];
+    const want = [...(await E.boxIou(host(rows), host(rows))).data];
+    expect([...(await E.boxIou(rows, rows)).data]).toEqual(want);
+    expect([...(await E.boxIou(Float32Array.from(rows.flat()), Int32Array.from(rows.flat()))).data]).toEqual(want);
+    expect((await E.boxArea(rows)).shape).toEqual([2]);
+    // a nested 1-D array has its own shape [4], not [1,4] (as a 1-D tensor in torchvision)
+    await expect(E.boxArea([0, 0, 1, 1])).rejects.toThrow(/boxArea: boxes must have shape \[N,4\], got \[4\]/);
+    await expect(E.boxArea([[0, 0, 1]] as unknown as number[][])).rejects.toThrow(/got \[1,3\]/);
+    await expect(E.boxArea('boxes' as unknown as number[][])).rejects.toThrow(/expected a typed array, nested arrays/);
+  });
+
+  it('clipBoxes on per-class boxes [N,4K] clips every one of the K boxes (DSL and eager)', async () => {
+    const seed = freshSeed();
+    const n = 9;
+    const k = 3;
+    const b = rand(n * 4 * k, seed, -40, 140);
+    const all = cpu((g) => clipBoxes(g.input('b', [n, 4 * k]), [90, 110]), { b }).data;
+    const one = cpu((g) => clipBoxes(g.input('b', [n * k, 4]), [90, 110]), { b }).data;
+    expect([...all]).toEqual([...one]);
+    const eager = await E.clipBoxes(hostFlat(b, 4 * k), [90, 110]);
+    expect(eager.shape).toEqual([n, 4 * k]);
+    expectClose(eager.data, [...one], 1e-5);
+    expect(() => clipBoxes(new GraphBuilder().input('x', [4, 6]), [9, 9])).toThrow(
+      /clipBoxes: boxes must be \[N,4\] or \[N,4K\]/,
+    );
   });
 
   it('accepts integer boxes (as torchvision does)', async () => {
@@ -719,9 +750,9 @@ describe('properties (fast-check; each run is one GPU call over a batch of 64 ra
         const a = flat(as);
         const g = flat(gs);
         for (const plusOne of [false, true]) {
-          const opts = { weights: [10, 10, 5, 5] as const, plusOne, clampLog: plusOne ? null : BBOX_XFORM_CLIP };
-          const d = await E.encodeBoxes(hostFlat(a), hostFlat(g), opts);
-          const back = await E.decodeBoxes(hostFlat(a), d, opts);
+          const opts = { weights: [10, 10, 5, 5] as const, plusOne, bboxXformClip: plusOne ? null : BBOX_XFORM_CLIP };
+          const d = await E.encodeBoxes(hostFlat(g), hostFlat(a), opts);
+          const back = await E.decodeBoxes(d, hostFlat(a), opts);
           back.data.forEach((v, i) => {
             const want = (g[i] as number) + (plusOne && i % 4 >= 2 ? 1 : 0);
             const tol = 2e-4 + 2e-6 * Math.abs(want) + 2e-6 * Math.abs(a[i] as number);

@@ -20,6 +20,7 @@ import { findNvcc } from '../compiler/cuda-artifact.js';
 import { WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
 import { decodeImage } from '../data/image.js';
 import { SHAPE_CLASSES } from '../data/shapes.js';
+import { loadCocoResults } from '../eval/coco-results.js';
 import { loadArtifact, readArtifactManifest } from '../runtime/artifact.js';
 import { closeDevice } from '../runtime/device.js';
 import { readSafetensors, writeSafetensors } from '../runtime/safetensors.js';
@@ -89,10 +90,18 @@ describe('wgflow train / detect / eval', () => {
     const out = join(root, 'detect');
     const r = await runCli(['detect', ...testImages, '--checkpoint', ckpt, '--out', out, '--score', '0']);
     expect(r.code, r.stderr).toBe(0);
+    // a fresh process: stderr holds wgflow's own lines only (Dawn's adapter warnings are filtered)
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(testImages.length + 1);
+    for (const line of lines)
+      expect(line).toMatch(/^(.+\.png: \d+ detections ≥ 0 \(\d+ in all\) → .+\.png|COCO results: .+detections\.json)$/);
     const results = JSON.parse(readFileSync(join(out, 'detections.json'), 'utf8')) as CocoResult[];
     expect(Array.isArray(results)).toBe(true);
     expect(results.length).toBeGreaterThan(0);
     const ids = testImages.map((p) => Number(p.slice(-10, -4)));
+    // read as pycocotools' loadRes reads it: every entry belongs to an image, x2 = x + w
+    const loaded = loadCocoResults(results, ids);
+    expect(loaded).toHaveLength(results.length);
     for (const d of results) {
       expect(ids).toContain(d.image_id);
       expect(Number.isInteger(d.category_id) && d.category_id >= 1 && d.category_id <= SHAPE_CLASSES.length).toBe(true);
@@ -110,11 +119,12 @@ describe('wgflow train / detect / eval', () => {
       expect([src.width, src.height]).toEqual([80, 64]);
       // the best detection is drawn last (on top): its bottom edge carries its class colour
       const mine = results.filter((d) => d.image_id === ids[k]).sort((a, b) => b.score - a.score);
-      const best = mine.find((d) => Math.round(d.bbox[0] + d.bbox[2] - 1) >= Math.round(d.bbox[0]));
+      // frcnn boxes are inclusive (x2 is the last covered column); COCO's w is x2 − x1
+      const best = mine.find((d) => Math.round(d.bbox[0] + d.bbox[2]) >= Math.round(d.bbox[0]));
       if (!best) continue;
       const x1 = Math.max(0, Math.round(best.bbox[0]));
-      const x2 = Math.min(79, Math.round(best.bbox[0] + best.bbox[2] - 1));
-      const y2 = Math.min(63, Math.round(best.bbox[1] + best.bbox[3] - 1));
+      const x2 = Math.min(79, Math.round(best.bbox[0] + best.bbox[2]));
+      const y2 = Math.min(63, Math.round(best.bbox[1] + best.bbox[3]));
       const x = Math.floor((x1 * z + (x2 + 1) * z - 1) / 2);
       const y = (y2 + 1) * z - 1;
       const px = [...drawn.data.subarray(3 * (y * 80 * z + x), 3 * (y * 80 * z + x) + 3)];
@@ -206,13 +216,16 @@ describe('wgflow compile', () => {
         const mine = Array.from({ length: n }, (_, d) => ({
           image_id: id,
           category_id: (out.det_classes as HostTensor).data[d] as number,
-          bbox: [b[4 * d]!, b[4 * d + 1]!, b[4 * d + 2]! - b[4 * d]! + 1, b[4 * d + 3]! - b[4 * d + 1]! + 1],
+          bbox: [b[4 * d]!, b[4 * d + 1]!, b[4 * d + 2]! - b[4 * d]!, b[4 * d + 3]! - b[4 * d + 1]!],
           score: (out.det_scores as HostTensor).data[d] as number,
         }));
         const theirs = detected
           .filter((d) => d.image_id === id)
           .map(({ image_id, category_id, bbox, score }) => ({ image_id, category_id, bbox, score }));
         expect(mine).toEqual(theirs);
+        // COCO's reader gets the model's corners back exactly (x2 = x + w)
+        const corners = loadCocoResults(theirs, [id]).map((d) => d.corners);
+        expect(corners).toEqual(Array.from({ length: n }, (_, d) => [...b.subarray(4 * d, 4 * d + 4)]));
       }
     } finally {
       art.session.destroy();
@@ -334,7 +347,25 @@ export default function (g: GraphBuilder) {
 
 describe.concurrent('bad arguments: exit code 1, a message naming the problem, no stack trace', () => {
   const cases: [string, string[], RegExp][] = [
-    ['unknown model (train)', ['train', '--dataset', 'DATA', '--model', 'frcnn-huge'], /unknown model 'frcnn-huge'/],
+    [
+      'unknown model (train)',
+      ['train', '--dataset', 'DATA', '--model', 'frcnn-huge'],
+      /^wgflow: option '--model <name>' argument 'frcnn-huge' is invalid\. Allowed choices are frcnn-small, frcnn-zf, frcnn-vgg16\./,
+    ],
+    // choices are checked at parse time: before the (missing) dataset is looked at
+    [
+      'bad --mode (train), at parse time',
+      ['train', '--dataset', 'NOWHERE', '--mode', 'bogus'],
+      /^wgflow: option '--mode <mode>' argument 'bogus' is invalid\. Allowed choices are approximate-joint, joint, alternating\./,
+    ],
+    ['bad --pooling (train)', ['train', '--dataset', 'NOWHERE', '--pooling', 'max'], /argument 'max' is invalid/],
+    [
+      'bad --score (detect)',
+      ['detect', 'IMG', '--checkpoint', 'CKPT', '--score', 'high'],
+      /--score must be a number in \[0, 1\]/,
+    ],
+    ['missing --out (compile)', ['compile', 'frcnn-small'], /^wgflow: required option '--out <dir>' not specified/],
+    ['unknown command', ['frob'], /^wgflow: unknown command 'frob'/],
     ['missing dataset folder', ['train', '--dataset', 'NOWHERE'], /dataset folder .*no-such-dir does not exist/],
     ['bad --canvas (train)', ['train', '--dataset', 'DATA', '--canvas', '64by80'], /--canvas must be HxW.*'64by80'/],
     ['unknown model (compile)', ['compile', 'resnet9000', '--out', 'OUT'], /unknown model 'resnet9000'/],
@@ -344,7 +375,11 @@ describe.concurrent('bad arguments: exit code 1, a message naming the problem, n
       /--canvas must be HxW/,
     ],
     ['missing checkpoint (detect)', ['detect', 'IMG', '--checkpoint', 'NOWHERE'], /no-such-dir/],
-    ['bad --target', ['compile', 'frcnn-small', '--target', 'tpu', '--out', 'OUT'], /--target must be webgpu or cuda/],
+    [
+      'bad --target',
+      ['compile', 'frcnn-small', '--target', 'tpu', '--out', 'OUT'],
+      /argument 'tpu' is invalid\. Allowed choices are webgpu, cuda/,
+    ],
     [
       'missing dataset folder (eval)',
       ['eval', '--dataset', 'NOWHERE', '--checkpoint', 'CKPT'],
@@ -368,6 +403,22 @@ describe.concurrent('bad arguments: exit code 1, a message naming the problem, n
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).not.toMatch(STACK_LINE);
+    // one line, wgflow's
+    expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
+    expect(r.stderr).toMatch(/^wgflow: /);
+  });
+
+  it('--version prints the package version; --help lists every command', async () => {
+    const v = await runCli(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toBe(
+      (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version,
+    );
+    const h = await runCli(['--help']);
+    expect(h.code).toBe(0);
+    for (const c of ['compile', 'train', 'detect', 'eval', 'setup-gpu', 'bench', 'demo']) expect(h.stdout).toContain(c);
+    const b = await runCli(['bench', '--help']);
+    expect(b.stdout).toMatch(/clone only/);
   });
 
   it('bench passes its arguments and exit code through (an unknown suite: the error of bench/run.ts)', async () => {

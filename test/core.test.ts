@@ -219,7 +219,7 @@ describe('runtime errors', () => {
       timeout: 60_000,
     });
     expect(r.stdout).toContain('No WebGPU adapter was found');
-    expect(r.stdout).toContain('bash scripts/setup-gpu.sh');
+    expect(r.stdout).toContain('npx wgflow setup-gpu');
   });
 
   it('running on a destroyed device throws instead of hanging', async () => {

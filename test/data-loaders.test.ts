@@ -195,7 +195,7 @@ describe('bad data', () => {
       `    <bndbox><xmin>${b[0]}</xmin><ymin>${b[1]}</ymin><xmax>${b[2]}</xmax><ymax>${b[3]}</ymax></bndbox>`,
       '  </object>',
     ].join('\n');
-  let jpeg: Buffer;
+  let jpeg: Uint8Array;
 
   beforeAll(async () => {
     voc = join(tmp, 'badvoc');
@@ -205,7 +205,7 @@ describe('bad data', () => {
     const img: RgbImage = { width: W, height: H, data: new Uint8Array(W * H * 3).fill(128) };
     jpeg = await encodeImage(img);
     const good = obj('circle', [1, 1, 10, 10]);
-    const files: Record<string, [string, Buffer | null]> = {
+    const files: Record<string, [string, Uint8Array | null]> = {
       good: [xml(good), jpeg],
       missingimg: [xml(good), null],
       garbage: [xml(good), Buffer.from('this is not a jpeg at all')],

@@ -146,6 +146,21 @@ describe('evaluateCoco: hand-worked cases', () => {
     expect(plain.ar100).toBeCloseTo(0.5, 12);
   });
 
+  it('iscrowd: 0/1 and booleans mean the same; anything else is an error', () => {
+    const dets = [res(1, 0.9, G), res(1, 0.8, [20, 0, 10, 10]), res(1, 0.7, [30, 10, 10, 10]), res(1, 0.6, FAR)];
+    const num = evaluateCoco(dataset([ann(1, G), ann(1, [20, 0, 40, 40], { iscrowd: 1 })]), dets);
+    const bool = evaluateCoco(
+      dataset([ann(1, G, { iscrowd: false }), ann(1, [20, 0, 40, 40], { iscrowd: true })]),
+      dets,
+    );
+    expect(bool.stats).toEqual(num.stats);
+    expect(bool.ap).toBeCloseTo(1, 12);
+    for (const bad of [2, '1', null, 0.5])
+      expect(() => evaluateCoco(dataset([ann(1, G), ann(1, FAR, { iscrowd: bad as unknown as 0 })]), dets)).toThrow(
+        /annotation 1: iscrowd must be 0, 1, true or false/,
+      );
+  });
+
   it('a regular match stops the search before ignored (crowd) gt', () => {
     // R = G, crowd C = [0,0,100,100]. det [0,0,10,6]: IoU .6 with R, crowd IoU 1.
     // t ≤ .6: TP on R (the crowd is never reached). t ≥ .65: R fails, the det lands on C → ignored,

@@ -111,6 +111,30 @@ describe('evaluateVoc: hand-worked cases', () => {
     expect(evaluateVoc(dets, gts, ['cat'], { ...noPlusOne, use07: true }).perClass[0]!.ap).toBeCloseTo(1, 12);
   });
 
+  it("difficult as VOC XML's 0/1 counts as the booleans; anything else is an error", () => {
+    const dets = [det('i', 0, 0.9, B), det('i', 0, 0.8, A), det('i', 0, 0.7, B), det('i', 0, 0.6, FAR)];
+    const bools = evaluateVoc(dets, [gt('i', 0, A), gt('i', 0, B, true)], ['cat'], noPlusOne);
+    const flags = evaluateVoc(
+      dets,
+      [
+        { ...gt('i', 0, A), difficult: 0 },
+        { ...gt('i', 0, B), difficult: 1 },
+      ],
+      ['cat'],
+      noPlusOne,
+    );
+    expect(flags).toEqual(bools);
+    expect(flags.perClass[0]!.numDifficult).toBe(1);
+    // a 1 read as "not difficult" would count B: npos 2, and d3 (a second hit on B) an FP instead of ignored
+    const plain = evaluateVoc(dets, [gt('i', 0, A), gt('i', 0, B)], ['cat'], noPlusOne).perClass[0]!;
+    expect([plain.npos, plain.fp]).toEqual([2, 2]);
+    expect([flags.perClass[0]!.npos, flags.perClass[0]!.fp]).toEqual([1, 1]);
+    for (const bad of [2, '1', null, Number.NaN, -1])
+      expect(() =>
+        evaluateVoc(dets, [{ ...gt('i', 0, A), difficult: bad as unknown as 0 }], ['cat'], noPlusOne),
+      ).toThrow(/ground truth 0: difficult must be 0, 1, true or false/);
+  });
+
   it('a difficult box that overlaps best hides a regular one (np.argmax over all gt)', () => {
     // Regular A = [0,0,10,10], difficult D = [0,0,10,11]; det = [0,0,10,11] has IoU 1 with D and
     // 100/110 with A → best is D → ignored, A stays unmatched: AP 0.

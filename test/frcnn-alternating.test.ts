@@ -94,7 +94,7 @@ describe('4-step alternating training', () => {
     const det = await FrcnnDetector.create(config);
     await det.copyWeightsFrom(final.session, rpn.session);
     const img = await decodeImage((ds.samples[0] as (typeof ds.samples)[number]).imagePath);
-    const dets = await det.detect(img);
+    const dets = await det.detectRgb(img);
     expect(Array.isArray(dets)).toBe(true);
     for (const d of dets) {
       expect(d.label).toBeGreaterThanOrEqual(1);

@@ -619,6 +619,40 @@ describe('batchedNms (coordinate-offset trick)', () => {
     }
   });
 
+  it('negative coordinates: the offset by the coordinate range matches the per-class loop (max + 1 would not)', async () => {
+    const seed = freshSeed();
+    const n = 240;
+    const o = { iouThreshold: 0.3 };
+    const scores = rand(n, seed + 1, 0, 1);
+    const classes = randInt(n, seed + 2, 0, 4);
+    // integer-grid boxes (exact IoUs, so the trick must match the loop exactly): all negative with the
+    // largest coordinate −1 (torchvision's class · (max + 1) offsets are then all 0), then of both signs
+    const grid = gridBoxes(n, seed, 16);
+    const top = Math.max(...grid);
+    for (const shift of [-1 - top, -12]) {
+      const boxes = grid.map((v) => v + shift);
+      const want = perClass(boxes, scores, classes, o);
+      // torchvision's offset, class · (max + 1), lets classes overlap here: the inputs tell the two apart
+      const maxPlus1 = Math.max(...boxes) + 1;
+      const tvTrick = oracle(
+        boxes.map((v, i) => v + (classes[Math.floor(i / 4)] as number) * maxPlus1),
+        scores,
+        o,
+      );
+      if (shift === -1 - top) expect(tvTrick, 'the max + 1 offset on all-negative boxes').not.toEqual(want);
+      const r = await checkGpuVsCpu(
+        (g) => ({ out: batchedNmsPacked(g.input('b', [n, 4]), g.input('s', [n]), g.input('c', [n], 'i32'), o) }),
+        { feeds: { b: boxes, s: scores, c: classes }, seed },
+      );
+      expect(unpackAll(r.gpu.out?.data as Int32Array, n)[0], `shift ${shift}`).toEqual(want);
+      // the eager API, with plain nested arrays as torchvision users pass tensors
+      const rows = Array.from({ length: n }, (_, k) => boxes.slice(4 * k, 4 * k + 4));
+      expect(Array.from(await eagerBatchedNms(rows, scores, classes, o.iouThreshold)), `eager, shift ${shift}`).toEqual(
+        want,
+      );
+    }
+  });
+
   it('rejects classes of the wrong dtype or shape', () => {
     const g = new GraphBuilder();
     const b = g.input('b', [5, 4]);
@@ -652,12 +686,33 @@ describe('eager API (torchvision semantics)', () => {
       eagerBatchedNms(B(new Array(8).fill(1), [2, 4]), B([1, 2], [2]), { data: Int32Array.from([0]), shape: [1] }, 0.5),
     ).rejects.toThrow(/batchedNms: idxs must be a 1-D tensor \[2\]/);
     await expect(
-      eagerBatchedNms(B([-1, 0, 1, 1], [1, 4]), B([1], [1]), { data: Int32Array.from([0]), shape: [1] }, 0.5),
-    ).rejects.toThrow(/negative coordinate/);
+      eagerBatchedNms(
+        B([0, 0, Number.POSITIVE_INFINITY, 1], [1, 4]),
+        B([1], [1]),
+        { data: Int32Array.from([0]), shape: [1] },
+        0.5,
+      ),
+    ).rejects.toThrow(/batchedNms: box 0 has a non-finite coordinate Infinity/);
+    await expect(eagerBatchedNms([[0, 0, 1, 1]], [1], [0.5], 0.5)).rejects.toThrow(
+      /batchedNms: idxs must hold integers, got 0.5/,
+    );
+    await expect(
+      eagerNms(
+        [
+          [0, 0, 1],
+          [0, 0, 1, 1],
+        ],
+        [1, 2],
+        0.5,
+      ),
+    ).rejects.toThrow(/nms: boxes\[1\]: nested arrays must be rectangular \(shape \[2,3\]\); this one has 4 entries/);
   });
 
   it('0 boxes give an empty result without the GPU', async () => {
     expect(await eagerNms(B([], [0, 4]), B([], [0]), 0.5)).toEqual(new Int32Array(0));
+    // an empty nested array is an empty list of boxes (an image without detections)
+    expect(await eagerNms([], [], 0.5)).toEqual(new Int32Array(0));
+    expect(await eagerBatchedNms([], [], [], 0.5)).toEqual(new Int32Array(0));
     expect(await eagerBatchedNms(B([], [0, 4]), B([], [0]), { data: new Int32Array(0), shape: [0] }, 0.5)).toEqual(
       new Int32Array(0),
     );

@@ -668,6 +668,17 @@ describe('eager roiAlign', () => {
       o,
     );
     expect([...lists.data]).toEqual([...got.data]);
+    // plain nested arrays, as torchvision users pass tensors: [N][C][H][W] features, [K][5] RoIs or per-image [L][4]
+    const nested = Array.from({ length: 2 }, (_, n) =>
+      Array.from({ length: 3 }, (_, c) =>
+        Array.from({ length: 6 }, (_, y) =>
+          Array.from(x.slice(((n * 3 + c) * 6 + y) * 7, ((n * 3 + c) * 6 + y + 1) * 7)),
+        ),
+      ),
+    );
+    expect([...(await roiAlignEager(nested, rois, o)).data]).toEqual([...got.data]);
+    const perImage = [[[0.5, 0.25, 6, 5]], rois.slice(1).map((r) => r.slice(1))];
+    expect([...(await roiAlignEager(nested, perImage, o)).data]).toEqual([...got.data]);
     const empty = await roiAlignEager(input, [], { outputSize: [2, 3] });
     expect(empty.shape).toEqual([0, 3, 2, 3]);
     expect(empty.data.length).toBe(0);

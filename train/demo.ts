@@ -18,15 +18,17 @@ import { resizeBilinear } from '../data/image.js';
 import { generateShapesDataset, SHAPE_CLASSES } from '../data/shapes.js';
 import { loadVoc } from '../data/voc.js';
 import { formatVocTable } from '../eval/format.js';
+import { evaluate } from './evaluate.js';
 import { type FrcnnRunConfig, smallShapesConfig } from './frcnn-config.js';
 import { FrcnnDetector } from './frcnn-detector.js';
 import { FrcnnTrainer } from './frcnn-trainer.js';
 import { pretrainOnCrops } from './pretrain.js';
+import { SMALL_PRETRAIN_STEPS } from './run-config.js';
 
 /** Iterations of the demo's training (measured: see README). */
 export const DEMO_ITERATIONS = 3000;
 /** Crop-classification pre-training steps (16 crops of 48×48 each). */
-export const DEMO_PRETRAIN_STEPS = 400;
+export const DEMO_PRETRAIN_STEPS = SMALL_PRETRAIN_STEPS;
 
 import { drawDetections } from '../viz/draw-detections.js';
 import { plotLossCurve } from '../viz/loss-curve.js';
@@ -179,8 +181,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   await detector.copyWeightsFrom(trainer.session);
   trainer.destroy();
   const tEval = performance.now();
-  const ev = await detector.evaluate(test, (done, total) => {
-    if (done % 60 === 0 || done === total) console.log(`evaluating: ${done}/${total} test images (${secs()} s)`);
+  const ev = await evaluate(detector, test, {
+    onImage: (done, total) => {
+      if (done % 60 === 0 || done === total) console.log(`evaluating: ${done}/${total} test images (${secs()} s)`);
+    },
   });
   const evalSec = (performance.now() - tEval) / 1000;
   console.log(formatVocTable(ev.voc));

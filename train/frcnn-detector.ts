@@ -1,21 +1,21 @@
 /**
  * Faster R-CNN inference on the GPU for a run configuration: compiles the inference program once (fixed
  * canvas), takes its weights from a training session or a checkpoint, and turns images into detections
- * in original-image pixel coordinates. Also evaluates a dataset (VOC and COCO metrics).
+ * in original-image pixel coordinates (py-faster-rcnn's inclusive convention, as the training data).
+ * It is the {@link Detector} that loadDetector() gives for the frcnn-* models.
  */
 import { compile } from '../compiler/compile.js';
 import { WgflowError } from '../compiler/errors.js';
 import { limitsFrom } from '../compiler/limits.js';
 import { GraphBuilder } from '../compiler/tensor.js';
 import { decodeImage, type RgbImage } from '../data/image.js';
-import type { DetectionDataset } from '../data/types.js';
-import { type CocoEvalResult, evaluateCoco } from '../eval/coco.js';
-import type { CocoAnnotation, CocoDetection } from '../eval/coco-params.js';
-import { evaluateVoc, type VocDetection, type VocEvalResult, type VocGroundTruth } from '../eval/voc.js';
+import { type ImageInput, toRgbImage } from '../data/image-input.js';
+import { BACKGROUND } from '../data/types.js';
 import { buildFrcnnInference } from '../models/frcnn/index.js';
 import { getDevice } from '../runtime/device.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { type HostTensor, Session } from '../runtime/session.js';
+import type { DetectionResult, DetectOptions, Detector } from './detector.js';
 import { prepareImage } from './feed.js';
 import { type FrcnnRunConfig, inferenceOptions, validateConfig } from './frcnn-config.js';
 
@@ -28,11 +28,20 @@ export interface Detection {
   readonly score: number;
 }
 
-export class FrcnnDetector {
+export class FrcnnDetector implements Detector {
+  readonly boxConvention = 'inclusive';
+  readonly classes: readonly string[];
+
   private constructor(
     readonly config: FrcnnRunConfig,
     readonly session: Session,
-  ) {}
+  ) {
+    this.classes = [BACKGROUND, ...config.classes];
+  }
+
+  get model(): string {
+    return this.config.model;
+  }
 
   static async create(config: FrcnnRunConfig): Promise<FrcnnDetector> {
     validateConfig(config);
@@ -68,7 +77,23 @@ export class FrcnnDetector {
     }
   }
 
-  async detect(img: RgbImage): Promise<Detection[]> {
+  async detect(images: ImageInput | readonly ImageInput[], opts: DetectOptions = {}): Promise<DetectionResult[]> {
+    const list: readonly ImageInput[] = Array.isArray(images) ? images : [images as ImageInput];
+    const min = opts.scoreThreshold ?? Number.NEGATIVE_INFINITY;
+    const results: DetectionResult[] = [];
+    for (const [k, input] of list.entries()) {
+      const dets = (await this.detectRgb(await toRgbImage(input, `detect: image ${k}`))).filter((d) => d.score >= min);
+      results.push({
+        boxes: Float32Array.from(dets.flatMap((d) => d.box)),
+        labels: Int32Array.from(dets, (d) => d.label),
+        scores: Float32Array.from(dets, (d) => d.score),
+      });
+    }
+    return results;
+  }
+
+  /** The detections of one decoded image, with their class names. */
+  async detectRgb(img: RgbImage): Promise<Detection[]> {
     const prepared = prepareImage(img, this.config);
     const out = await this.session.run(
       { image: prepared.data, im_info: prepared.imInfo },
@@ -95,62 +120,7 @@ export class FrcnnDetector {
 
   async detectFile(path: string): Promise<{ image: RgbImage; detections: Detection[] }> {
     const image = await decodeImage(path);
-    return { image, detections: await this.detect(image) };
-  }
-
-  /** Detects every image of the dataset and evaluates (VOC: AUC and 11-point; COCO). */
-  async evaluate(
-    ds: DetectionDataset,
-    onImage?: (done: number, total: number) => void,
-  ): Promise<{ voc: VocEvalResult; voc07: VocEvalResult; coco: CocoEvalResult; detections: Map<string, Detection[]> }> {
-    const vocDets: VocDetection[] = [];
-    const vocGts: VocGroundTruth[] = [];
-    const all = new Map<string, Detection[]>();
-    const images: { id: number; width: number; height: number }[] = [];
-    const annotations: CocoAnnotation[] = [];
-    const results: CocoDetection[] = [];
-    // COCO boxes are continuous [x, y, w, h]; the inclusive pixel box x1..x2 covers x2 − x1 + 1 pixels
-    const plus = ds.boxConvention === 'inclusive' ? 1 : 0;
-    for (let k = 0; k < ds.samples.length; k++) {
-      const s = ds.samples[k]!;
-      const imageId = k + 1;
-      images.push({ id: imageId, width: s.width, height: s.height });
-      for (let j = 0; j < s.labels.length; j++) {
-        const b = s.boxes.subarray(4 * j, 4 * j + 4);
-        vocGts.push({ imageId: s.id, classId: (s.labels[j] as number) - 1, box: b, difficult: s.difficult[j] === 1 });
-        const w = (b[2] as number) - (b[0] as number) + plus;
-        const h = (b[3] as number) - (b[1] as number) + plus;
-        annotations.push({
-          id: annotations.length + 1,
-          image_id: imageId,
-          category_id: s.labels[j] as number,
-          bbox: [b[0] as number, b[1] as number, w, h],
-          area: w * h,
-          iscrowd: s.iscrowd[j] as number,
-          ...(s.difficult[j] === 1 ? { ignore: 1 } : {}),
-        });
-      }
-      const { detections } = await this.detectFile(s.imagePath);
-      all.set(s.id, detections);
-      for (const d of detections) {
-        vocDets.push({ imageId: s.id, classId: d.label - 1, score: d.score, box: d.box });
-        results.push({
-          image_id: imageId,
-          category_id: d.label,
-          bbox: [d.box[0], d.box[1], d.box[2] - d.box[0] + plus, d.box[3] - d.box[1] + plus],
-          score: d.score,
-        });
-      }
-      onImage?.(k + 1, ds.samples.length);
-    }
-    const names = ds.classes.slice(1);
-    const categories = names.map((name, i) => ({ id: i + 1, name }));
-    return {
-      voc: evaluateVoc(vocDets, vocGts, names),
-      voc07: evaluateVoc(vocDets, vocGts, names, { use07: true }),
-      coco: evaluateCoco({ images, annotations, categories }, results),
-      detections: all,
-    };
+    return { image, detections: await this.detectRgb(image) };
   }
 
   destroy(): void {

@@ -146,7 +146,7 @@ export function detectionPostprocess(
   const scale = imInfo.slice([2], [3]);
   const origHW = imInfo.slice([0], [2]).div(scale).add(0.5).cast('i32').cast('f32'); // round, positive
   const rois = proposals.boxes.div(scale);
-  const pred = decodeBoxes(rois, head.bboxPred, { weights: [...BBOX_WEIGHTS], plusOne: true, clampLog: null });
+  const pred = decodeBoxes(head.bboxPred, rois, { weights: [...BBOX_WEIGHTS], plusOne: true, bboxXformClip: null });
   const hi = origHW.gather(g.constant([1, 0, 1, 0], [4], 'i32')).sub(1);
   const clipped = pred.reshape([R, K1, 4]).maximum(0).minimum(hi);
   const boxes = clipped.slice([0, 1, 0], [R, K1, 4]).reshape([R * K, 4]);

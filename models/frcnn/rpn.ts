@@ -167,7 +167,7 @@ export function proposalLayer(
   // 1–2. decode, clip to the valid region
   const keepGrad = opts.boxGradient === true;
   const deltas = keepGrad ? rpn.deltas : rpn.deltas.stopGradient();
-  const decoded = decodeBoxes(rpn.anchors, deltas, { plusOne: true, clampLog: null });
+  const decoded = decodeBoxes(deltas, rpn.anchors, { plusOne: true, bboxXformClip: null });
   const boxes = decoded.maximum(0).minimum(validHW.gather(g.constant([1, 0, 1, 0], [4], 'i32')).sub(1));
   // 3. min size (inclusive widths) and cells inside the valid feature map
   const x1 = boxes.slice([0, 0], [N, 1]);

@@ -3,8 +3,12 @@ export {
   type CudaDeviceInfo,
   CudaDriver,
   type CudaDriverOptions,
+  type CuFunction,
+  type CuModule,
   closeCudaDrivers,
+  type DevicePtr,
   getCudaDriver,
+  type KernelArgs,
   NO_CUDA_HELP,
 } from './driver.js';
 export { type CudaLaunch, checkCudaSection, chooseModules, launchOf } from './launch.js';

@@ -1,13 +1,18 @@
-/** Opens the dataset a CLI command names: a PASCAL VOC folder, or COCO JSON with an image folder. */
+/**
+ * Opens a detection dataset the way `wgflow train` / `wgflow eval` (and the library's `train()` and
+ * `evaluate()`) name one: a PASCAL VOC folder, or COCO JSON with an image folder.
+ */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { WgflowError } from '../compiler/errors.js';
-import { loadCoco } from '../data/coco.js';
-import type { DetectionDataset } from '../data/types.js';
-import { loadVoc } from '../data/voc.js';
+import { loadCoco } from './coco.js';
+import type { DetectionDataset } from './types.js';
+import { loadVoc } from './voc.js';
 
 export interface DatasetArgs {
+  /** VOC root (Annotations/, JPEGImages/, ImageSets/Main/), or the image folder with `coco`. */
   readonly dataset: string;
+  /** VOC image set, e.g. 'train' or 'test'. */
   readonly split: string;
   /** COCO annotation file; images are under --dataset. */
   readonly coco?: string;
@@ -28,6 +33,10 @@ export function vocImageExt(root: string): string {
   return png ? '.png' : '.jpg';
 }
 
+/**
+ * The VOC folder (images `.jpg`, or `.png` when JPEGImages holds only PNG) or, with `coco`, the COCO
+ * annotations (inclusive pixel boxes, as py-faster-rcnn reads COCO).
+ */
 export async function openDataset(a: DatasetArgs): Promise<DetectionDataset> {
   if (!existsSync(a.dataset)) throw new WgflowError(`dataset folder ${a.dataset} does not exist`);
   if (a.coco)

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// `npm run build` (and `prepack`, so `npm pack`, `npm publish` and git installs ship a fresh build):
+// removes dist/ (no stale modules from renamed sources), compiles the library with
+// tsconfig.build.json (JavaScript, .d.ts, source maps with their sources inlined, since the .ts
+// files are not in the package), and makes the CLI entry executable.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+
+if (!existsSync(tsc)) {
+  console.error('build: typescript is not installed; run `npm ci` first');
+  process.exit(2);
+}
+rmSync(dist, { recursive: true, force: true });
+const run = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], {
+  cwd: root,
+  stdio: 'inherit',
+});
+if (run.status !== 0) {
+  console.error(`build: tsc failed (exit ${run.status ?? run.signal})`);
+  process.exit(1);
+}
+chmodSync(join(dist, 'cli', 'wgflow.js'), 0o755);
