@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run build` (and `prepack`, so `npm pack`, `npm publish` and git installs ship a fresh build):
+// `npm run build` (and `prepare`, which npm runs on `npm pack`, `npm publish`, `npm ci` / `npm install` in a
+// clone, and when a project installs wgflow from git, so every one of them has a fresh build):
 // removes dist/ (no stale modules from renamed sources), compiles the library with
 // tsconfig.build.json (JavaScript, .d.ts, source maps with their sources inlined, since the .ts
 // files are not in the package), and makes the CLI entry executable.

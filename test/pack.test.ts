@@ -1,5 +1,5 @@
 /**
- * The published package, as a new user meets it: `npm pack` (its prepack builds dist/), the tarball
+ * The published package, as a new user meets it: `npm pack` (its prepare script builds dist/), the tarball
  * installed into a fresh temporary project that has nothing else (dependencies from the registry, through
  * the local npm cache), and there:
  * - the tarball's files: dist/ (JS, .d.ts, source maps that carry their sources), the GPU set-up script,
@@ -95,7 +95,7 @@ let packedFiles: string[] = [];
 let testImages: string[] = [];
 
 beforeAll(async () => {
-  // npm pack runs prepack (the build) in the clone
+  // npm pack runs prepare (the build) in the clone
   const p = await run('npm', ['pack', '--json', '--pack-destination', root], { cwd: REPO });
   if (p.code !== 0) throw new Error(`npm pack failed:\n${p.stderr}`);
   const info = JSON.parse(p.stdout.slice(p.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
