@@ -391,6 +391,20 @@ writeFileSync('img.ppm', Buffer.concat([Buffer.from('P6\\n# a test image\\n' + i
     expect(files.filter((p) => /\/node_modules\/(ts-morph|@ts-morph|@napi-rs)\//.test(p))).toEqual([]);
   });
 
+  it("import 'wgflow/runtime/distributed': without a launcher, rank 0 of 1 and no MPI loaded", async () => {
+    const r = await node(
+      '--input-type=module',
+      '-e',
+      `import { getCommunicator, bcastJson } from 'wgflow/runtime/distributed';
+const comm = await getCommunicator();
+const buf = Float32Array.of(1.5, -2);
+comm.allreduceSum(buf);
+console.log(JSON.stringify({ kind: comm.kind, rank: comm.rank, size: comm.size, sums: [...buf], json: bcastJson(comm, { a: 1 }) }));`,
+    );
+    ok(r, 'wgflow/runtime/distributed');
+    expect(JSON.parse(r.stdout.trim())).toEqual({ kind: 'single', rank: 0, size: 1, sums: [1.5, -2], json: { a: 1 } });
+  });
+
   it('a strict tsc check of a user file using the public types (no set-up beyond the install)', async () => {
     writeFileSync(
       join(project, 'user.ts'),
