@@ -395,14 +395,23 @@ writeFileSync('img.ppm', Buffer.concat([Buffer.from('P6\\n# a test image\\n' + i
     const r = await node(
       '--input-type=module',
       '-e',
-      `import { getCommunicator, bcastJson } from 'wgflow/runtime/distributed';
+      `import { readFileSync } from 'node:fs';
+import { getCommunicator, bcastJson } from 'wgflow/runtime/distributed';
 const comm = await getCommunicator();
 const buf = Float32Array.of(1.5, -2);
 comm.allreduceSum(buf);
-console.log(JSON.stringify({ kind: comm.kind, rank: comm.rank, size: comm.size, sums: [...buf], json: bcastJson(comm, { a: 1 }) }));`,
+const mpiMapped = /libmpi|libmpich/.test(readFileSync('/proc/self/maps', 'utf8'));
+console.log(JSON.stringify({ kind: comm.kind, rank: comm.rank, size: comm.size, sums: [...buf], json: bcastJson(comm, { a: 1 }), mpiMapped }));`,
     );
     ok(r, 'wgflow/runtime/distributed');
-    expect(JSON.parse(r.stdout.trim())).toEqual({ kind: 'single', rank: 0, size: 1, sums: [1.5, -2], json: { a: 1 } });
+    expect(JSON.parse(r.stdout.trim())).toEqual({
+      kind: 'single',
+      rank: 0,
+      size: 1,
+      sums: [1.5, -2],
+      json: { a: 1 },
+      mpiMapped: false,
+    });
   });
 
   it('a strict tsc check of a user file using the public types (no set-up beyond the install)', async () => {

@@ -9,7 +9,9 @@
  * - the process exits with a non-zero status before MPI_Finalize (e.g. `process.exit(1)`);
  * - an MPI call fails: MPI_ERRORS_RETURN is set on MPI_COMM_WORLD, so a failure becomes a WgflowError
  *   naming the call and MPI's error text, which, uncaught, ends the job as above;
- * - one blocking call lasts longer than the watchdog's limit (watchdog.ts).
+ * - one blocking call lasts longer than the watchdog's limit (watchdog.ts; it kills the rank instead).
+ * Status 0 at exit means done: MPI_Finalize then (it waits for the other ranks to finalize too, so a
+ * rank that leaves early with status 0 ends the job only through the watchdog).
  * A rank that dies (a signal, SIGKILL included) is the launcher's to report: Open MPI's mpirun and MPICH's
  * Hydra both kill the other ranks and exit non-zero (test/mpi.test.ts measures both).
  */
