@@ -9,8 +9,9 @@ import './ops/index.js';
 
 export { grad } from './compiler/autodiff.js';
 export { type Compiled, type CompileOptions, compile, type Update } from './compiler/compile.js';
+export { type Dim, SymDim } from './compiler/dims.js';
 export { ShapeError, WgflowError } from './compiler/errors.js';
-export { type Feeds, interpret } from './compiler/interpreter.js';
+export { type Feeds, type InterpretFeed, interpret } from './compiler/interpreter.js';
 export { type Attrs, type AttrValue, Graph, type Node } from './compiler/ir.js';
 /** The target-neutral kernel ASTs the compiler renders to WGSL and CUDA C. */
 export type * as kernelAst from './compiler/kernel/ast.js';
@@ -26,7 +27,8 @@ export {
   type ScalarLike,
   Tensor,
 } from './compiler/tensor.js';
-export type { DType, Shape, TensorType } from './compiler/types.js';
+export type { TargetName } from './compiler/tuning.js';
+export type { DimShape, DType, Shape, TensorType } from './compiler/types.js';
 // ---- datasets
 export { type CocoOptions, loadCoco } from './data/coco.js';
 export { DatasetError, type DatasetLocation, type DatasetProblem, type DatasetWarning } from './data/errors.js';

@@ -201,8 +201,12 @@ export class SymDim {
   readonly min: number;
   readonly max: number;
 
+  /** @internal the canonical polynomial */
+  readonly poly: Poly;
+
   /** @internal */
-  constructor(readonly poly: Poly) {
+  constructor(poly: Poly) {
+    this.poly = poly;
     this.key = polyKey(poly);
     [this.min, this.max] = polyRange(poly);
   }

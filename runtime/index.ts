@@ -34,7 +34,7 @@ export {
   saveCheckpoint,
 } from './checkpoint.js';
 export { closeDevice, type DeviceInfo, getDevice, NO_ADAPTER_HELP, quietly } from './device.js';
-export { type DimJson, evalDim, type SymbolSpec } from './dims.js';
+export { type DimJson, evalDim, type SizeEnv, type SymbolSpec } from './dims.js';
 export { WgflowError } from './errors.js';
 export { initialValues, uniformStream } from './init.js';
 export {
@@ -48,6 +48,7 @@ export {
 export type {
   BufferSpec,
   DTypeName,
+  GridJson,
   InitSpec,
   KernelSpec,
   ProgramSpec,

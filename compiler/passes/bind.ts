@@ -85,8 +85,10 @@ function splitAccesses(k: Kernel, splits: ReadonlyMap<string, Split>): Kernel {
           return { ...s, idx: expr(s.idx), value: expr(s.value) };
         case 'for':
           return { ...s, from: expr(s.from), to: expr(s.to), body: stmts(s.body) };
-        case 'if':
-          return { ...s, cond: expr(s.cond), then: stmts(s.then), else: stmts(s.else) };
+        case 'if': {
+          const then = stmts(s.then);
+          return { ...s, cond: expr(s.cond), then, else: stmts(s.else) };
+        }
         case 'store': {
           const idx = expr(s.idx);
           const value = expr(s.value);
@@ -97,8 +99,8 @@ function splitAccesses(k: Kernel, splits: ReadonlyMap<string, Split>): Kernel {
           let chain: Stmt[] = [];
           for (let p = sp.parts.length - 1; p >= 0; p--) {
             const st: Stmt = { k: 'store', buf: sp.parts[p] as BufRef, idx: local, value };
-            chain =
-              p === sp.parts.length - 1 ? [st] : [{ k: 'if', cond: K.eq(part, K.u32(p)), then: [st], else: chain }];
+            const then: Stmt[] = [st];
+            chain = p === sp.parts.length - 1 ? then : [{ k: 'if', cond: K.eq(part, K.u32(p)), then, else: chain }];
           }
           return chain[0] as Stmt;
         }

@@ -118,7 +118,7 @@ export const vgg16: Backbone = {
     dropout: 0.5,
   },
   featureSize: (H, W) => afterCeilPools(H, W, 4),
-  build(g, image, opts, map) {
+  build(g, image, _opts, map) {
     let h = image;
     VGG_BLOCKS.forEach((block, bi) => {
       const layers = block.map(([idx, cin, cout], li) =>
@@ -209,7 +209,7 @@ export const small: Backbone = {
     bboxStd: 0.01,
   },
   featureSize: (H, W) => afterCeilPools(H, W, 3),
-  build(g, image, opts, map) {
+  build(g, image, _opts, map) {
     let h = image;
     let cin = 3;
     let n = 0;

@@ -1,12 +1,10 @@
 /**
  * Building blocks of the Faster R-CNN models: conv + bias + ReLU, conv/pool blocks, and fully connected
- * layers whose weight is split into parts that each fit one buffer under WebGPU's default limits.
+ * layers (fc6's weight is still split into row parts that each fit one buffer under WebGPU's default limits).
  */
-import { WgflowError } from '../../compiler/errors.js';
-import { type DeviceLimits, WEBGPU_DEFAULT_LIMITS } from '../../compiler/limits.js';
+import { WEBGPU_DEFAULT_LIMITS } from '../../compiler/limits.js';
 import { type GraphBuilder, type Init, init, type Tensor } from '../../compiler/tensor.js';
 import { linear } from '../../ops/matmul.js';
-import { poolOutSize } from '../../ops/pool.js';
 
 /** Where a parameter of ours comes from in other checkpoints (for weight import). */
 export interface ParamSource {
