@@ -46,7 +46,8 @@ function problems(item: LoadedCase, r: CaseResult): string[] {
     } else if (r.outcome === 'ok') out.push(`expected ${exp.error} /${exp.message.source}/, returned normally`);
     else if (r.outcome === 'error') {
       if (r.errorName !== exp.error) out.push(`expected ${exp.error}, got ${r.errorName}: ${r.message}`);
-      if (!exp.message.test(r.message ?? '')) out.push(`message ${JSON.stringify(r.message)} !~ /${exp.message.source}/`);
+      if (!exp.message.test(r.message ?? ''))
+        out.push(`message ${JSON.stringify(r.message)} !~ /${exp.message.source}/`);
       if (/\binternal\b/i.test(r.message ?? '')) out.push(`an internal error: ${r.message}`);
       if (STACK_LINE.test(r.message ?? '')) out.push('a stack trace inside the message');
     }
@@ -77,6 +78,9 @@ describe.each([...new Set(corpus.map((c) => c.case.area))])('corpus: %s', (area)
   test.each(corpus.filter((c) => c.case.area === area).map((c) => [c.case.id, c] as const))('%s', (_id, item) => {
     const r = results.get(item.case.id);
     expect(r, 'the case did not run').toBeDefined();
-    expect(problems(item, r as CaseResult), `${item.case.what} (${r?.ms} ms, +${r?.rssGrowthMb.toFixed(0)} MiB)`).toEqual([]);
+    expect(
+      problems(item, r as CaseResult),
+      `${item.case.what} (${r?.ms} ms, +${r?.rssGrowthMb.toFixed(0)} MiB)`,
+    ).toEqual([]);
   });
 });

@@ -108,7 +108,10 @@ class Worker {
           peak = m.rssMb;
           began = Date.now();
         } else if (m.type === 'result' && m.result.id === c.id) {
-          finish({ ...m.result, rssGrowthMb: Math.max(m.result.rssGrowthMb, base === undefined ? 0 : peak - base) }, false);
+          finish(
+            { ...m.result, rssGrowthMb: Math.max(m.result.rssGrowthMb, base === undefined ? 0 : peak - base) },
+            false,
+          );
         }
       };
       const onExit = (code: number | null, signal: string | null) => {
