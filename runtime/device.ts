@@ -12,6 +12,7 @@
  *   (runtime/native-stderr.ts); nothing else Dawn prints is hidden.
  */
 import { create, globals } from 'webgpu';
+import { type DeviceInfo, openDeviceOn, SharedDevice } from './device-core.js';
 import { WgflowError } from './errors.js';
 import { withNativeStderrFiltered } from './native-stderr.js';
 
@@ -34,28 +35,8 @@ export function requestPreciseTimestamps(): void {
   if (!dawnFlags.includes(flag)) dawnFlags.push(flag);
 }
 
-export interface DeviceInfo {
-  readonly device: GPUDevice;
-  readonly adapterName: string;
-  readonly limits: Readonly<Record<string, number>>;
-}
-
-let current: Promise<DeviceInfo> | undefined;
-/** Why each device was lost (destroyed devices included). */
-const lostReasons = new WeakMap<GPUDevice, string>();
-const pendingErrors: string[] = [];
-
-const LIMIT_KEYS = [
-  'maxStorageBufferBindingSize',
-  'maxBufferSize',
-  'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup',
-  'maxComputeWorkgroupSizeX',
-  'maxComputeWorkgroupSizeY',
-  'maxComputeWorkgroupSizeZ',
-  'maxComputeWorkgroupsPerDimension',
-  'maxStorageBuffersPerShaderStage',
-] as const;
+export type { DeviceInfo } from './device-core.js';
+export { checkDeviceHealth } from './device-core.js';
 
 export const NO_ADAPTER_HELP =
   'No WebGPU adapter was found. wgflow runs on Dawn (npm "webgpu") over Vulkan; on a machine without a GPU, install Mesa lavapipe ' +
@@ -69,38 +50,18 @@ async function open(): Promise<DeviceInfo> {
   const pending = await withNativeStderrFiltered(() => ({
     adapter: gpu.requestAdapter({ powerPreference: 'high-performance' }),
   }));
-  const adapter = await quietly(pending.adapter);
-  if (!adapter) throw new WgflowError(NO_ADAPTER_HELP);
-  const requiredLimits: Record<string, number> = {};
-  for (const k of LIMIT_KEYS) {
-    const v = (adapter.limits as unknown as Record<string, number>)[k];
-    if (typeof v === 'number') requiredLimits[k] = v;
-  }
-  const features: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
-  const device = await quietly(adapter.requestDevice({ requiredLimits, requiredFeatures: features }));
-  device.lost.then((info) => {
-    lostReasons.set(device, `${info.reason}: ${info.message}`);
-    if (info.reason !== 'destroyed')
-      process.stderr.write(`wgflow: the GPU device was lost (${info.reason}: ${info.message})\n`);
+  return openDeviceOn(await quietly(pending.adapter), {
+    wait: quietly,
+    onLost: (m) => process.stderr.write(`wgflow: ${m}\n`),
+    noAdapter: NO_ADAPTER_HELP,
   });
-  device.addEventListener('uncapturederror', (ev) => {
-    pendingErrors.push((ev as GPUUncapturedErrorEvent).error.message);
-  });
-  const info = adapter.info;
-  const adapterName =
-    [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
-  const limits: Record<string, number> = {};
-  for (const k of LIMIT_KEYS) limits[k] = (device.limits as unknown as Record<string, number>)[k] as number;
-  return { device, adapterName, limits };
 }
+
+const shared = new SharedDevice(open);
 
 /** The process's shared device, created on first use. */
 export function getDevice(): Promise<DeviceInfo> {
-  current ??= open().catch((e: unknown) => {
-    current = undefined;
-    throw e;
-  });
-  return current;
+  return shared.get();
 }
 
 /**
@@ -112,29 +73,9 @@ export async function getGpuInstance(): Promise<GPU> {
   return gpuInstance as GPU;
 }
 
-/** Throws when the device was lost (or destroyed) or reported an error outside an error scope. */
-export function checkDeviceHealth(device: GPUDevice, context: string): void {
-  const lost = lostReasons.get(device);
-  if (lost !== undefined) {
-    const why = lost.startsWith('destroyed') ? 'was destroyed (closeDevice was called)' : `was lost (${lost})`;
-    throw new WgflowError(`${context}: the GPU device ${why}`);
-  }
-  if (pendingErrors.length > 0) {
-    const msgs = pendingErrors.splice(0);
-    throw new WgflowError(`${context}: GPU error: ${msgs.join('; ')}`);
-  }
-}
-
 /** Destroys the shared device (the process can exit afterwards). */
-export async function closeDevice(): Promise<void> {
-  const c = current;
-  current = undefined;
-  if (!c) return;
-  try {
-    (await c).device.destroy();
-  } catch {
-    // opening failed: nothing to destroy
-  }
+export function closeDevice(): Promise<void> {
+  return shared.close();
 }
 
 let waits = 0;
