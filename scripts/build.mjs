@@ -3,7 +3,8 @@
 // clone, and when a project installs wgflow from git, so every one of them has a fresh build):
 // removes dist/ (no stale modules from renamed sources), compiles the library with
 // tsconfig.build.json (JavaScript, .d.ts, source maps with their sources inlined, since the .ts
-// files are not in the package), and makes the CLI entry executable.
+// files are not in the package), makes the CLI entry executable, and bundles the runtime's browser
+// build (scripts/bundle-browser.mjs).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -27,3 +28,7 @@ if (run.status !== 0) {
   process.exit(1);
 }
 chmodSync(join(dist, 'cli', 'wgflow.js'), 0o755);
+// The runtime's browser build (one ES module, no node: imports): dist/browser/wgflow-runtime.js
+const { bundleBrowserRuntime } = await import('./bundle-browser.mjs');
+const bundle = await bundleBrowserRuntime();
+console.log(`build: browser runtime ${(bundle.bytes / 1024).toFixed(1)} KiB (${bundle.inputs.length} modules)`);
