@@ -1,11 +1,17 @@
 /** Runtime-only entry point: executes compiled programs; imports no compiler code. */
 
 export {
+  type ArtifactSource,
+  artifactDirSource,
+  artifactFileName,
   artifactLimitShortfalls,
+  type LoadArtifactFromOptions,
   type LoadArtifactOptions,
   type LoadedArtifact,
   loadArtifact,
+  loadArtifactFrom,
   readArtifactManifest,
+  readManifestFrom,
 } from './artifact.js';
 export {
   ARTIFACT_CONSTANTS_FILE,
@@ -23,6 +29,12 @@ export {
   type JsonValue,
   parseArtifactManifest,
 } from './artifact-manifest.js';
+export {
+  ARTIFACT_URL_MAX_BYTES,
+  artifactUrlSource,
+  type LoadArtifactUrlOptions,
+  loadArtifactFromUrl,
+} from './artifact-url.js';
 export { type AtomicWriteOptions, atomicTempPath, writeFileAtomic } from './atomic-file.js';
 export {
   CHECKPOINT_FORMAT,
