@@ -17,6 +17,7 @@ import type {
 import { baseNode, bufName, type GroupCode, lowerGroup } from './codegen.js';
 import { type Dim, dimJson, dimMax, dimMul, isSym } from './dims.js';
 import { WgflowError } from './errors.js';
+import { inputValueRanges } from './index-ranges.js';
 import { fmtValue, type Graph, type Node } from './ir.js';
 import type { Kernel } from './kernel/ast.js';
 import { type DeviceLimits, WEBGPU_DEFAULT_LIMITS } from './limits.js';
@@ -354,6 +355,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     });
   }
 
+  const ranges = inputValueRanges(graph);
   const tensorSpec = (name: string, id: number): TensorSpec => {
     const n = graph.node(id);
     return {
@@ -372,7 +374,12 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     buffers,
     kernels,
     steps: stepsOut,
-    inputs: sources.filter((n) => n.op === 'input').map((n) => tensorSpec(n.name as string, n.id)),
+    inputs: sources
+      .filter((n) => n.op === 'input')
+      .map((n) => {
+        const range = ranges.get(n.id);
+        return { ...tensorSpec(n.name as string, n.id), ...(range ? { valueRange: range } : {}) };
+      }),
     outputs: outIds.map(([name, id]) => tensorSpec(name, id)),
     persistent: sources
       .filter((n) => n.op !== 'input')
