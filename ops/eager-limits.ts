@@ -67,7 +67,7 @@ export function checkFiniteRows(what: string, data: ArrayLike<number>, cols: num
 /** outputSize as [PH, PW]: positive integers (one number for both). */
 export function outputSizeOption(op: string, v: unknown): [number, number] {
   const pair = typeof v === 'number' ? [v, v] : Array.isArray(v) && v.length === 2 ? v : undefined;
-  if (!pair || !pair.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 1))
+  if (!pair?.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 1))
     throw new WgflowError(
       `${op}: outputSize must be a positive integer or a pair [PH, PW] of them, got ${fmtValue(v)}`,
     );
