@@ -484,7 +484,13 @@ export class Tensor {
   pad(pads: readonly (readonly [number, number])[], value = 0): Tensor {
     return this.un('pad', { pads: pads.map((p) => [p[0], p[1]]), value });
   }
-  /** Gathers slices along `axis` at i32 `indices` (like torch.index_select / tf.gather). */
+  /**
+   * Gathers slices along `axis` at i32 `indices` (like torch.index_select / tf.gather). Indices must lie
+   * in [0, size of the axis). Where they are fed from the host (an input, possibly reshaped), the session
+   * checks every feed and rejects an out-of-range index; the CPU interpreter rejects one too. Indices
+   * computed on the GPU are not checked: the kernel clamps each into [0, size − 1], so an out-of-range
+   * index reads the first or last slice (and its gradient goes there).
+   */
   gather(indices: Tensor, axis = 0): Tensor {
     return this.builder.apply('gather', [this, indices], { axis });
   }

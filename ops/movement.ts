@@ -581,7 +581,12 @@ registerOp({
 
 // ---------------------------------------------------------------- gather
 
-/** The CPU references reject out-of-range indices (the kernels clamp them). */
+/**
+ * Out-of-range indices: the CPU references reject them; the kernels clamp them into [0, n − 1] (no
+ * out-of-bounds read, but a wrong index silently reads or accumulates into the first or last slice).
+ * Indices fed from the host are checked before upload instead (compiler/index-ranges.ts records the
+ * range on the input, the session checks each feed); indices computed on the GPU are clamped.
+ */
 function gatherIndex(v: number, n: number, shape: Shape, node: Node): number {
   if (!(Number.isInteger(v) && v >= 0 && v < n)) {
     const at = node.site ? ` (declared at ${node.site})` : '';
