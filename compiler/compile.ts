@@ -17,7 +17,8 @@ import type {
 import { baseNode, bufName, type GroupCode, lowerGroup } from './codegen.js';
 import { type Dim, dimJson, dimMax, dimMul, isSym } from './dims.js';
 import { WgflowError } from './errors.js';
-import type { Graph, Node } from './ir.js';
+import { inputValueRanges } from './index-ranges.js';
+import { fmtValue, type Graph, type Node } from './ir.js';
 import type { Kernel } from './kernel/ast.js';
 import { type DeviceLimits, WEBGPU_DEFAULT_LIMITS } from './limits.js';
 import { bindingParts, bindKernel } from './passes/bind.js';
@@ -28,7 +29,7 @@ import { type LogicalBuffer, planMemory, type StepUse } from './passes/memory.js
 import { simplify } from './passes/simplify.js';
 import { getOp } from './registry.js';
 import { type Target, targetByName, webgpuTarget } from './targets.js';
-import type { GraphBuilder, Init, Tensor } from './tensor.js';
+import { GraphBuilder, type Init, Tensor } from './tensor.js';
 import type { TargetName } from './tuning.js';
 import { dimsOf, fmtType, isDynamic, numel, numelDims, sameType } from './types.js';
 
@@ -106,6 +107,48 @@ function gridOf(k: Kernel, limits: DeviceLimits): { dispatch: [number, number, n
   if (y > max) throw new WgflowError(`kernel ${k.name}: ${n} workgroups cannot be folded into a ${max}×${max} grid`);
   const dispatch: [number, number, number] = n <= max ? [n, 1, 1] : [max, y, 1];
   return isSym(k.grid.linear) ? { dispatch, grid: { linear: dimJson(k.grid.linear) } } : { dispatch };
+}
+
+/** A value the caller passed where a Tensor of `builder` is needed: rejected unless it is one. */
+function ownTensor(builder: GraphBuilder, v: unknown, what: string): void {
+  if (!(v instanceof Tensor))
+    throw new WgflowError(`compile: ${what} is ${fmtValue(v)}, not a Tensor (a value declared with this GraphBuilder)`);
+  if (v.builder !== builder)
+    throw new WgflowError(
+      `compile: ${what} (${v.toString()}) belongs to another GraphBuilder; compile the builder that declared it`,
+    );
+}
+
+/** Checks the options' kinds: outputs a record of this builder's tensors, updates a list of pairs of them. */
+function checkOptions(builder: GraphBuilder, opts: CompileOptions): void {
+  if (!(builder instanceof GraphBuilder))
+    throw new WgflowError(`compile: expected a GraphBuilder, got ${fmtValue(builder)}`);
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+    throw new WgflowError(`compile: the options must be an object, got ${fmtValue(opts)}`);
+  const outs: unknown = opts.outputs;
+  if (outs !== undefined) {
+    if (typeof outs !== 'object' || outs === null || Array.isArray(outs) || outs instanceof Tensor)
+      throw new WgflowError(
+        `compile: outputs must be an object of named tensors ({ name: tensor }), got ${outs instanceof Tensor ? 'a Tensor' : fmtValue(outs)}`,
+      );
+    for (const [name, t] of Object.entries(outs)) {
+      if (name.trim() === '') throw new WgflowError('compile: an output has an empty name');
+      ownTensor(builder, t, `output "${name}"`);
+    }
+  }
+  const ups: unknown = opts.updates;
+  if (ups !== undefined) {
+    if (!Array.isArray(ups))
+      throw new WgflowError(`compile: updates must be an array of { target, value }, got ${fmtValue(ups)}`);
+    ups.forEach((u: unknown, i) => {
+      if (typeof u !== 'object' || u === null)
+        throw new WgflowError(`compile: update ${i} is ${fmtValue(u)}, not { target, value }`);
+      ownTensor(builder, (u as Update).target, `the target of update ${i}`);
+      ownTensor(builder, (u as Update).value, `the value of update ${i}`);
+    });
+  }
+  if (opts.seed !== undefined && !(typeof opts.seed === 'number' && Number.isSafeInteger(opts.seed)))
+    throw new WgflowError(`compile: seed must be an integer, got ${fmtValue(opts.seed)}`);
 }
 
 /** Checks the update list against the graph (each target a param/state of the value's type, once). */
@@ -192,6 +235,7 @@ function logicalBuffers(
 }
 
 export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compiled {
+  checkOptions(builder, opts);
   const limits = opts.limits ?? WEBGPU_DEFAULT_LIMITS;
   const target: Target = opts.target ? targetByName(opts.target) : webgpuTarget;
   const src = builder.graph;
@@ -311,6 +355,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     });
   }
 
+  const ranges = inputValueRanges(graph);
   const tensorSpec = (name: string, id: number): TensorSpec => {
     const n = graph.node(id);
     return {
@@ -329,7 +374,12 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
     buffers,
     kernels,
     steps: stepsOut,
-    inputs: sources.filter((n) => n.op === 'input').map((n) => tensorSpec(n.name as string, n.id)),
+    inputs: sources
+      .filter((n) => n.op === 'input')
+      .map((n) => {
+        const range = ranges.get(n.id);
+        return { ...tensorSpec(n.name as string, n.id), ...(range ? { valueRange: range } : {}) };
+      }),
     outputs: outIds.map(([name, id]) => tensorSpec(name, id)),
     persistent: sources
       .filter((n) => n.op !== 'input')

@@ -14,8 +14,20 @@ export interface Feeds {
   readonly [name: string]: InterpretFeed;
 }
 
-const feedData = (f: InterpretFeed): ArrayLike<number> =>
-  'data' in f && 'shape' in f ? f.data : (f as ArrayLike<number>);
+function feedData(f: InterpretFeed, what: string): ArrayLike<number> {
+  const v: unknown = typeof f === 'object' && f !== null && 'data' in f && 'shape' in f ? f.data : f;
+  if (v instanceof BigInt64Array || v instanceof BigUint64Array)
+    throw new WgflowError(`${what}: a ${v.constructor.name} cannot be fed (64-bit integers are not supported)`);
+  if (!Array.isArray(v) && !(ArrayBuffer.isView(v) && !(v instanceof DataView)))
+    throw new WgflowError(
+      `${what}: expected a typed array or an array of numbers, got ${v === null ? 'null' : typeof v === 'string' ? 'a string' : typeof v}`,
+    );
+  const a = v as ArrayLike<unknown>;
+  if (Array.isArray(a))
+    for (let i = 0; i < a.length; i++)
+      if (typeof a[i] !== 'number') throw new WgflowError(`${what}: value ${i} is ${typeof a[i]}, not a number`);
+  return a as ArrayLike<number>;
+}
 
 /** The type with every run-time size replaced by its value. */
 export function concreteType(t: TensorType, env: Readonly<Record<string, number>>): TensorType {
@@ -29,7 +41,7 @@ function bindFeeds(graph: Graph, feeds: Feeds): Record<string, number> {
   for (const n of graph.nodes) {
     if (n.op !== 'input' || !isDynamic(n.type)) continue;
     const f = feeds[n.name as string];
-    if (!f || !('shape' in f))
+    if (typeof f !== 'object' || f === null || !('shape' in f))
       throw new WgflowError(`interpret: input "${n.name}" has run-time sizes; feed it as { data, shape }`);
     const dims = dimsOf(n.type);
     if (f.shape.length !== dims.length)
@@ -62,7 +74,7 @@ export function interpret(graph: Graph, feeds: Feeds, outputs: readonly number[]
     if (node.op === 'input' || node.op === 'param' || node.op === 'state') {
       const feed = feeds[node.name as string];
       if (!feed) throw new WgflowError(`interpret: no value fed for ${node.op} "${node.name}" ${fmtShape(shape)}`);
-      const values = feedData(feed);
+      const values = feedData(feed, `interpret: ${node.op} "${node.name}"`);
       if (values.length !== numel(shape)) {
         throw new WgflowError(
           `interpret: ${node.op} "${node.name}" needs ${numel(shape)} values for ${fmtShape(shape)}, got ${values.length}`,

@@ -1,4 +1,5 @@
 import type { SymDim } from './dims.js';
+import { WgflowError } from './errors.js';
 import { fmtType, type TensorType } from './types.js';
 
 /**
@@ -51,7 +52,7 @@ export class Graph {
 
   node(id: number): Node {
     const n = this.nodes[id];
-    if (!n) throw new Error(`internal: no node %${id}`);
+    if (!n) throw new WgflowError(`graph: no node %${String(id)} (this graph has ${this.nodes.length} nodes)`);
     return n;
   }
 
@@ -68,10 +69,28 @@ export class Graph {
   }
 }
 
+/**
+ * A value as it reads in messages and graph prints: like JSON, but NaN, ±Infinity and -0 print as
+ * themselves (JSON.stringify prints null and 0), bigints as `5n`, and what JSON cannot hold by its type.
+ */
+export function fmtValue(v: unknown): string {
+  if (typeof v === 'number') return Object.is(v, -0) ? '-0' : String(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (v === null || typeof v === 'boolean') return String(v);
+  if (v === undefined || typeof v === 'function' || typeof v === 'symbol') return `(${typeof v})`;
+  if (Array.isArray(v)) return `[${v.map(fmtValue).join(',')}]`;
+  if (ArrayBuffer.isView(v)) return `(a ${v.constructor.name})`;
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return fmtValue((v as { toJSON(): unknown }).toJSON());
+  return `{${Object.entries(v as object)
+    .map(([k, x]) => `${JSON.stringify(k)}:${fmtValue(x)}`)
+    .join(',')}}`;
+}
+
 export function fmtAttrs(attrs: Attrs): string {
   const keys = Object.keys(attrs);
   if (keys.length === 0) return '';
-  return ` {${keys.map((k) => `${k}:${JSON.stringify(attrs[k])}`).join(', ')}}`;
+  return ` {${keys.map((k) => `${k}:${fmtValue(attrs[k])}`).join(', ')}}`;
 }
 
 export function printNode(n: Node, sites = false): string {

@@ -4,15 +4,15 @@
  * op, the input types and the user's own call site.
  */
 import { userCallSite } from './callsite.js';
-import { type Dim, dimProd, isSym, type SymDim, sizeSymbol } from './dims.js';
+import { type Dim, dimProd, isSym, SymDim, sizeSymbol } from './dims.js';
 import { RuleError, ShapeError } from './errors.js';
-import { type Attrs, type AttrValue, Graph, type Node } from './ir.js';
+import { type Attrs, type AttrValue, fmtValue, Graph, type Node } from './ir.js';
 import { getOp } from './registry.js';
 import {
   type DimShape,
+  DTYPES,
   type DType,
   dimsOf,
-  fmtShape,
   fmtType,
   isDynamic,
   numel,
@@ -60,6 +60,67 @@ export interface Pool2dOptions {
 const pair = (v: number | readonly [number, number]): [number, number] =>
   typeof v === 'number' ? [v, v] : [v[0], v[1]];
 
+/** Rejects a dtype this compiler does not have (f64, 'float32', …) where a tensor is declared. */
+function checkDType(op: string, what: string, dtype: unknown, site: string): asserts dtype is DType {
+  if (!DTYPES.includes(dtype as DType))
+    throw new ShapeError(
+      op,
+      `${what}: dtype ${fmtValue(dtype)} is not supported (use one of ${DTYPES.join(', ')})`,
+      [],
+      site,
+    );
+}
+
+/** The first attribute value (by path, e.g. `pads[0][1]`) that no attribute may hold: NaN, a bigint, a function. */
+function badAttr(v: unknown, path: string): string | undefined {
+  if (typeof v === 'number') return Number.isNaN(v) ? `${path} is NaN` : undefined;
+  if (typeof v === 'bigint' || typeof v === 'function' || typeof v === 'symbol') return `${path} is a ${typeof v}`;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const b = badAttr(v[i], `${path}[${i}]`);
+      if (b) return b;
+    }
+  } else if (typeof v === 'object' && v !== null && !isSym(v as Dim)) {
+    for (const [k, x] of Object.entries(v)) {
+      const b = badAttr(x, `${path}.${k}`);
+      if (b) return b;
+    }
+  }
+  return undefined;
+}
+
+/** Rejects initializers whose numbers would make NaN or infinite parameters. */
+function checkInit(op: string, name: string, initializer: Init, site: string): void {
+  const bad = (detail: string): never => {
+    throw new ShapeError(op, `"${name}": bad initializer ${fmtValue(initializer)} (${detail})`, [], site);
+  };
+  if (typeof initializer !== 'object' || initializer === null) bad('expected one of init.*()');
+  const finite = (k: string, v: unknown) => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) bad(`${k} must be a finite number`);
+  };
+  switch (initializer.kind) {
+    case 'zeros':
+    case 'he':
+    case 'xavier':
+      return;
+    case 'constant':
+      finite('value', initializer.value);
+      return;
+    case 'normal':
+      finite('std', initializer.std);
+      finite('mean', initializer.mean ?? 0);
+      if (initializer.std < 0) bad('std must be ≥ 0');
+      return;
+    case 'uniform':
+      finite('low', initializer.low);
+      finite('high', initializer.high);
+      if (initializer.low > initializer.high) bad('low must be ≤ high');
+      return;
+    default:
+      bad(`unknown kind ${fmtValue((initializer as { kind: unknown }).kind)}`);
+  }
+}
+
 export class GraphBuilder {
   readonly graph = new Graph();
   private readonly names = new Set<string>();
@@ -68,12 +129,27 @@ export class GraphBuilder {
 
   private source(op: 'input' | 'param' | 'state', name: string, shape: DimShape, dtype: DType, attrs: Attrs): Tensor {
     const site = userCallSite();
+    if (typeof name !== 'string' || name.trim() === '')
+      throw new ShapeError(op, `the name must be a non-empty string, got ${fmtValue(name)}`, [], site);
     if (this.names.has(name)) throw new ShapeError(op, `the name "${name}" is already used`, [], site);
-    const ok = (d: Dim) => (isSym(d) ? op === 'input' && d.symbolName !== undefined : Number.isInteger(d) && d > 0);
-    if (!shape.every(ok)) {
+    checkDType(op, `"${name}"`, dtype, site);
+    const rule = `dimensions must be positive integers${op === 'input' ? ' or size symbols from g.dim()' : ''}`;
+    if (!Array.isArray(shape))
       throw new ShapeError(
         op,
-        `"${name}" has a bad shape ${fmtShape(shape)} (dimensions must be positive integers${op === 'input' ? ' or size symbols from g.dim()' : ''})`,
+        `"${name}": the shape must be an array of dimensions, got ${fmtValue(shape)} (${rule})`,
+        [],
+        site,
+      );
+    const ok = (d: unknown) =>
+      d instanceof SymDim
+        ? op === 'input' && d.symbolName !== undefined
+        : typeof d === 'number' && Number.isSafeInteger(d) && d > 0;
+    const bad = (shape as readonly unknown[]).findIndex((d) => !ok(d));
+    if (bad >= 0) {
+      throw new ShapeError(
+        op,
+        `"${name}" has a bad shape ${fmtValue(shape)}: axis ${bad} is ${fmtValue(shape[bad])} (${rule})`,
         [],
         site,
       );
@@ -91,6 +167,15 @@ export class GraphBuilder {
    * program then runs every size in range; memory is planned for `max`.
    */
   dim(name: string, range: { readonly max: number; readonly min?: number }): SymDim {
+    if (typeof name !== 'string' || name === '')
+      throw new ShapeError('dim', `the name must be a non-empty string, got ${fmtValue(name)}`, [], userCallSite());
+    if (typeof range !== 'object' || range === null)
+      throw new ShapeError(
+        'dim',
+        `${name}: expected a range { max, min? }, got ${fmtValue(range)}`,
+        [],
+        userCallSite(),
+      );
     if (this.symbols.has(name))
       throw new ShapeError('dim', `size symbol ${name} is already declared`, [], userCallSite());
     let d: SymDim;
@@ -110,6 +195,7 @@ export class GraphBuilder {
 
   /** A trainable parameter with an initializer. */
   param(name: string, shape: Shape, initializer: Init = init.he(), opts: { trainable?: boolean } = {}): Tensor {
+    checkInit('param', name, initializer, userCallSite());
     return this.source('param', name, shape, 'f32', {
       init: initializer as unknown as AttrValue,
       trainable: opts.trainable ?? true,
@@ -118,13 +204,38 @@ export class GraphBuilder {
 
   /** Persistent non-trainable state (e.g. optimizer momentum), kept on the device across steps. */
   state(name: string, shape: Shape, initializer: Init = init.zeros()): Tensor {
+    checkInit('state', name, initializer, userCallSite());
     return this.source('state', name, shape, 'f32', { init: initializer as unknown as AttrValue });
   }
 
   /** A constant: a scalar, or a flat array with a shape. */
   constant(value: number | readonly number[], shape: Shape = [], dtype: DType = 'f32'): Tensor {
     const site = userCallSite();
-    const values = typeof value === 'number' ? [value] : [...value];
+    checkDType('const', 'a constant', dtype, site);
+    if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d > 0))
+      throw new ShapeError('const', `bad shape ${fmtValue(shape)} (dimensions must be positive integers)`, [], site);
+    if (typeof value !== 'number' && !Array.isArray(value) && !ArrayBuffer.isView(value))
+      throw new ShapeError(
+        'const',
+        `the value must be a number or an array of numbers, got ${fmtValue(value)}`,
+        [],
+        site,
+      );
+    const values = typeof value === 'number' ? [value] : [...(value as ArrayLike<number> as number[])];
+    const badAt = values.findIndex((v) => typeof v !== 'number');
+    if (badAt >= 0)
+      throw new ShapeError('const', `value ${badAt} is ${fmtValue(values[badAt])}, not a number`, [], site);
+    if (dtype !== 'f32') {
+      const [lo, hi] = dtype === 'i32' ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
+      const at = values.findIndex((v) => !Number.isInteger(v) || v < lo || v > hi);
+      if (at >= 0)
+        throw new ShapeError(
+          'const',
+          `value ${at} is ${fmtValue(values[at])}, not a ${dtype} (integers in [${lo}, ${hi}])`,
+          [],
+          site,
+        );
+    }
     if (values.length !== numel(shape)) {
       throw new ShapeError('const', `${values.length} values do not fill shape [${shape.join(',')}]`, [], site);
     }
@@ -134,9 +245,36 @@ export class GraphBuilder {
 
   /** Declares an op application: runs the op's shape rule, records the user's call site. */
   apply(op: string, inputs: readonly Tensor[], attrs: Attrs = {}): Tensor {
-    const def = getOp(op);
-    for (const t of inputs) {
-      if (t.builder !== this) throw new ShapeError(op, 'an input belongs to another GraphBuilder', [], userCallSite());
+    let def: ReturnType<typeof getOp>;
+    try {
+      def = getOp(op);
+    } catch (e) {
+      throw new ShapeError(String(op), (e as Error).message, [], userCallSite());
+    }
+    if (!Array.isArray(inputs))
+      throw new ShapeError(op, `the inputs must be an array of tensors, got ${fmtValue(inputs)}`, [], userCallSite());
+    inputs.forEach((t: unknown, i) => {
+      if (!(t instanceof Tensor))
+        throw new ShapeError(op, `input ${i} is ${fmtValue(t)}, not a Tensor of this GraphBuilder`, [], userCallSite());
+      if (t.builder !== this)
+        throw new ShapeError(
+          op,
+          `input ${i} (${t.toString()}) belongs to another GraphBuilder; tensors cannot be shared between graphs`,
+          [],
+          userCallSite(),
+        );
+    });
+    if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs))
+      throw new ShapeError(op, `the attributes must be an object, got ${fmtValue(attrs)}`, [], userCallSite());
+    for (const [k, v] of Object.entries(attrs)) {
+      const b = badAttr(v, `attribute ${k}`);
+      if (b)
+        throw new ShapeError(
+          op,
+          `${b} (${fmtValue(v)}); attributes must be numbers, strings, booleans or lists of them, without NaN`,
+          inputs.map((t) => t.type),
+          userCallSite(),
+        );
     }
     const types = inputs.map((t) => t.type);
     if (!def.dynamic && types.some(isDynamic))
@@ -169,6 +307,13 @@ export class GraphBuilder {
   }
 
   tensor(id: number): Tensor {
+    if (!(Number.isInteger(id) && id >= 0 && id < this.graph.nodes.length))
+      throw new ShapeError(
+        'tensor',
+        `no node %${fmtValue(id)} in this GraphBuilder (it has ${this.graph.nodes.length} nodes)`,
+        [],
+        userCallSite(),
+      );
     return this.wrap(this.graph.node(id));
   }
 
@@ -339,7 +484,13 @@ export class Tensor {
   pad(pads: readonly (readonly [number, number])[], value = 0): Tensor {
     return this.un('pad', { pads: pads.map((p) => [p[0], p[1]]), value });
   }
-  /** Gathers slices along `axis` at i32 `indices` (like torch.index_select / tf.gather). */
+  /**
+   * Gathers slices along `axis` at i32 `indices` (like torch.index_select / tf.gather). Indices must lie
+   * in [0, size of the axis). Where they are fed from the host (an input, possibly reshaped), the session
+   * checks every feed and rejects an out-of-range index; the CPU interpreter rejects one too. Indices
+   * computed on the GPU are not checked: the kernel clamps each into [0, size − 1], so an out-of-range
+   * index reads the first or last slice (and its gradient goes there).
+   */
   gather(indices: Tensor, axis = 0): Tensor {
     return this.builder.apply('gather', [this, indices], { axis });
   }

@@ -24,7 +24,7 @@
  */
 import { grad } from '../compiler/autodiff.js';
 import { fail, WgflowError } from '../compiler/errors.js';
-import type { Attrs } from '../compiler/ir.js';
+import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type GradArgs, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
@@ -41,7 +41,7 @@ const FORMATS: readonly BoxFormat[] = ['xyxy', 'xywh', 'cxcywh'];
 
 function plusOneOf(attrs: Attrs): boolean {
   const v = attrs.plusOne ?? false;
-  if (typeof v !== 'boolean') fail(`attribute plusOne must be a boolean, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') fail(`attribute plusOne must be a boolean, got ${fmtValue(v)}`);
   return v;
 }
 
@@ -49,7 +49,7 @@ function plusOneOf(attrs: Attrs): boolean {
 function weightsOf(attrs: Attrs): [number, number, number, number] {
   const v = attrs.weights ?? [1, 1, 1, 1];
   if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && x !== 0)) {
-    fail(`attribute weights must be 4 finite nonzero numbers [wx, wy, ww, wh], got ${JSON.stringify(v)}`);
+    fail(`attribute weights must be 4 finite nonzero numbers [wx, wy, ww, wh], got ${fmtValue(v)}`);
   }
   return v as [number, number, number, number];
 }
@@ -58,21 +58,21 @@ function weightsOf(attrs: Attrs): [number, number, number, number] {
 function clampOf(attrs: Attrs): number | null {
   const v = attrs.clampLog === undefined ? BBOX_XFORM_CLIP : attrs.clampLog;
   if (v !== null && (typeof v !== 'number' || Number.isNaN(v)))
-    fail(`attribute clampLog must be a number or null, got ${JSON.stringify(v)}`);
+    fail(`attribute clampLog must be a number or null, got ${fmtValue(v)}`);
   return v;
 }
 
 function formatOf(attrs: Attrs, key: 'from' | 'to'): BoxFormat {
   const v = attrs[key];
   if (typeof v !== 'string' || !(FORMATS as readonly string[]).includes(v)) {
-    fail(`attribute ${key} must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(v)}`);
+    fail(`attribute ${key} must be one of ${FORMATS.join(', ')}, got ${fmtValue(v)}`);
   }
   return v as BoxFormat;
 }
 
 function minSizeOf(attrs: Attrs): number {
   const v = attrs.minSize;
-  if (typeof v !== 'number' || Number.isNaN(v)) fail(`attribute minSize must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || Number.isNaN(v)) fail(`attribute minSize must be a number, got ${fmtValue(v)}`);
   return v;
 }
 

@@ -4,7 +4,7 @@
  * convolution and a float64 walk over its taps.
  */
 import { fail } from '../compiler/errors.js';
-import type { Attrs } from '../compiler/ir.js';
+import { type Attrs, fmtValue } from '../compiler/ir.js';
 import { fmtShape, type Shape } from '../compiler/types.js';
 
 export interface Conv2dAttrs {
@@ -29,7 +29,7 @@ function pairOf(attrs: Attrs, key: string, min: number): [number, number] {
     v.length !== 2 ||
     !v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= min)
   ) {
-    fail(`attribute ${key} must be a pair of integers ≥ ${min}, got ${JSON.stringify(v)}`);
+    fail(`attribute ${key} must be a pair of integers ≥ ${min}, got ${fmtValue(v)}`);
   }
   return [v[0] as number, v[1] as number];
 }
@@ -40,7 +40,7 @@ export function conv2dAttrs(attrs: Attrs): Conv2dAttrs {
   const [dh, dw] = pairOf(attrs, 'dilation', 1);
   const groups = attrs.groups;
   if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) {
-    fail(`attribute groups must be a positive integer, got ${JSON.stringify(groups)}`);
+    fail(`attribute groups must be a positive integer, got ${fmtValue(groups)}`);
   }
   return { sh, sw, ph, pw, dh, dw, groups };
 }

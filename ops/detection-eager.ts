@@ -8,6 +8,7 @@
  * Several helpers add to this file; each keeps its part in its own clearly marked section.
  */
 import { WgflowError } from '../compiler/errors.js';
+import { fmtValue } from '../compiler/ir.js';
 import type { Tensor } from '../compiler/tensor.js';
 import type { HostTensor } from '../runtime/session.js';
 import {
@@ -24,9 +25,23 @@ import {
   smallBoxMask,
 } from './boxes.js';
 import { type HostInput, runEager, type TensorLike, toHostInput } from './eager.js';
+import {
+  boolOption,
+  checkCount,
+  checkFiniteRows,
+  EAGER_LIMITS,
+  type EagerLimitOptions,
+  imageSizeOption,
+  iouThresholdOption,
+  limitOption,
+  outputSizeOption,
+  positiveOption,
+  roiAlignSamples,
+  weightsOption,
+} from './eager-limits.js';
 import { batchedNmsPacked, nmsPacked } from './nms.js';
 import { type RoiAlignOptions, roiAlign as roiAlignOp } from './roi-align.js';
-import { outputPair, type RoiPoolOptions, roiPool as roiPoolOp } from './roi-pool.js';
+import { type RoiPoolOptions, roiPool as roiPoolOp } from './roi-pool.js';
 
 // ======================================================================= box ops (ops/boxes.ts)
 
@@ -41,6 +56,7 @@ function boxesIn(t: TensorLike, what: string, perClass = false): { input: HostIn
   if (s.length !== 2 || (perClass ? cols % 4 !== 0 || cols === 0 : cols !== 4)) {
     throw new WgflowError(`${what} must have shape [N,${perClass ? '4K' : '4'}], got [${s.join(',')}]`);
   }
+  checkFiniteRows(what, h.data, cols, 'boxes must be finite');
   return { input: { data: h.data, shape: [s[0] as number, cols] }, n: s[0] as number };
 }
 
@@ -90,9 +106,9 @@ export async function encodeBoxes(
   const g = boxesIn(referenceBoxes, 'encodeBoxes: referenceBoxes');
   const a = boxesIn(proposals, 'encodeBoxes: proposals');
   if (a.n !== g.n) throw new WgflowError(`encodeBoxes: ${g.n} reference boxes but ${a.n} proposals`);
+  const weights = weightsOption('encodeBoxes', opts.weights);
+  const plusOne = boolOption('encodeBoxes', 'plusOne', opts.plusOne, false);
   if (a.n === 0) return emptyF32([0, 4]);
-  const weights = opts.weights ?? [1, 1, 1, 1];
-  const plusOne = opts.plusOne ?? false;
   return one(`box_encode:${weights.join(',')}:${plusOne}`, { a: a.input, g: g.input }, (_b, i) => ({
     out: encodeBoxesOp(i.g as Tensor, i.a as Tensor, { weights, plusOne }),
   }));
@@ -111,10 +127,12 @@ export async function decodeBoxes(
   const d = boxesIn(relCodes, 'decodeBoxes: relCodes', true);
   const a = boxesIn(boxes, 'decodeBoxes: boxes');
   if (a.n !== d.n) throw new WgflowError(`decodeBoxes: ${d.n} rows of relCodes but ${a.n} boxes`);
-  if (a.n === 0) return emptyF32([0, d.input.shape[1] as number]);
-  const weights = opts.weights ?? [1, 1, 1, 1];
+  const weights = weightsOption('decodeBoxes', opts.weights);
   const clip = opts.bboxXformClip === undefined ? BBOX_XFORM_CLIP : opts.bboxXformClip;
-  const plusOne = opts.plusOne ?? false;
+  if (clip !== null && (typeof clip !== 'number' || Number.isNaN(clip)))
+    throw new WgflowError(`decodeBoxes: bboxXformClip must be a number or null, got ${fmtValue(clip)}`);
+  const plusOne = boolOption('decodeBoxes', 'plusOne', opts.plusOne, false);
+  if (a.n === 0) return emptyF32([0, d.input.shape[1] as number]);
   return one(`box_decode:${weights.join(',')}:${clip}:${plusOne}`, { a: a.input, d: d.input }, (_b, i) => ({
     out: decodeBoxesOp(i.d as Tensor, i.a as Tensor, { weights, bboxXformClip: clip, plusOne }),
   }));
@@ -130,8 +148,9 @@ export async function clipBoxes(
   opts: { plusOne?: boolean } = {},
 ): Promise<HostTensor> {
   const b = boxesIn(boxes, 'clipBoxes: boxes', true);
+  imageSizeOption('clipBoxes', size);
+  const plusOne = boolOption('clipBoxes', 'plusOne', opts.plusOne, false);
   if (b.n === 0) return emptyF32([0, b.input.shape[1] as number]);
-  const plusOne = opts.plusOne ?? false;
   return one(`clip_boxes:${size[0]},${size[1]}:${plusOne}`, { b: b.input }, (_g, i) => ({
     out: clipBoxesOp(i.b as Tensor, [size[0], size[1]], { plusOne }),
   }));
@@ -148,6 +167,8 @@ export async function removeSmallBoxes(
   opts: { plusOne?: boolean } = {},
 ): Promise<Int32Array> {
   const b = boxesIn(boxes, 'removeSmallBoxes: boxes');
+  if (typeof minSize !== 'number' || Number.isNaN(minSize))
+    throw new WgflowError(`removeSmallBoxes: minSize must be a number, got ${fmtValue(minSize)}`);
   if (b.n === 0) return new Int32Array(0);
   const plusOne = opts.plusOne ?? false;
   const mask = await one(`small_box_mask:${minSize}:${plusOne}`, { b: b.input }, (_g, i) => ({
@@ -178,7 +199,7 @@ export async function boxConvert(boxes: TensorLike, inFmt: BoxFormat, outFmt: Bo
 // ======================================================================= NMS (ops/nms.ts)
 
 /** Options of the eager nms (torchvision semantics by default). */
-export interface EagerNmsOptions {
+export interface EagerNmsOptions extends Pick<EagerLimitOptions, 'maxBoxes'> {
   /** py-faster-rcnn's +1 convention in widths, heights and intersections. */
   readonly plusOne?: boolean;
   /** Suppress at IoU ≥ threshold (py-faster-rcnn cpu_nms) instead of IoU > threshold. */
@@ -192,6 +213,7 @@ function nmsInputs(
   op: string,
   boxesArg: TensorLike,
   scoresArg: TensorLike,
+  opts: EagerNmsOptions,
 ): { boxes: Float32Array; scores: Float32Array; n: number } {
   const boxes = toHostInput(boxesArg, `${op}: boxes`, 'f32', { rowsOf: 4 });
   const scores = toHostInput(scoresArg, `${op}: scores`);
@@ -208,7 +230,10 @@ function nmsInputs(
       `${op}: boxes [${bs.join(',')}] and scores [${ss.join(',')}] must have the same number of boxes (${bs[0]} vs ${ss[0]})`,
     );
   }
-  return { boxes: boxes.data as Float32Array, scores: scores.data as Float32Array, n: bs[0] as number };
+  const n = bs[0] as number;
+  checkCount(op, n, 'boxes', limitOption(op, 'maxBoxes', opts.maxBoxes, EAGER_LIMITS.nmsBoxes), 'maxBoxes');
+  checkFiniteRows(`${op}: boxes`, boxes.data, 4, 'NMS needs finite boxes');
+  return { boxes: boxes.data as Float32Array, scores: scores.data as Float32Array, n };
 }
 
 function nmsKey(
@@ -217,9 +242,9 @@ function nmsKey(
   opts: EagerNmsOptions,
   n: number,
 ): { key: string; maxOutput: number } {
-  if (typeof iouThreshold !== 'number' || Number.isNaN(iouThreshold)) {
-    throw new WgflowError(`${op}: iouThreshold must be a number, got ${String(iouThreshold)}`);
-  }
+  iouThresholdOption(op, iouThreshold);
+  boolOption(op, 'plusOne', opts.plusOne, false);
+  boolOption(op, 'inclusive', opts.inclusive, false);
   const maxOutput = Math.min(opts.maxOutput ?? n, n);
   if (!Number.isInteger(maxOutput) || maxOutput < 1)
     throw new WgflowError(`${op}: maxOutput must be a positive integer, got ${String(opts.maxOutput)}`);
@@ -244,7 +269,8 @@ export async function nms(
   iouThreshold: number,
   opts: EagerNmsOptions = {},
 ): Promise<Int32Array> {
-  const b = nmsInputs('nms', boxes, scores);
+  const b = nmsInputs('nms', boxes, scores, opts);
+  iouThresholdOption('nms', iouThreshold);
   if (b.n === 0) return new Int32Array(0);
   const { key, maxOutput } = nmsKey('nms', iouThreshold, opts, b.n);
   const out = await runEager(
@@ -275,7 +301,8 @@ export async function batchedNms(
   iouThreshold: number,
   opts: EagerNmsOptions = {},
 ): Promise<Int32Array> {
-  const b = nmsInputs('batchedNms', boxes, scores);
+  const b = nmsInputs('batchedNms', boxes, scores, opts);
+  iouThresholdOption('batchedNms', iouThreshold);
   const classes = toHostInput(idxs, 'batchedNms: idxs', 'i32');
   if (classes.shape.length !== 1 || classes.shape[0] !== b.n) {
     throw new WgflowError(
@@ -283,12 +310,6 @@ export async function batchedNms(
     );
   }
   if (b.n === 0) return new Int32Array(0);
-  const bad = b.boxes.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) {
-    throw new WgflowError(
-      `batchedNms: box ${Math.floor(bad / 4)} has a non-finite coordinate ${b.boxes[bad]} (the category offsets need finite boxes)`,
-    );
-  }
   const { key, maxOutput } = nmsKey('batched_nms', iouThreshold, opts, b.n);
   const out = await runEager(
     key,
@@ -348,6 +369,29 @@ function roisIn(op: string, rois: RoisInput): { data: Float32Array; k: number } 
   return { data: t.data as Float32Array, k: t.shape[0] as number };
 }
 
+/**
+ * The RoIs checked on the host: at most `maxRois`, finite, and batch indices that are integers in
+ * [0, N) (the kernels would give a zero row for an outside index; torchvision reads out of bounds).
+ */
+function checkedRois(
+  op: string,
+  rois: RoisInput,
+  n: number,
+  opts: Pick<EagerLimitOptions, 'maxRois'>,
+): { data: Float32Array; k: number } {
+  const r = roisIn(op, rois);
+  checkCount(op, r.k, 'RoIs', limitOption(op, 'maxRois', opts.maxRois, EAGER_LIMITS.rois), 'maxRois');
+  checkFiniteRows(`${op}: rois`, r.data, 5, 'RoIs must be finite');
+  for (let k = 0; k < r.k; k++) {
+    const b = r.data[k * 5] as number;
+    if (!(Number.isInteger(b) && b >= 0 && b < n))
+      throw new WgflowError(
+        `${op}: rois row ${k} has batch index ${fmtValue(b)}, not an image of the input (integers in [0, ${n}))`,
+      );
+  }
+  return r;
+}
+
 function featuresIn(op: string, input: TensorLike): { input: HostInput; c: number } {
   const x = toHostInput(input, `${op}: input`);
   if (x.shape.length !== 4) throw new WgflowError(`${op}: input must be [N,C,H,W], got [${x.shape.join(',')}]`);
@@ -358,16 +402,25 @@ function featuresIn(op: string, input: TensorLike): { input: HostInput; c: numbe
  * torchvision.ops.roi_pool: [K,C,PH,PW]. 0 RoIs → an empty [0,C,PH,PW] result computed on the host
  * (tensors cannot have a 0-sized dimension in this compiler, so the GPU is not involved).
  */
-export async function roiPool(input: TensorLike, rois: RoisInput, opts: RoiPoolOptions): Promise<HostTensor> {
+export async function roiPool(
+  input: TensorLike,
+  rois: RoisInput,
+  opts: RoiPoolOptions & Pick<EagerLimitOptions, 'maxRois'>,
+): Promise<HostTensor> {
+  if (typeof opts !== 'object' || opts === null)
+    throw new WgflowError(`roiPool: options { outputSize, … } are required, got ${fmtValue(opts)}`);
   const x = featuresIn('roiPool', input);
-  const r = roisIn('roiPool', rois);
-  const [ph, pw] = outputPair(opts.outputSize);
-  if (r.k === 0) return emptyF32([0, x.c, ph, pw]);
+  const r = checkedRois('roiPool', rois, x.input.shape[0] as number, opts);
+  const [ph, pw] = outputSizeOption('roiPool', opts.outputSize);
+  const roundingMode = opts.roundingMode ?? 'c';
+  if (roundingMode !== 'c' && roundingMode !== 'half_even')
+    throw new WgflowError(`roiPool: roundingMode must be 'c' or 'half_even', got ${fmtValue(roundingMode)}`);
   const o = {
     outputSize: [ph, pw] as const,
-    spatialScale: opts.spatialScale ?? 1,
-    roundingMode: opts.roundingMode ?? 'c',
+    spatialScale: positiveOption('roiPool', 'spatialScale', opts.spatialScale, 1),
+    roundingMode,
   };
+  if (r.k === 0) return emptyF32([0, x.c, ph, pw]);
   return one(
     `roi_pool:${ph},${pw}:${o.spatialScale}:${o.roundingMode}`,
     { x: x.input, rois: { data: r.data, shape: [r.k, 5] } },
@@ -377,18 +430,43 @@ export async function roiPool(input: TensorLike, rois: RoisInput, opts: RoiPoolO
   );
 }
 
-/** torchvision.ops.roi_align: [K,C,PH,PW]. 0 RoIs → an empty [0,C,PH,PW] result computed on the host. */
-export async function roiAlign(input: TensorLike, rois: RoisInput, opts: RoiAlignOptions): Promise<HostTensor> {
+/**
+ * torchvision.ops.roi_align: [K,C,PH,PW]. 0 RoIs → an empty [0,C,PH,PW] result computed on the host.
+ * The sampling work of each RoI, PH·PW·grid_h·grid_w points per channel, is capped by
+ * `maxSamplesPerRoi` (default {@link EAGER_LIMITS}.samplesPerRoi = 2^20: with the adaptive sampling
+ * ratio, a RoI of 1024×1024 feature pixels); a RoI over it is refused, not computed differently.
+ */
+export async function roiAlign(
+  input: TensorLike,
+  rois: RoisInput,
+  opts: RoiAlignOptions & Pick<EagerLimitOptions, 'maxRois' | 'maxSamplesPerRoi'>,
+): Promise<HostTensor> {
+  if (typeof opts !== 'object' || opts === null)
+    throw new WgflowError(`roiAlign: options { outputSize, … } are required, got ${fmtValue(opts)}`);
   const x = featuresIn('roiAlign', input);
-  const r = roisIn('roiAlign', rois);
-  const [ph, pw] = outputPair(opts.outputSize);
-  if (r.k === 0) return emptyF32([0, x.c, ph, pw]);
+  const r = checkedRois('roiAlign', rois, x.input.shape[0] as number, opts);
+  const [ph, pw] = outputSizeOption('roiAlign', opts.outputSize);
+  const samplingRatio = opts.samplingRatio ?? -1;
+  if (typeof samplingRatio !== 'number' || !Number.isInteger(samplingRatio) || samplingRatio > 64)
+    throw new WgflowError(
+      `roiAlign: samplingRatio must be an integer ≤ 64 (≤ 0: adaptive), got ${fmtValue(samplingRatio)}`,
+    );
   const o = {
     outputSize: [ph, pw] as const,
-    spatialScale: opts.spatialScale ?? 1,
-    samplingRatio: opts.samplingRatio ?? -1,
-    aligned: opts.aligned ?? false,
+    spatialScale: positiveOption('roiAlign', 'spatialScale', opts.spatialScale, 1),
+    samplingRatio,
+    aligned: boolOption('roiAlign', 'aligned', opts.aligned, false),
   };
+  const cap = limitOption('roiAlign', 'maxSamplesPerRoi', opts.maxSamplesPerRoi, EAGER_LIMITS.samplesPerRoi);
+  const geom = { PH: ph, PW: pw, scale: o.spatialScale, samplingRatio, aligned: o.aligned };
+  for (let k = 0; k < r.k; k++) {
+    const n = roiAlignSamples(r.data, k * 5, geom);
+    if (n > cap)
+      throw new WgflowError(
+        `roiAlign: rois row ${k} [${Array.from(r.data.subarray(k * 5, k * 5 + 5)).join(', ')}] needs ${n} sampling points per channel, over the limit of ${cap} per RoI (a RoI of at most about ${Math.floor(Math.sqrt(cap))}×${Math.floor(Math.sqrt(cap))} feature pixels with the adaptive samplingRatio; raise it with the option maxSamplesPerRoi)`,
+      );
+  }
+  if (r.k === 0) return emptyF32([0, x.c, ph, pw]);
   return one(
     `roi_align:${ph},${pw}:${o.spatialScale}:${o.samplingRatio}:${o.aligned}`,
     { x: x.input, rois: { data: r.data, shape: [r.k, 5] } },

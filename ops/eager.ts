@@ -92,6 +92,11 @@ export function toHostInput(
 ): HostInput {
   let values: ArrayLike<number>;
   let shape: readonly number[];
+  const bigints = (v: unknown) => v instanceof BigInt64Array || v instanceof BigUint64Array;
+  if (bigints(x) || (typeof x === 'object' && x !== null && 'data' in x && bigints((x as { data: unknown }).data)))
+    throw new WgflowError(
+      `${what}: 64-bit integer arrays (BigInt64Array, BigUint64Array) are not supported; give a Float32Array, an Int32Array or numbers`,
+    );
   if (Array.isArray(x)) {
     // [] is an empty list of rows (0 boxes), not a 1-D tensor, where rows are expected
     shape = x.length === 0 && opts.rowsOf !== undefined ? [0, opts.rowsOf] : nestedShape(x as NestedArray, what);
@@ -108,6 +113,10 @@ export function toHostInput(
       throw new WgflowError(`${what}: shape must be an array of non-negative integers`);
     values = t.data;
     shape = t.shape;
+    if (Array.isArray(values)) {
+      const bad = values.findIndex((v) => typeof v !== 'number');
+      if (bad >= 0) throw new WgflowError(`${what}: data[${bad}] is ${typeof values[bad]}, not a number`);
+    }
     const n = shape.reduce((a, b) => a * b, 1);
     if (values.length !== n) throw new WgflowError(`${what}: ${values.length} values for shape [${shape.join(',')}]`);
   } else {

@@ -3,7 +3,9 @@
  * Each definition holds its dtype rule, float64 CPU reference, gradient rule and kernel expression;
  * the fuser chains any number of them into one kernel.
  */
+
 import { fail } from '../compiler/errors.js';
+import { fmtValue } from '../compiler/ir.js';
 import type { Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type GradArgs, registerOp } from '../compiler/registry.js';
@@ -256,7 +258,7 @@ registerOp({
   dynamic: true,
   infer: ([x], attrs) => {
     const dt = attrs.dtype as DType;
-    if (!DTYPES.includes(dt)) fail(`unknown dtype ${JSON.stringify(attrs.dtype)}`);
+    if (!DTYPES.includes(dt)) fail(`unknown dtype ${fmtValue(attrs.dtype)}`);
     return { ...(x as TensorType), dtype: dt };
   },
   cpu: ({ inputs, out }) => {

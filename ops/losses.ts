@@ -175,7 +175,9 @@ registerOp({
 
 /**
  * Softmax cross-entropy of logits f32[N,C] against i32[N] class labels. Rows whose label equals
- * `ignoreIndex` contribute 0; 'mean' divides by the number of other rows (at least 1).
+ * `ignoreIndex` contribute 0; 'mean' divides by the number of other rows (at least 1). A label outside
+ * [0, C) that is not the ignoreIndex is rejected when fed from the host (the session checks the feed)
+ * and by the CPU interpreter; computed on the GPU, it gives a NaN loss for its row.
  */
 export function softmaxCrossEntropy(
   logits: Tensor,

@@ -6,7 +6,7 @@
 
 import { type Dim, dimDivExact, dimEq, dimFmt, dimMul, SymDim } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
-import type { Attrs, AttrValue, Node } from '../compiler/ir.js';
+import { type Attrs, type AttrValue, fmtValue, type Node } from '../compiler/ir.js';
 import type { Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
@@ -32,14 +32,14 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInt
 function intList(attrs: Attrs, key: string, allowNull = false): (number | null)[] {
   const v = attrs[key];
   if (!Array.isArray(v) || !v.every((x) => isInt(x) || (allowNull && x === null))) {
-    fail(`attribute ${key} must be a list of integers${allowNull ? ' (or nulls)' : ''}, got ${JSON.stringify(v)}`);
+    fail(`attribute ${key} must be a list of integers${allowNull ? ' (or nulls)' : ''}, got ${fmtValue(v)}`);
   }
   return v as (number | null)[];
 }
 
 function axisAttr(attrs: Attrs, rank: number): number {
   const a = attrs.axis;
-  if (!isInt(a)) fail(`attribute axis must be an integer, got ${JSON.stringify(a)}`);
+  if (!isInt(a)) fail(`attribute axis must be an integer, got ${fmtValue(a)}`);
   const ax = normAxis(a, rank);
   if (ax < 0) fail(`axis ${a} is out of range for rank ${rank}`);
   return ax;
@@ -48,7 +48,7 @@ function axisAttr(attrs: Attrs, rank: number): number {
 function shapeAttr(attrs: Attrs, key: string): number[] {
   const v = attrs[key];
   if (!Array.isArray(v) || !v.every((d) => isInt(d) && d > 0))
-    fail(`attribute ${key} must be a shape (positive integers), got ${JSON.stringify(v)}`);
+    fail(`attribute ${key} must be a shape (positive integers), got ${fmtValue(v)}`);
   return v as number[];
 }
 
@@ -127,7 +127,7 @@ const zeroOf = (dt: DType): Expr => K.lit(0, dt);
  */
 export function resolveReshape(from: DimShape, target: AttrValue | undefined): Dim[] {
   if (!Array.isArray(target) || !target.every((d) => typeof d === 'number' || d instanceof SymDim)) {
-    fail(`attribute shape must be a list of numbers or sizes, got ${JSON.stringify(target)}`);
+    fail(`attribute shape must be a list of numbers or sizes, got ${fmtValue(target)}`);
   }
   const shape = target as Dim[];
   let infer = -1;
@@ -186,7 +186,7 @@ function permAttr(attrs: Attrs, rank: number): number[] {
     v.length === rank &&
     v.every(isInt) &&
     [...(v as number[])].sort((a, b) => a - b).every((p, i) => p === i);
-  if (!ok) fail(`perm ${JSON.stringify(v)} is not a permutation of the ${rank} axes 0..${rank - 1}`);
+  if (!ok) fail(`perm ${fmtValue(v)} is not a permutation of the ${rank} axes 0..${rank - 1}`);
   return v as number[];
 }
 
@@ -242,10 +242,10 @@ function resolveSlice(shape: Shape, attrs: Attrs): AxisSlice[] {
   const steps = attrs.steps === null || attrs.steps === undefined ? null : intList(attrs, 'steps', true);
   const rank = shape.length;
   if (starts.length !== ends.length)
-    fail(`starts ${JSON.stringify(starts)} and ends ${JSON.stringify(ends)} have different lengths`);
+    fail(`starts ${fmtValue(starts)} and ends ${fmtValue(ends)} have different lengths`);
   if (starts.length > rank) fail(`${starts.length} starts/ends for a rank-${rank} tensor ${fmtShape(shape)}`);
   if (steps && steps.length !== starts.length)
-    fail(`steps ${JSON.stringify(steps)} must have one entry per start (${starts.length})`);
+    fail(`steps ${fmtValue(steps)} must have one entry per start (${starts.length})`);
   return shape.map((n, d) => {
     if (d >= starts.length) return { start: 0, step: 1, len: n };
     const step = steps?.[d] ?? 1;
@@ -408,7 +408,7 @@ function padsAttr(attrs: Attrs, shape: Shape): [number, number][] {
   const v = attrs.pads;
   const ok =
     Array.isArray(v) && v.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => isInt(x) && x >= 0));
-  if (!ok) fail(`pads ${JSON.stringify(v)} must be a list of [before, after] pairs of non-negative integers`);
+  if (!ok) fail(`pads ${fmtValue(v)} must be a list of [before, after] pairs of non-negative integers`);
   const pads = v as [number, number][];
   if (pads.length > shape.length) fail(`${pads.length} pads for a rank-${shape.length} tensor ${fmtShape(shape)}`);
   return shape.map((_, d) => pads[d] ?? [0, 0]);
@@ -416,7 +416,7 @@ function padsAttr(attrs: Attrs, shape: Shape): [number, number][] {
 
 function padValue(attrs: Attrs, dt: DType): number {
   const v = attrs.value ?? 0;
-  if (typeof v !== 'number') fail(`pad value must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number') fail(`pad value must be a number, got ${fmtValue(v)}`);
   if (
     dt !== 'f32' &&
     !(Number.isInteger(v) && (dt === 'i32' ? v >= -(2 ** 31) && v < 2 ** 31 : v >= 0 && v < 2 ** 32))
@@ -581,7 +581,12 @@ registerOp({
 
 // ---------------------------------------------------------------- gather
 
-/** The CPU references reject out-of-range indices (the kernels clamp them). */
+/**
+ * Out-of-range indices: the CPU references reject them; the kernels clamp them into [0, n − 1] (no
+ * out-of-bounds read, but a wrong index silently reads or accumulates into the first or last slice).
+ * Indices fed from the host are checked before upload instead (compiler/index-ranges.ts records the
+ * range on the input, the session checks each feed); indices computed on the GPU are clamped.
+ */
 function gatherIndex(v: number, n: number, shape: Shape, node: Node): number {
   if (!(Number.isInteger(v) && v >= 0 && v < n)) {
     const at = node.site ? ` (declared at ${node.site})` : '';

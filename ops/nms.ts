@@ -39,7 +39,7 @@
  * problem (N = 12000: 18 MB). The mask must fit one storage binding (N up to about 20000 at 128 MiB).
  */
 import { fail, WgflowError } from '../compiler/errors.js';
-import type { Attrs } from '../compiler/ir.js';
+import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type BufArg, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
@@ -70,16 +70,15 @@ interface NmsAttrs {
 
 function nmsAttrs(attrs: Attrs): NmsAttrs {
   const t = attrs.iouThreshold;
-  if (typeof t !== 'number' || Number.isNaN(t))
-    fail(`attribute iouThreshold must be a number, got ${JSON.stringify(t)}`);
+  if (typeof t !== 'number' || Number.isNaN(t)) fail(`attribute iouThreshold must be a number, got ${fmtValue(t)}`);
   const m = attrs.maxOutput;
   if (typeof m !== 'number' || !Number.isInteger(m) || m < 1) {
-    fail(`attribute maxOutput must be a positive integer, got ${JSON.stringify(m)}`);
+    fail(`attribute maxOutput must be a positive integer, got ${fmtValue(m)}`);
   }
   const plusOne = attrs.plusOne ?? false;
   const inclusive = attrs.inclusive ?? false;
-  if (typeof plusOne !== 'boolean') fail(`attribute plusOne must be a boolean, got ${JSON.stringify(plusOne)}`);
-  if (typeof inclusive !== 'boolean') fail(`attribute inclusive must be a boolean, got ${JSON.stringify(inclusive)}`);
+  if (typeof plusOne !== 'boolean') fail(`attribute plusOne must be a boolean, got ${fmtValue(plusOne)}`);
+  if (typeof inclusive !== 'boolean') fail(`attribute inclusive must be a boolean, got ${fmtValue(inclusive)}`);
   return { iouThreshold: t, maxOutput: m, plusOne, inclusive };
 }
 

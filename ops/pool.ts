@@ -9,7 +9,7 @@
  * dx elements instead (still one writer per element; 4× fewer reads for 2×2 windows).
  */
 import { fail } from '../compiler/errors.js';
-import type { Attrs } from '../compiler/ir.js';
+import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { KernelBuilder } from '../compiler/kernel/build.js';
@@ -31,7 +31,7 @@ export interface PoolParams {
 function pairAttr(attrs: Attrs, key: string, min: number): [number, number] {
   const v = numsAttr(attrs, key);
   if (v.length !== 2 || !v.every((x) => Number.isInteger(x) && x >= min)) {
-    fail(`attribute ${key} must be two integers ≥ ${min}, got ${JSON.stringify(attrs[key])}`);
+    fail(`attribute ${key} must be two integers ≥ ${min}, got ${fmtValue(attrs[key])}`);
   }
   return [v[0] as number, v[1] as number];
 }

@@ -34,7 +34,7 @@
  * discontinuity (y = −1 or y = H) can tell the f32 and f64 results apart.
  */
 import { fail } from '../compiler/errors.js';
-import type { Attrs } from '../compiler/ir.js';
+import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { KernelBuilder } from '../compiler/kernel/build.js';
@@ -72,10 +72,10 @@ export function roiAlignParams(attrs: Attrs): RoiAlignParams {
   const scale = scaleAttr(attrs);
   const sr = attrs.samplingRatio;
   if (typeof sr !== 'number' || !Number.isInteger(sr) || sr > 64) {
-    fail(`attribute samplingRatio must be an integer ≤ 64 (≤ 0: adaptive), got ${JSON.stringify(sr)}`);
+    fail(`attribute samplingRatio must be an integer ≤ 64 (≤ 0: adaptive), got ${fmtValue(sr)}`);
   }
   const aligned = attrs.aligned;
-  if (typeof aligned !== 'boolean') fail(`attribute aligned must be a boolean, got ${JSON.stringify(aligned)}`);
+  if (typeof aligned !== 'boolean') fail(`attribute aligned must be a boolean, got ${fmtValue(aligned)}`);
   return { PH, PW, scale, samplingRatio: sr, aligned };
 }
 

@@ -37,7 +37,7 @@
  * small per-RoI kernel into a scratch buffer).
  */
 import { fail } from '../compiler/errors.js';
-import type { Attrs } from '../compiler/ir.js';
+import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { KernelBuilder } from '../compiler/kernel/build.js';
@@ -78,7 +78,7 @@ export function roiDims(features: TensorType | undefined, rois: TensorType | und
 export function pooledAttr(attrs: Attrs, key: string): number {
   const v = attrs[key];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_POOLED) {
-    fail(`attribute ${key} must be an integer in [1, ${MAX_POOLED}], got ${JSON.stringify(v)}`);
+    fail(`attribute ${key} must be an integer in [1, ${MAX_POOLED}], got ${fmtValue(v)}`);
   }
   return v;
 }
@@ -86,7 +86,7 @@ export function pooledAttr(attrs: Attrs, key: string): number {
 export function scaleAttr(attrs: Attrs): number {
   const v = attrs.spatialScale;
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    fail(`attribute spatialScale must be a positive finite number, got ${JSON.stringify(v)}`);
+    fail(`attribute spatialScale must be a positive finite number, got ${fmtValue(v)}`);
   }
   return v;
 }
@@ -114,8 +114,7 @@ export function roiPoolParams(attrs: Attrs): RoiPoolParams {
   const PW = pooledAttr(attrs, 'pooledW');
   const scale = scaleAttr(attrs);
   const r = attrs.roundingMode ?? 'c';
-  if (r !== 'c' && r !== 'half_even')
-    fail(`attribute roundingMode must be 'c' or 'half_even', got ${JSON.stringify(r)}`);
+  if (r !== 'c' && r !== 'half_even') fail(`attribute roundingMode must be 'c' or 'half_even', got ${fmtValue(r)}`);
   return { PH, PW, scale, rounding: r };
 }
 

@@ -2,7 +2,7 @@
 
 import type { Dim } from '../compiler/dims.js';
 import { fail } from '../compiler/errors.js';
-import type { Attrs, AttrValue } from '../compiler/ir.js';
+import { type Attrs, type AttrValue, fmtValue } from '../compiler/ir.js';
 import type { RefTensor } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { broadcastDims, type DimShape, fmtShape, numel, type Shape, sameDims, stridesOf } from '../compiler/types.js';
@@ -74,20 +74,20 @@ export function sumToShape(g: Tensor, shape: DimShape): Tensor {
 
 export function numAttr(attrs: Attrs, key: string): number {
   const v = attrs[key];
-  if (typeof v !== 'number') fail(`attribute ${key} must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number') fail(`attribute ${key} must be a number, got ${fmtValue(v)}`);
   return v;
 }
 
 export function boolAttr(attrs: Attrs, key: string): boolean {
   const v = attrs[key];
-  if (typeof v !== 'boolean') fail(`attribute ${key} must be a boolean, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') fail(`attribute ${key} must be a boolean, got ${fmtValue(v)}`);
   return v;
 }
 
 export function numsAttr(attrs: Attrs, key: string): number[] {
   const v = attrs[key] as AttrValue;
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'number'))
-    fail(`attribute ${key} must be a list of numbers, got ${JSON.stringify(v)}`);
+    fail(`attribute ${key} must be a list of numbers, got ${fmtValue(v)}`);
   return v as number[];
 }
 

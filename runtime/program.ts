@@ -80,6 +80,20 @@ export interface TensorSpec {
   readonly dims?: readonly DimJson[];
   /** A tensor over maxBufferSize: its buffers in order (`buffer` is the first). */
   readonly chunks?: readonly number[];
+  /**
+   * Inputs read as indices (gather indices, class labels): the values a feed may hold, checked on the
+   * host by the session before upload (the kernels clamp an out-of-range index instead of failing).
+   */
+  readonly valueRange?: ValueRange;
+}
+
+/** Allowed values of an index input: min ≤ v ≤ max, or v = allow (e.g. an ignore index). */
+export interface ValueRange {
+  readonly min: number;
+  readonly max: number;
+  readonly allow?: number;
+  /** Why, for the message: e.g. 'indices of gather along axis 0 of size 5 (declared at …)'. */
+  readonly rule: string;
 }
 
 export interface ProgramStats {

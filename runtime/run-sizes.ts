@@ -6,7 +6,7 @@
  */
 import { bindSymbols, evalDim, evalShape, type SizeEnv } from './dims.js';
 import { WgflowError } from './errors.js';
-import type { Feed } from './host-data.js';
+import { checkValueRange, type Feed, type TypedArray, toTyped } from './host-data.js';
 import type { KernelSpec, ProgramSpec, TensorSpec } from './program.js';
 
 export interface RunSizes {
@@ -30,6 +30,37 @@ export interface ShapedFeed {
 
 export const isShaped = (f: unknown): f is ShapedFeed =>
   typeof f === 'object' && f !== null && 'data' in f && 'shape' in f && Array.isArray((f as ShapedFeed).shape);
+
+/**
+ * One input's fed values for a run at `shape` (its shape at this run's sizes), checked: a `{ data, shape }`
+ * feed of a static input must have the input's shape; the values must be of a numeric kind, as many as
+ * the shape holds, of the dtype (see toTyped), and within the input's valueRange if it is read as indices.
+ */
+export function feedValues(
+  program: string,
+  inp: TensorSpec,
+  f: Feed | ShapedFeed,
+  shape: readonly number[],
+): TypedArray {
+  const what = `run "${program}": input "${inp.name}" ${inp.dtype}[${shape.join(',')}]`;
+  if (isShaped(f) && !inp.dims) {
+    const same = f.shape.length === inp.shape.length && f.shape.every((d, i) => d === inp.shape[i]);
+    if (!same)
+      throw new WgflowError(
+        `${what}: fed with shape [${f.shape.map(String).join(',')}], which is not the input's shape`,
+      );
+  }
+  if (typeof f === 'object' && f !== null && 'data' in f && !isShaped(f))
+    throw new WgflowError(`${what}: a { data, shape } feed needs shape as an array of sizes`);
+  const data = toTyped(
+    inp.dtype,
+    isShaped(f) ? f.data : f,
+    shape.reduce((a, b) => a * b, 1),
+    what,
+  );
+  checkValueRange(inp, data, what);
+  return data;
+}
 
 /** Folds a 1-D workgroup count into 2-D past the per-dimension limit (the kernels read the folded index). */
 export function foldLinear(n: number, max: number, what: string): [number, number, number] {

@@ -9,7 +9,7 @@ import { elementCount, type Feed, type TypedArray, tensorPieces, toTyped } from 
 import { initialValues } from './init.js';
 import { canProfile, DispatchProfiler, type StepProfile } from './profile.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from './program.js';
-import { isShaped, RunSizer, type RunSizes, type ShapedFeed } from './run-sizes.js';
+import { feedValues, RunSizer, type RunSizes, type ShapedFeed } from './run-sizes.js';
 
 export type { Feed, TypedArray } from './host-data.js';
 export type { ShapedFeed } from './run-sizes.js';
@@ -310,6 +310,10 @@ export class Session {
     if (this.destroyed) throw new WgflowError(`Session "${this.spec.name}" was destroyed`);
     checkDeviceHealth(this.gpu.device, `run "${this.spec.name}"`);
     const device = this.gpu.device;
+    if (typeof feeds !== 'object' || feeds === null || Array.isArray(feeds) || ArrayBuffer.isView(feeds))
+      throw new WgflowError(
+        `run "${this.spec.name}": feeds must be an object { inputName: values }, got ${feeds === null ? 'null' : Array.isArray(feeds) ? 'an array' : typeof feeds}`,
+      );
     for (const name of Object.keys(feeds)) this.tensor(name, this.spec.inputs, 'input');
     for (const inp of this.spec.inputs)
       if (feeds[inp.name] === undefined)
@@ -321,15 +325,8 @@ export class Session {
       const f = feeds[inp.name] as Feed | ShapedFeed;
       const shape = sizes.shapeOf(inp);
       const count = shape.reduce((a, b) => a * b, 1);
-      const data = isShaped(f) ? f.data : f;
-      if (count > 0)
-        uploadTensor(
-          device,
-          this.buffers,
-          this.spec,
-          inp,
-          toTyped(inp.dtype, data, count, `input "${inp.name}" [${shape.join(',')}]`),
-        );
+      const data = feedValues(this.spec.name, inp, f, shape);
+      if (count > 0) uploadTensor(device, this.buffers, this.spec, inp, data);
     }
     this.writeSizes(sizes);
     const wanted = (opts.outputs ?? this.spec.outputs.map((o) => o.name)).map((n) =>

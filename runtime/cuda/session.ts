@@ -11,7 +11,7 @@ import { WgflowError } from '../errors.js';
 import { elementCount, type Feed, type TypedArray, tensorPieces, toTyped } from '../host-data.js';
 import { initialValues } from '../init.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from '../program.js';
-import { isShaped, RunSizer, type ShapedFeed } from '../run-sizes.js';
+import { feedValues, RunSizer, type ShapedFeed } from '../run-sizes.js';
 import type { HostTensor, RunOptions } from '../session.js';
 import {
   type CudaDriver,
@@ -249,8 +249,7 @@ export class CudaSession {
     for (const inp of this.spec.inputs) {
       const f = feeds[inp.name] as Feed | ShapedFeed;
       const shape = sizes.shapeOf(inp);
-      const count = shape.reduce((a, b) => a * b, 1);
-      const data = toTyped(inp.dtype, isShaped(f) ? f.data : f, count, `input "${inp.name}" [${shape.join(',')}]`);
+      const data = feedValues(this.spec.name, inp, f, shape);
       this.upload(inp, data, `input "${inp.name}"`);
     }
     const sb = this.sizeBuffer;
