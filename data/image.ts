@@ -190,7 +190,11 @@ export async function decodeImage(source: string | Uint8Array, opts: string | De
  * be a regular file within `limits.maxBytes`, and the size within the image limits.
  */
 export async function imageSize(path: string, limits: ImageLimits = {}): Promise<{ width: number; height: number }> {
-  await checkDatasetFile(path, { what: 'image', maxBytes: limits.maxBytes ?? IMAGE_LIMITS.maxBytes }, 'image file not found');
+  await checkDatasetFile(
+    path,
+    { what: 'image', maxBytes: limits.maxBytes ?? IMAGE_LIMITS.maxBytes },
+    'image file not found',
+  );
   const head = await readHead(path);
   return checkedHeader(path, path, limits, head);
 }
