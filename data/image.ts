@@ -48,7 +48,7 @@ export const IMAGE_LIMITS: Required<ImageLimits> = {
   maxAspect: 50,
 };
 
-export interface DecodeOptions extends ImageLimits {
+export interface DecodeImageOptions extends ImageLimits {
   /** The image's name in errors (default: the path, or '<buffer>'). */
   readonly name?: string;
 }
@@ -148,8 +148,11 @@ async function checkedHeader(
  * before decoding. Every refusal, a missing file and undecodable bytes (including a truncated JPEG or
  * PNG) throw a {@link DatasetError} naming the file. `opts` may be the image's name (as before).
  */
-export async function decodeImage(source: string | Uint8Array, opts: string | DecodeOptions = {}): Promise<RgbImage> {
-  const o: DecodeOptions = typeof opts === 'string' ? { name: opts } : opts;
+export async function decodeImage(
+  source: string | Uint8Array,
+  opts: string | DecodeImageOptions = {},
+): Promise<RgbImage> {
+  const o: DecodeImageOptions = typeof opts === 'string' ? { name: opts } : opts;
   if (typeof source !== 'string' && !(source instanceof Uint8Array))
     throw new WgflowError(
       `decodeImage: expected a file path or the encoded bytes (Uint8Array), got ${source === null ? 'null' : typeof source}`,
