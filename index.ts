@@ -32,7 +32,17 @@ export type { DimShape, DType, Shape, TensorType } from './compiler/types.js';
 // ---- datasets
 export { type CocoOptions, loadCoco } from './data/coco.js';
 export { DatasetError, type DatasetLocation, type DatasetProblem, type DatasetWarning } from './data/errors.js';
-export { decodeImage, type ResizeRule, type RgbImage, resizeScale, type ToFloatOptions } from './data/image.js';
+export {
+  type DecodeImageOptions,
+  decodeImage,
+  IMAGE_LIMITS,
+  type ImageLimits,
+  imageSize,
+  type ResizeRule,
+  type RgbImage,
+  resizeScale,
+  type ToFloatOptions,
+} from './data/image.js';
 export { type DecodedImage, type ImageInput, toRgbImage } from './data/image-input.js';
 export { type DatasetArgs, openDataset } from './data/open.js';
 export {

@@ -17,7 +17,15 @@ export type DatasetProblem =
   | 'box-outside-image'
   | 'box-inverted'
   | 'unknown-class'
-  | 'size-mismatch';
+  | 'size-mismatch'
+  /** Not a regular file (a folder, a pipe, a device), unreadable, or over its size limit. */
+  | 'bad-file'
+  /** An image whose decoded size (from its header) is over the image limits (`IMAGE_LIMITS`, data/image.ts). */
+  | 'image-too-large'
+  /** An id (VOC image set line, COCO image / category / annotation id) given twice. */
+  | 'duplicate-id'
+  /** A file name that leaves the dataset's folder (absolute, or with a `..` part). */
+  | 'unsafe-path';
 
 /** Where a problem is: the file, and optionally a 1-based line (and column) and a field path. */
 export interface DatasetLocation {

@@ -4,7 +4,7 @@
  * pixel) or RGBA (4; alpha is ignored) — e.g. a canvas `ImageData`, or `sharp(...).raw()` output.
  */
 import { WgflowError } from '../compiler/errors.js';
-import { decodeImage, type RgbImage } from './image.js';
+import { checkImageSize, decodeImage, type ImageLimits, type RgbImage } from './image.js';
 
 /** Decoded 8-bit pixels, row-major, RGB or RGBA interleaved. */
 export interface DecodedImage {
@@ -16,10 +16,13 @@ export interface DecodedImage {
 /** A file path, encoded image bytes, or decoded pixels. */
 export type ImageInput = string | Uint8Array | DecodedImage;
 
-/** `what` names the image in errors (e.g. 'detect: image 2'). */
-export async function toRgbImage(input: ImageInput, what = 'image'): Promise<RgbImage> {
-  if (typeof input === 'string') return decodeImage(input);
-  if (input instanceof Uint8Array) return decodeImage(input, `${what} (encoded bytes)`);
+/**
+ * `what` names the image in errors (e.g. 'detect: image 2'). Files and encoded bytes are checked
+ * against `limits` (default IMAGE_LIMITS) before decoding; decoded pixels against the same size rules.
+ */
+export async function toRgbImage(input: ImageInput, what = 'image', limits: ImageLimits = {}): Promise<RgbImage> {
+  if (typeof input === 'string') return decodeImage(input, limits);
+  if (input instanceof Uint8Array) return decodeImage(input, { ...limits, name: `${what} (encoded bytes)` });
   if (typeof input !== 'object' || input === null || !('data' in input))
     throw new WgflowError(
       `${what}: expected a file path, encoded image bytes (Buffer/Uint8Array) or { data, width, height }, got ${input === null ? 'null' : typeof input}`,
@@ -29,6 +32,7 @@ export async function toRgbImage(input: ImageInput, what = 'image'): Promise<Rgb
     throw new WgflowError(`${what}: width and height must be positive integers, got ${width}×${height}`);
   if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray))
     throw new WgflowError(`${what}: data must be a Uint8Array or Uint8ClampedArray of RGB or RGBA bytes`);
+  checkImageSize(width, height, `${what} (decoded pixels)`, limits);
   const pixels = width * height;
   if (data.length === 3 * pixels)
     return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };

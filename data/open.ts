@@ -2,7 +2,7 @@
  * Opens a detection dataset the way `wgflow train` / `wgflow eval` (and the library's `train()` and
  * `evaluate()`) name one: a PASCAL VOC folder, or COCO JSON with an image folder.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { WgflowError } from '../compiler/errors.js';
 import { loadCoco } from './coco.js';
@@ -39,6 +39,10 @@ export function vocImageExt(root: string): string {
  */
 export async function openDataset(a: DatasetArgs): Promise<DetectionDataset> {
   if (!existsSync(a.dataset)) throw new WgflowError(`dataset folder ${a.dataset} does not exist`);
+  if (!statSync(a.dataset).isDirectory())
+    throw new WgflowError(
+      `dataset ${a.dataset} is not a folder (--dataset names the VOC root, or the COCO image folder)`,
+    );
   if (a.coco)
     return loadCoco(a.coco, {
       imageDir: a.dataset,
