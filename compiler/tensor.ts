@@ -73,7 +73,7 @@ function checkDType(op: string, what: string, dtype: unknown, site: string): ass
 
 /** The first attribute value (by path, e.g. `pads[0][1]`) that no attribute may hold: NaN, a bigint, a function. */
 function badAttr(v: unknown, path: string): string | undefined {
-  if (typeof v === 'number') return Number.isNaN(v) ? `${path} is NaN` : undefined;
+  if (typeof v === 'number') return Number.isNaN(v) ? `${path} must be a number, not NaN` : undefined;
   if (typeof v === 'bigint' || typeof v === 'function' || typeof v === 'symbol') return `${path} is a ${typeof v}`;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {

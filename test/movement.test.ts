@@ -595,14 +595,23 @@ describe('GPU vs CPU', () => {
     }
   });
 
-  it('gather clamps out-of-range indices on the GPU', async () => {
+  it('gather clamps out-of-range indices computed on the GPU, and rejects them when fed from the host', async () => {
     const g = new GraphBuilder();
-    const y = g.input('x', [4]).gather(g.input('i', [3], 'i32'));
+    // indices computed on the device (a cast of a fed f32 tensor): the kernel clamps them
+    const y = g.input('x', [4]).gather(g.input('f', [3]).cast('i32'));
     const dev = await getDevice();
     const { spec } = compile(g, { outputs: { y }, limits: limitsFrom(dev.limits) });
     const session = await Session.create(spec, { gpu: dev });
-    const out = await session.run({ x: [1, 2, 3, 4], i: [-3, 2, 9] });
+    const out = await session.run({ x: [1, 2, 3, 4], f: [-3, 2, 9] });
     session.destroy();
     expect([...(out.y as HostTensor).data]).toEqual([1, 3, 4]);
+    // the same indices fed as an i32 input are checked on the host
+    const h = new GraphBuilder();
+    const z = h.input('x', [4]).gather(h.input('i', [3], 'i32'));
+    const fed = await Session.create(compile(h, { outputs: { z }, limits: limitsFrom(dev.limits) }).spec, { gpu: dev });
+    await expect(fed.run({ x: [1, 2, 3, 4], i: [-3, 2, 9] })).rejects.toThrow(
+      /input "i" i32\[3\]: value 0 is -3, out of range: indices of gather along axis 0 of size 4/,
+    );
+    fed.destroy();
   });
 });

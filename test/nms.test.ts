@@ -692,7 +692,7 @@ describe('eager API (torchvision semantics)', () => {
         { data: Int32Array.from([0]), shape: [1] },
         0.5,
       ),
-    ).rejects.toThrow(/batchedNms: box 0 has a non-finite coordinate Infinity/);
+    ).rejects.toThrow(/batchedNms: boxes: row 0 has the non-finite value Infinity/);
     await expect(eagerBatchedNms([[0, 0, 1, 1]], [1], [0.5], 0.5)).rejects.toThrow(
       /batchedNms: idxs must hold integers, got 0.5/,
     );

@@ -323,21 +323,32 @@ export const cases: CorpusCase[] = [
   ),
   dsl('tensor-id-nan', 'g.tensor(NaN)', shape(/no node %NaN/), () => base().g.tensor(Number.NaN)),
   // ---- attributes: NaN and Infinity named as themselves, not as null
-  dsl('attr-nan-axis', 'x.softmax(NaN)', shape(/softmax: attribute axis is NaN/), () => base().x.softmax(Number.NaN)),
-  dsl('attr-nan-sum-axes', 'x.sum(NaN)', shape(/attribute axes\[0\] is NaN/), () => base().x.sum(Number.NaN)),
-  dsl('attr-nan-reshape', 'x.reshape([NaN, 3])', shape(/reshape: attribute shape\[0\] is NaN/), () =>
+  dsl('attr-nan-axis', 'x.softmax(NaN)', shape(/softmax: attribute axis must be a number, not NaN/), () =>
+    base().x.softmax(Number.NaN),
+  ),
+  dsl('attr-nan-sum-axes', 'x.sum(NaN)', shape(/attribute axes\[0\] must be a number, not NaN/), () =>
+    base().x.sum(Number.NaN),
+  ),
+  dsl('attr-nan-reshape', 'x.reshape([NaN, 3])', shape(/reshape: attribute shape\[0\] must be a number, not NaN/), () =>
     base().x.reshape([Number.NaN, 3]),
   ),
-  dsl('attr-nan-slice', 'x.slice([0, 0], [NaN, 3])', shape(/slice: attribute ends\[0\] is NaN/), () =>
-    base().x.slice([0, 0], [Number.NaN, 3]),
+  dsl(
+    'attr-nan-slice',
+    'x.slice([0, 0], [NaN, 3])',
+    shape(/slice: attribute ends\[0\] must be a number, not NaN/),
+    () => base().x.slice([0, 0], [Number.NaN, 3]),
   ),
-  dsl('attr-nan-pad', 'x.pad with a NaN pad width', shape(/pad: attribute pads\[1\]\[0\] is NaN/), () =>
-    base().x.pad([
-      [0, 0],
-      [Number.NaN, 1],
-    ]),
+  dsl(
+    'attr-nan-pad',
+    'x.pad with a NaN pad width',
+    shape(/pad: attribute pads\[1\]\[0\] must be a number, not NaN/),
+    () =>
+      base().x.pad([
+        [0, 0],
+        [Number.NaN, 1],
+      ]),
   ),
-  dsl('attr-nan-dropout', 'x.dropout(NaN, 1)', shape(/dropout: attribute p is NaN/), () =>
+  dsl('attr-nan-dropout', 'x.dropout(NaN, 1)', shape(/dropout: attribute p must be a number, not NaN/), () =>
     base().x.dropout(Number.NaN, 1),
   ),
   dsl('attr-infinity-axis', 'x.softmax(Infinity) names Infinity', shape(/softmax: .*Infinity/), () =>
