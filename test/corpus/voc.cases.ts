@@ -21,7 +21,7 @@ const bad = (
     splitText?: string;
     classes?: readonly string[];
     after?: (root: string) => void;
-    split?: string;
+    loadSplit?: string;
   } = {},
 ): CorpusCase => ({
   id: `voc/${id}`,
@@ -36,7 +36,7 @@ const bad = (
   },
   run: (ctx) =>
     loadVoc(root(ctx), {
-      split: opts.split ?? 'train',
+      split: opts.loadSplit ?? 'train',
       imageExt: '.png',
       ...(opts.classes ? { classes: opts.classes } : {}),
     }),
@@ -280,7 +280,7 @@ export const cases: CorpusCase[] = [
     'a split file that does not exist',
     [{ id: 'a' }],
     /ImageSets\/Main\/val\.txt: image set 'val' not found/,
-    { split: 'val' },
+    { loadSplit: 'val' },
   ),
   {
     id: 'voc/split-name-traversal',
