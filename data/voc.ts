@@ -278,7 +278,7 @@ function suggestion(name: string, classes: readonly string[]): string {
       best = c;
     }
   }
-  return best !== undefined && bestD <= Math.max(1, Math.floor(name.length / 3)) ? ` (did you mean '${best}'?)` : '';
+  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean '${best}'?)` : '';
 }
 
 /** A class list given or read from labels.txt: non-empty, no duplicates, no background. */
