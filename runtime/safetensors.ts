@@ -14,10 +14,10 @@
  * f32 tensors may be WRITTEN as F16 or BF16 (`storeAs`; round to nearest even, overflow to ±∞ in F16).
  * Every reader error is a WgflowError that names the file.
  */
-import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-file.js';
 import { WgflowError } from './errors.js';
 import { f16BitsToNumber } from './half-bits.js';
+import { INPUT_LIMITS, readInputFile } from './input-file.js';
 import type { DTypeName } from './program.js';
 import { parseSafetensorsHeader } from './safetensors-header.js';
 import type { TypedArray } from './session.js';
@@ -240,14 +240,20 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<bytes>'): Safetens
   return { tensors, metadata };
 }
 
-/** Reads and validates a safetensors file (see decodeSafetensors). */
-export async function readSafetensors(path: string): Promise<SafetensorsContents> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new WgflowError(`safetensors file ${path}: cannot read: ${(e as Error).message}`);
-  }
+/** Options of {@link readSafetensors}. */
+export interface ReadSafetensorsOptions {
+  /** Refuse files larger than this (bytes, checked before reading). Default INPUT_LIMITS.weightsBytes (16 GiB). */
+  readonly maxBytes?: number;
+  /** What the file is, for messages (default 'safetensors file'). */
+  readonly what?: string;
+}
+
+/** Reads and validates a safetensors file (see decodeSafetensors): a regular file within the size limit. */
+export async function readSafetensors(path: string, opts: ReadSafetensorsOptions = {}): Promise<SafetensorsContents> {
+  const bytes = await readInputFile(path, {
+    what: opts.what ?? 'safetensors file',
+    maxBytes: opts.maxBytes ?? INPUT_LIMITS.weightsBytes,
+  });
   return decodeSafetensors(bytes, path);
 }
 

@@ -10,9 +10,9 @@ import { WgflowError } from '../compiler/errors.js';
 import { openDataset } from '../data/open.js';
 import type { DetectionDataset } from '../data/types.js';
 import { saveCheckpoint } from '../runtime/checkpoint.js';
-import { readSafetensors } from '../runtime/safetensors.js';
 import type { Session } from '../runtime/session.js';
 import { trainAlternating } from './alternating.js';
+import { readCheckpointConfig } from './checkpoint-config.js';
 import type { FrcnnRunConfig } from './frcnn-config.js';
 import { FrcnnDetector } from './frcnn-detector.js';
 import { FrcnnTrainer, type IterationReport } from './frcnn-trainer.js';
@@ -89,9 +89,7 @@ async function datasetOf(o: TrainOptions): Promise<DetectionDataset> {
 }
 
 async function resumedConfig(path: string, iters: number | undefined): Promise<FrcnnRunConfig> {
-  const { metadata } = await readSafetensors(path);
-  if (!metadata.config) throw new WgflowError(`--resume ${path}: the checkpoint has no training configuration`);
-  const config = JSON.parse(metadata.config) as FrcnnRunConfig;
+  const config = await readCheckpointConfig(path, '--resume');
   if (iters !== undefined && iters !== config.iterations)
     throw new WgflowError(
       `--resume: the checkpoint's run has ${config.iterations} iterations; --iters ${iters} would change its lr schedule`,
