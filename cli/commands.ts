@@ -94,7 +94,8 @@ export async function detectCommand(
     throw new WgflowError(`--score must be a number in [0, 1], got ${a.score}`);
   await makeOutputDir(a.out);
   const inputs: Uint8Array[] = [];
-  for (const path of images) inputs.push(await readInputFile(path, { what: 'image', maxBytes: INPUT_LIMITS.imageBytes }));
+  for (const path of images)
+    inputs.push(await readInputFile(path, { what: 'image', maxBytes: INPUT_LIMITS.imageBytes }));
   const names = pictureNames(images, a.out, [DETECTIONS_FILE]);
   await readCheckpointConfig(a.checkpoint, '--checkpoint');
   const det = await loadDetector({ checkpoint: a.checkpoint });

@@ -64,4 +64,3 @@ export function pictureNames(images: readonly string[], out: string, reserved: r
     return name;
   });
 }
-

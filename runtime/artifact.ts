@@ -9,6 +9,7 @@
  * (every persistent tensor present with the manifest's shape and dtype) and the constants.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import {
@@ -16,10 +17,12 @@ import {
   ARTIFACT_MANIFEST_FILE,
   type ArtifactLimits,
   type ArtifactManifest,
+  type ParseManifestOptions,
   parseArtifactManifest,
 } from './artifact-manifest.js';
 import { type DeviceInfo, getDevice } from './device.js';
 import { WgflowError } from './errors.js';
+import { INPUT_LIMITS, readInputText } from './input-file.js';
 import type { KernelSpec, ProgramSpec } from './program.js';
 import { readSafetensors, type SafeTensor } from './safetensors.js';
 import { Session, type TypedArray } from './session.js';
@@ -33,6 +36,8 @@ export interface LoadArtifactOptions {
    * with the same shape and dtype; tensors the program does not have are ignored (listed in `ignoredWeights`).
    */
   readonly weights?: string;
+  /** Cap on the workgroups of one dispatch (default ARTIFACT_MAX_DISPATCH_WORKGROUPS, 2^24). */
+  readonly maxDispatchWorkgroups?: number;
 }
 
 export interface LoadedArtifact {
@@ -44,26 +49,21 @@ export interface LoadedArtifact {
 }
 
 /** Reads and validates `dir/manifest.json`. */
-export async function readArtifactManifest(dir: string): Promise<ArtifactManifest> {
+export async function readArtifactManifest(dir: string, opts: ParseManifestOptions = {}): Promise<ArtifactManifest> {
   const path = join(dir, ARTIFACT_MANIFEST_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
+  if (!existsSync(path))
     throw new WgflowError(
-      code === 'ENOENT'
-        ? `artifact ${dir}: no ${ARTIFACT_MANIFEST_FILE} (not an artifact directory; make one with \`wgflow compile\`)`
-        : `artifact ${path}: cannot read (${(e as Error).message})`,
+      `artifact ${dir}: no ${ARTIFACT_MANIFEST_FILE} (not an artifact directory; make one with \`wgflow compile\`)`,
     );
-  }
+  // a regular file within the text limit (never a pipe or a device)
+  const text = await readInputText(path, { what: 'artifact manifest', maxBytes: INPUT_LIMITS.textBytes });
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
     throw new WgflowError(`artifact ${path}: not valid JSON (${(e as Error).message})`);
   }
-  return parseArtifactManifest(raw, `artifact ${path}`);
+  return parseArtifactManifest(raw, `artifact ${path}`, opts);
 }
 
 /** Every limit the device falls short of, as "name needs ≥ X, device has Y" lines (empty when it fits). */
@@ -199,7 +199,10 @@ function programOf(m: ArtifactManifest, kernels: KernelSpec[], constants: Map<nu
 
 /** Loads an artifact directory into a Session (see the file comment for what is checked). */
 export async function loadArtifact(dir: string, opts: LoadArtifactOptions = {}): Promise<LoadedArtifact> {
-  const manifest = await readArtifactManifest(dir);
+  const manifest = await readArtifactManifest(
+    dir,
+    opts.maxDispatchWorkgroups !== undefined ? { maxDispatchWorkgroups: opts.maxDispatchWorkgroups } : {},
+  );
   const kernels = await readKernels(dir, manifest);
   const constants = await readConstants(dir, manifest);
   const gpu = opts.gpu ?? (await getDevice());

@@ -143,7 +143,8 @@ export function validateConfig(c: FrcnnRunConfig, where = 'config'): void {
     if (!(Number.isInteger(o[k]) && (o[k] as number) >= 1)) bad(`${k} must be a positive integer, got ${show(o[k])}`);
   for (const k of ['proposalsTrain', 'proposalsTest'] as const)
     if (!isObj(o[k])) bad(`${k} must be an object, got ${show(o[k])}`);
-  if (o.detections !== undefined && !isObj(o.detections)) bad(`detections must be an object, got ${show(o.detections)}`);
+  if (o.detections !== undefined && !isObj(o.detections))
+    bad(`detections must be an object, got ${show(o.detections)}`);
   const lr = o.lr;
   if (!isObj(lr) || !isNum(lr.base) || lr.base <= 0 || !isNumList(lr.steps))
     bad(`lr must be {base (> 0), steps (a list of iterations)}, got ${show(lr)}`);
