@@ -2,15 +2,19 @@
  * The train / detect / eval commands of the CLI (cli/wgflow.ts parses the arguments): thin wrappers over
  * the library's train(), loadDetector() and evaluate(), adding progress bars, pictures and tables.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
+import { WgflowError } from '../compiler/errors.js';
 import { decodeImage, resizeBilinear } from '../data/image.js';
 import { openDataset } from '../data/open.js';
 import { formatCocoTable, formatVocTable } from '../eval/format.js';
+import { INPUT_LIMITS, readInputFile } from '../runtime/input-file.js';
+import { readCheckpointConfig } from '../train/checkpoint-config.js';
 import { loadDetector } from '../train/detector.js';
-import { evaluate } from '../train/evaluate.js';
+import { checkSameClasses, evaluate } from '../train/evaluate.js';
 import { type TrainOptions, train } from '../train/train.js';
 import { drawDetections } from '../viz/draw-detections.js';
+import { makeOutputDir, pictureNames } from './output-paths.js';
 import { Progress } from './progress.js';
 
 export interface TrainArgs {
@@ -56,6 +60,7 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
       bar.update(r.iteration + 1, `${lossLine(r.losses)}${lr}`);
     },
   };
+  await makeOutputDir(a.out);
   await train(opts);
 }
 
@@ -68,18 +73,39 @@ interface CocoResultEntry {
   score: number;
 }
 
+const DETECTIONS_FILE = 'detections.json';
+
+/** writeFile, with a failure as one WgflowError naming the file. */
+async function writeOutput(path: string, data: Uint8Array | string): Promise<void> {
+  try {
+    await writeFile(path, data);
+  } catch (e) {
+    throw new WgflowError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 export async function detectCommand(
   images: readonly string[],
   a: { checkpoint: string; out: string; score: number },
 ): Promise<void> {
+  // every check that needs no GPU first: the output folder, the images (regular files within the
+  // size limit: never a pipe or a device), the output names, the checkpoint's configuration
+  if (!Number.isFinite(a.score) || a.score < 0 || a.score > 1)
+    throw new WgflowError(`--score must be a number in [0, 1], got ${a.score}`);
+  await makeOutputDir(a.out);
+  const inputs: Uint8Array[] = [];
+  for (const path of images)
+    inputs.push(await readInputFile(path, { what: 'image', maxBytes: INPUT_LIMITS.imageBytes }));
+  const names = pictureNames(images, a.out, [DETECTIONS_FILE]);
+  await readCheckpointConfig(a.checkpoint, '--checkpoint');
   const det = await loadDetector({ checkpoint: a.checkpoint });
-  await mkdir(a.out, { recursive: true });
   const results: CocoResultEntry[] = [];
   // drawn boxes are inclusive pixel ranges: a continuous x2 is one past the last covered column
   const lastPixel = det.boxConvention === 'continuous' ? 1 : 0;
   try {
     for (const [k, path] of images.entries()) {
-      const image = await decodeImage(path);
+      const image = await decodeImage(inputs[k] as Uint8Array, path);
+      inputs[k] = new Uint8Array(0);
       const [r] = await det.detect(image);
       if (!r) continue;
       const stem = basename(path, extname(path));
@@ -109,14 +135,15 @@ export async function detectCommand(
           score: r.scores[d] as number,
         });
       }
-      await writeFile(join(a.out, `${stem}.png`), await drawDetections(canvas, shown, det.classes));
-      console.error(`${path}: ${shown.length} detections ≥ ${a.score} (${n} in all) → ${join(a.out, `${stem}.png`)}`);
+      const picture = join(a.out, names[k] as string);
+      await writeOutput(picture, await drawDetections(canvas, shown, det.classes));
+      console.error(`${path}: ${shown.length} detections ≥ ${a.score} (${n} in all) → ${picture}`);
     }
   } finally {
     det.destroy();
   }
-  await writeFile(join(a.out, 'detections.json'), `${JSON.stringify(results)}\n`);
-  console.error(`COCO results: ${join(a.out, 'detections.json')}`);
+  await writeOutput(join(a.out, DETECTIONS_FILE), `${JSON.stringify(results)}\n`);
+  console.error(`COCO results: ${join(a.out, DETECTIONS_FILE)}`);
 }
 
 export async function evalCommand(a: {
@@ -128,6 +155,8 @@ export async function evalCommand(a: {
 }): Promise<void> {
   // the dataset first: its errors come before the (slower) detector compilation
   const ds = await openDataset({ ...a, forTraining: false });
+  const config = await readCheckpointConfig(a.checkpoint, '--checkpoint');
+  checkSameClasses(ds.classes.slice(1), config.classes, `the checkpoint ${a.checkpoint}`);
   const det = await loadDetector({ checkpoint: a.checkpoint });
   try {
     const bar = new Progress('eval', ds.samples.length, 25);

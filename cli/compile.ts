@@ -28,6 +28,7 @@ import { getDevice } from '../runtime/device.js';
 import type { ProgramSpec } from '../runtime/program.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import type { TypedArray } from '../runtime/session.js';
+import { parseCheckpointConfig } from '../train/checkpoint-config.js';
 import { type FrcnnRunConfig, inferenceOptions, trainingOptions } from '../train/frcnn-config.js';
 import { FRCNN_MODEL_NAMES, type FrcnnModelName, runConfigFor } from '../train/run-config.js';
 
@@ -121,13 +122,14 @@ function classesFor(model: NamedModel, a: CompileArgs): string[] {
 /** The run configuration: the checkpoint's (when it has one), else the model's defaults and the options. */
 async function namedConfig(model: NamedModel, a: CompileArgs): Promise<{ config: FrcnnRunConfig; from: string }> {
   if (a.checkpoint) {
-    const { metadata } = await readSafetensors(a.checkpoint);
-    if (metadata.config) {
+    const { metadata } = await readSafetensors(a.checkpoint, { what: 'checkpoint' });
+    const stored = parseCheckpointConfig(metadata.config, a.checkpoint);
+    if (stored) {
       if (a.classes !== undefined || a.numClasses !== undefined)
         throw new WgflowError(
           `compile: the classes come from the checkpoint ${a.checkpoint}; drop --classes/--num-classes`,
         );
-      let config = JSON.parse(metadata.config) as FrcnnRunConfig;
+      let config = stored;
       if (config.model !== model)
         throw new WgflowError(`compile: ${a.checkpoint} is a ${config.model} checkpoint, not ${model}`);
       if (a.canvas || a.pooling) {

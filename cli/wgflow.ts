@@ -193,10 +193,16 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof WgflowError || (e instanceof Error && e.name === 'DatasetError')) {
-    console.error(`wgflow: ${e.message}`);
-    process.exitCode = 1;
-  } else throw e;
+  // one line, never a stack trace (WGFLOW_DEBUG=1 prints it for a bug report)
+  const oneLine = (m: string) => m.replace(/\s*\n\s*/g, '; ');
+  if (e instanceof WgflowError || (e instanceof Error && e.name === 'DatasetError'))
+    console.error(`wgflow: ${oneLine(e.message)}`);
+  else if (e instanceof Error) {
+    const code = (e as NodeJS.ErrnoException).code;
+    console.error(`wgflow: ${code ? `${code}: ` : ''}${oneLine(e.message)} (${e.name}; WGFLOW_DEBUG=1 shows where)`);
+  } else console.error(`wgflow: ${String(e)}`);
+  if (process.env.WGFLOW_DEBUG && e instanceof Error) console.error(e.stack);
+  process.exitCode = 1;
 } finally {
   await closeDevice();
 }

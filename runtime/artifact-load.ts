@@ -14,6 +14,7 @@ import {
   ARTIFACT_MANIFEST_FILE,
   type ArtifactLimits,
   type ArtifactManifest,
+  type ParseManifestOptions,
   parseArtifactManifest,
 } from './artifact-manifest.js';
 import { type DeviceInfo, getDevice } from './device.js';
@@ -40,6 +41,8 @@ export interface LoadArtifactFromOptions {
   readonly gpu?: DeviceInfo;
   /** Persistent tensors from other safetensors bytes than the artifact's weights file (see LoadArtifactOptions). */
   readonly weights?: { readonly bytes: Uint8Array; readonly where: string };
+  /** Cap on the workgroups of one dispatch (default ARTIFACT_MAX_DISPATCH_WORKGROUPS, 2^24). */
+  readonly maxDispatchWorkgroups?: number;
 }
 
 export interface LoadedArtifact {
@@ -52,7 +55,10 @@ export interface LoadedArtifact {
 }
 
 /** Reads and validates the manifest of an artifact source. */
-export async function readManifestFrom(src: ArtifactSource): Promise<ArtifactManifest> {
+export async function readManifestFrom(
+  src: ArtifactSource,
+  opts: ParseManifestOptions = {},
+): Promise<ArtifactManifest> {
   const path = src.where(ARTIFACT_MANIFEST_FILE);
   const bytes = await src.read(ARTIFACT_MANIFEST_FILE);
   if (!bytes)
@@ -65,7 +71,7 @@ export async function readManifestFrom(src: ArtifactSource): Promise<ArtifactMan
   } catch (e) {
     throw new WgflowError(`artifact ${path}: not valid JSON (${(e as Error).message})`);
   }
-  return parseArtifactManifest(raw, `artifact ${path}`);
+  return parseArtifactManifest(raw, `artifact ${path}`, opts);
 }
 
 /** Every limit the device falls short of, as "name needs ≥ X, device has Y" lines (empty when it fits). */
@@ -225,7 +231,10 @@ export async function loadArtifactFrom(
   opts: LoadArtifactFromOptions = {},
 ): Promise<LoadedArtifact> {
   const dir = src.location;
-  const manifest = await readManifestFrom(src);
+  const manifest = await readManifestFrom(
+    src,
+    opts.maxDispatchWorkgroups !== undefined ? { maxDispatchWorkgroups: opts.maxDispatchWorkgroups } : {},
+  );
   const kernels = await readKernels(src, manifest);
   const constants = await readConstants(src, manifest);
   const gpu = opts.gpu ?? (await getDevice());

@@ -128,7 +128,19 @@ const isCountList = (v: unknown, n?: number): v is number[] =>
  * Validates a parsed manifest: format and version, field types, and internal consistency (buffer ids,
  * kernel indices, tensor buffers). `where` names the file in every error.
  */
-export function parseArtifactManifest(raw: unknown, where: string): ArtifactManifest {
+/**
+ * Default cap on the workgroups of one dispatch (x·y·z) that an artifact may plan: 2^24 = 16 777 216
+ * (with 64 invocations per workgroup about 10^9 invocations, far above any wgflow model's largest,
+ * while a tampered [65535, 65535, 64] would run for hours). Raise it with `maxDispatchWorkgroups`.
+ */
+export const ARTIFACT_MAX_DISPATCH_WORKGROUPS = 2 ** 24;
+
+export interface ParseManifestOptions {
+  /** Cap on x·y·z workgroups of any one dispatch (default {@link ARTIFACT_MAX_DISPATCH_WORKGROUPS}). */
+  readonly maxDispatchWorkgroups?: number;
+}
+
+export function parseArtifactManifest(raw: unknown, where: string, opts: ParseManifestOptions = {}): ArtifactManifest {
   function bad(what: string): never {
     throw new WgflowError(`${where}: ${what}`);
   }
@@ -194,6 +206,36 @@ export function parseArtifactManifest(raw: unknown, where: string): ArtifactMani
   if (!isObj(raw.limits)) bad('"limits" is not an object');
   for (const k of ARTIFACT_LIMIT_NAMES)
     if (!isCount((raw.limits as Record<string, unknown>)[k])) bad(`limits.${k} is not a non-negative integer`);
+  // the planned grid and workgroup sizes must be within the limits the manifest records (which the
+  // loader checks against the device), and each dispatch's workgroups under the cap
+  const limits = raw.limits as unknown as ArtifactLimits;
+  const cap = opts.maxDispatchWorkgroups ?? ARTIFACT_MAX_DISPATCH_WORKGROUPS;
+  (kernels as ArtifactKernel[]).forEach((k, i) => {
+    const at = `kernels[${i}] ("${k.name}")`;
+    const d = k.dispatch;
+    if (d.some((n) => n > limits.maxComputeWorkgroupsPerDimension))
+      bad(
+        `${at}: dispatch [${d.join(', ')}] exceeds limits.maxComputeWorkgroupsPerDimension ${limits.maxComputeWorkgroupsPerDimension}`,
+      );
+    const total = d[0] * d[1] * d[2];
+    if (total > cap)
+      bad(
+        `${at}: dispatch [${d.join(', ')}] is ${total} workgroups, over the cap of ${cap} per dispatch (corrupt or tampered; raise it with the loader's maxDispatchWorkgroups option)`,
+      );
+    const [x, y, z] = k.workgroupSize;
+    if (
+      x > limits.maxComputeWorkgroupSizeX ||
+      y > limits.maxComputeWorkgroupSizeY ||
+      z > limits.maxComputeWorkgroupSizeZ ||
+      x * y * z > limits.maxComputeInvocationsPerWorkgroup ||
+      x * y * z === 0
+    )
+      bad(`${at}: workgroupSize [${x}, ${y}, ${z}] is empty or exceeds the workgroup limits the manifest records`);
+    if (k.bindings.length > limits.maxStorageBuffersPerShaderStage)
+      bad(
+        `${at}: ${k.bindings.length} bindings exceed limits.maxStorageBuffersPerShaderStage ${limits.maxStorageBuffersPerShaderStage}`,
+      );
+  });
   if (!isObj(raw.stats)) bad('"stats" is not an object');
   if (!isObj(raw.weights) || typeof raw.weights.file !== 'string') bad('"weights" is not {file, ...}');
   if (!isObj(raw.constants) || typeof raw.constants.file !== 'string') bad('"constants" is not {file, tensors}');

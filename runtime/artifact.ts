@@ -11,7 +11,7 @@ import {
   loadArtifactFrom,
   readManifestFrom,
 } from './artifact-load.js';
-import type { ArtifactManifest } from './artifact-manifest.js';
+import type { ArtifactManifest, ParseManifestOptions } from './artifact-manifest.js';
 import { WgflowError } from './errors.js';
 import { INPUT_LIMITS, readInputFile } from './input-file.js';
 
@@ -52,8 +52,8 @@ export function artifactDirSource(dir: string): ArtifactSource {
 }
 
 /** Reads and validates `dir/manifest.json`. */
-export function readArtifactManifest(dir: string): Promise<ArtifactManifest> {
-  return readManifestFrom(artifactDirSource(dir));
+export function readArtifactManifest(dir: string, opts: ParseManifestOptions = {}): Promise<ArtifactManifest> {
+  return readManifestFrom(artifactDirSource(dir), opts);
 }
 
 /** Loads an artifact directory into a Session (see runtime/artifact-load.ts for what is checked). */

@@ -5,6 +5,7 @@
  *   and, when given, rng_state and config (each JSON text).
  * Files are written atomically (runtime/atomic-file.ts), so an interrupted save keeps the previous one.
  */
+import { existsSync } from 'node:fs';
 import type { AtomicWriteOptions } from './atomic-file.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { WgflowError } from './errors.js';
@@ -54,9 +55,67 @@ export class NonFiniteStateError extends WgflowError {
   }
 }
 
+/** A checkpoint was refused because a parameter exploded: its largest |w| is over the allowed bound. */
+export class ExplodedStateError extends WgflowError {
+  constructor(
+    readonly tensor: string,
+    readonly maxAbs: number,
+    readonly bound: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ExplodedStateError';
+  }
+}
+
+/**
+ * The rule for replacing a checkpoint during training: the largest |w| of the parameters may grow at
+ * most CHECKPOINT_GROWTH_LIMIT times over the previous checkpoint's (at least 1 counts as the previous
+ * value, so small or zero weights may grow to 1000), and never past CHECKPOINT_MAX_ABS_WEIGHT.
+ */
+export const CHECKPOINT_GROWTH_LIMIT = 1e3;
+export const CHECKPOINT_MAX_ABS_WEIGHT = 1e6;
+
+/** The largest |w| the next checkpoint's parameters may hold, given the previous checkpoint's. */
+export function checkpointWeightBound(previousMaxAbs: number | undefined): number {
+  if (previousMaxAbs === undefined || !Number.isFinite(previousMaxAbs)) return CHECKPOINT_MAX_ABS_WEIGHT;
+  return Math.min(CHECKPOINT_MAX_ABS_WEIGHT, CHECKPOINT_GROWTH_LIMIT * Math.max(previousMaxAbs, 1));
+}
+
 export interface SaveCheckpointOptions extends AtomicWriteOptions {
   /** Refuse (throw NonFiniteStateError, write nothing) when a float tensor holds NaN or ±Infinity. */
   readonly requireFinite?: boolean;
+  /** Refuse (throw ExplodedStateError, write nothing) when a parameter holds a value with |w| over this. */
+  readonly maxAbsWeight?: number;
+}
+
+/** What saveCheckpoint wrote. */
+export interface SavedCheckpoint {
+  /** Largest |w| over the float parameters (role 'param'); 0 when there are none. */
+  readonly maxAbsWeight: number;
+}
+
+const kept = (path: string) =>
+  existsSync(path) ? `the file already at ${path} is left as it was` : 'no checkpoint file was written';
+
+/** Largest |w| of a float array (NaN when it holds a NaN). */
+export function maxAbs(data: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = Math.abs(data[i] as number);
+    if (!(v <= m)) m = v;
+  }
+  return m;
+}
+
+/** Largest |w| over the session's float parameters. */
+export async function sessionMaxAbsWeight(session: Session): Promise<number> {
+  let m = 0;
+  for (const p of session.spec.persistent) {
+    if (p.role !== 'param' || p.dtype !== 'f32') continue;
+    m = Math.max(m, maxAbs((await session.read(p.name)).data));
+  }
+  return m;
 }
 
 /** Reads every persistent tensor from the session and writes them with the metadata, atomically. */
@@ -65,7 +124,7 @@ export async function saveCheckpoint(
   path: string,
   info: CheckpointInfo,
   opts: SaveCheckpointOptions = {},
-): Promise<void> {
+): Promise<SavedCheckpoint> {
   if (!Number.isSafeInteger(info.iteration) || info.iteration < 0)
     throw new WgflowError(`checkpoint ${path}: iteration must be a non-negative integer, got ${info.iteration}`);
   const metadata: Record<string, string> = {
@@ -77,6 +136,7 @@ export async function saveCheckpoint(
   if (info.rngState !== undefined) metadata.rng_state = toJson(info.rngState, 'rngState', path);
   if (info.config !== undefined) metadata.config = toJson(info.config, 'config', path);
   const tensors: [string, TensorToWrite][] = [];
+  let maxAbsWeight = 0;
   for (const p of session.spec.persistent) {
     const t = await session.read(p.name);
     if (opts.requireFinite && t.data instanceof Float32Array) {
@@ -85,12 +145,33 @@ export async function saveCheckpoint(
         throw new NonFiniteStateError(
           p.name,
           t.data[bad] as number,
-          `checkpoint ${path} NOT written: tensor "${p.name}" holds ${t.data[bad]} (element ${bad}) after iteration ${info.iteration}; the previous file is kept`,
+          `checkpoint ${path} NOT written: tensor "${p.name}" holds ${t.data[bad]} (element ${bad}) after iteration ${info.iteration}; ${kept(path)}`,
+        );
+    }
+    if (p.role === 'param' && t.data instanceof Float32Array) {
+      const m = maxAbs(t.data);
+      maxAbsWeight = Math.max(maxAbsWeight, m);
+      if (opts.maxAbsWeight !== undefined && !(m <= opts.maxAbsWeight))
+        throw new ExplodedStateError(
+          p.name,
+          m,
+          opts.maxAbsWeight,
+          `checkpoint ${path} NOT written: parameter "${p.name}" reaches |w| = ${m.toExponential(2)} after iteration ${info.iteration}, over the bound ${opts.maxAbsWeight.toExponential(2)} (the weights exploded: a checkpoint may grow max |w| at most ${CHECKPOINT_GROWTH_LIMIT}× over the previous one, and never past ${CHECKPOINT_MAX_ABS_WEIGHT.toExponential(0)}); ${kept(path)} (lower the learning rate)`,
         );
     }
     tensors.push([p.name, t]);
   }
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata), opts);
+  try {
+    await writeFileAtomic(path, encodeSafetensors(tensors, metadata), opts);
+  } catch (e) {
+    if (e instanceof WgflowError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new WgflowError(
+      `checkpoint ${path} NOT written: ${code ? `${code} ` : ''}(${(e as Error).message}); ${kept(path)}`,
+      { cause: e },
+    );
+  }
+  return { maxAbsWeight };
 }
 
 function parseJson(text: string | undefined, key: string, path: string): unknown {

@@ -2,9 +2,8 @@
  * safetensors files on Node: read and validate a file, write one atomically. The format itself (encode,
  * decode, dtypes) is runtime/safetensors-codec.ts, which the browser build shares.
  */
-import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-file.js';
-import { WgflowError } from './errors.js';
+import { INPUT_LIMITS, readInputFile } from './input-file.js';
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -14,14 +13,20 @@ import {
 
 export * from './safetensors-codec.js';
 
-/** Reads and validates a safetensors file (see decodeSafetensors). */
-export async function readSafetensors(path: string): Promise<SafetensorsContents> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new WgflowError(`safetensors file ${path}: cannot read: ${(e as Error).message}`);
-  }
+/** Options of {@link readSafetensors}. */
+export interface ReadSafetensorsOptions {
+  /** Refuse files larger than this (bytes, checked before reading). Default INPUT_LIMITS.weightsBytes (16 GiB). */
+  readonly maxBytes?: number;
+  /** What the file is, for messages (default 'safetensors file'). */
+  readonly what?: string;
+}
+
+/** Reads and validates a safetensors file (see decodeSafetensors): a regular file within the size limit. */
+export async function readSafetensors(path: string, opts: ReadSafetensorsOptions = {}): Promise<SafetensorsContents> {
+  const bytes = await readInputFile(path, {
+    what: opts.what ?? 'safetensors file',
+    maxBytes: opts.maxBytes ?? INPUT_LIMITS.weightsBytes,
+  });
   return decodeSafetensors(bytes, path);
 }
 

@@ -11,8 +11,7 @@
 import { WgflowError } from '../compiler/errors.js';
 import type { ImageInput } from '../data/image-input.js';
 import type { BoxConvention } from '../data/types.js';
-import { readSafetensors } from '../runtime/safetensors.js';
-import type { FrcnnRunConfig } from './frcnn-config.js';
+import { readCheckpointConfig } from './checkpoint-config.js';
 import { FrcnnDetector } from './frcnn-detector.js';
 import { FRCNN_MODEL_NAMES, type FrcnnModelName, isFrcnnModel } from './run-config.js';
 
@@ -63,9 +62,7 @@ export type LoadDetectorOptions = CheckpointDetectorOptions;
 export const DETECTOR_MODELS: readonly string[] = [...FRCNN_MODEL_NAMES];
 
 async function loadFrcnnCheckpoint(o: CheckpointDetectorOptions): Promise<Detector> {
-  const { metadata } = await readSafetensors(o.checkpoint);
-  if (!metadata.config) throw new WgflowError(`${o.checkpoint}: not a wgflow training checkpoint (no configuration)`);
-  const config = JSON.parse(metadata.config) as FrcnnRunConfig;
+  const config = await readCheckpointConfig(o.checkpoint);
   if (o.model !== undefined && o.model !== config.model)
     throw new WgflowError(`loadDetector: ${o.checkpoint} is a ${config.model} checkpoint, not ${o.model}`);
   const det = await FrcnnDetector.create(config);

@@ -58,10 +58,7 @@ export async function evaluate(
           forTraining: false,
         })
       : dataset;
-  if (ds.classes.length !== detector.classes.length)
-    throw new WgflowError(
-      `evaluate: the dataset has ${ds.classes.length - 1} classes, the detector ${detector.classes.length - 1}`,
-    );
+  checkSameClasses(ds.classes.slice(1), detector.classes.slice(1), 'the detector');
   const vocDets: VocDetection[] = [];
   const vocGts: VocGroundTruth[] = [];
   const all = new Map<string, DetectionResult>();
@@ -115,4 +112,16 @@ export async function evaluate(
     coco: evaluateCoco({ images, annotations, categories }, results),
     detections: all,
   };
+}
+
+/**
+ * The dataset's foreground classes must be the model's, in the same order (labels are indices):
+ * otherwise AP would be computed against the wrong class. `model` names the model's side.
+ */
+export function checkSameClasses(dataset: readonly string[], model: readonly string[], modelName: string): void {
+  if (dataset.length === model.length && dataset.every((c, i) => c === model[i])) return;
+  const list = (l: readonly string[]) => (l.length > 12 ? `${l.slice(0, 12).join(', ')}, …` : l.join(', '));
+  throw new WgflowError(
+    `evaluate: the dataset's ${dataset.length} classes (${list(dataset)}) are not ${modelName}'s ${model.length} (${list(model)}); evaluate on a dataset with the classes the model was trained on, in the same order`,
+  );
 }

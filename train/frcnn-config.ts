@@ -95,15 +95,65 @@ export function smallShapesConfig(classes: readonly string[], iterations: number
   };
 }
 
-export function validateConfig(c: FrcnnRunConfig): void {
-  if (c.classes.length < 1) throw new WgflowError('config: classes is empty');
-  if (!(Number.isInteger(c.iterations) && c.iterations >= 1))
-    throw new WgflowError(`config: iterations must be a positive integer, got ${c.iterations}`);
-  const [H, W] = c.canvas;
-  if (!(Number.isInteger(H) && Number.isInteger(W) && H >= 16 && W >= 16))
-    throw new WgflowError(`config: canvas must be two integers ≥ 16, got [${c.canvas.join(', ')}]`);
+const CONFIG_MODELS = ['frcnn-small', 'frcnn-zf', 'frcnn-vgg16'];
+const CONFIG_POOLINGS = ['roi_pool', 'roi_align'];
+const CONFIG_MODES = ['approximate-joint', 'joint'];
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isNumList = (v: unknown, n?: number): v is number[] =>
+  Array.isArray(v) && (n === undefined || v.length === n) && v.every(isNum);
+
+/**
+ * Checks a run configuration (e.g. one read from a checkpoint's metadata) field by field before any
+ * use: every required field present with the right type and range. `where` starts every message
+ * (e.g. 'checkpoint runs/x.safetensors: config').
+ */
+export function validateConfig(c: FrcnnRunConfig, where = 'config'): void {
+  const bad = (what: string): never => {
+    throw new WgflowError(`${where}: ${what}`);
+  };
+  const raw = c as unknown;
+  if (!isObj(raw)) bad(`must be an object, got ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`);
+  const o = raw as Record<string, unknown>;
+  const show = (v: unknown) => (v === undefined ? 'missing' : JSON.stringify(v));
+  if (!CONFIG_MODELS.includes(o.model as string))
+    bad(`model must be one of ${CONFIG_MODELS.join(', ')}, got ${show(o.model)}`);
+  if (!Array.isArray(o.classes) || !o.classes.every((k) => typeof k === 'string' && k !== ''))
+    bad(`classes must be a list of non-empty names, got ${show(o.classes)}`);
+  if ((o.classes as string[]).length < 1) bad('classes is empty');
+  if (new Set(o.classes as string[]).size !== (o.classes as string[]).length)
+    bad(`classes has a repeated name: ${show(o.classes)}`);
+  if (!(Number.isInteger(o.iterations) && (o.iterations as number) >= 1))
+    bad(`iterations must be a positive integer, got ${show(o.iterations)}`);
+  const canvas = o.canvas;
+  if (!isNumList(canvas, 2) || !canvas.every((d) => Number.isInteger(d) && d >= 16 && d <= 8192))
+    bad(`canvas must be two integers in [16, 8192], got ${show(canvas)}`);
+  if (!isObj(o.resize) || !isNum(o.resize.shortSide) || !isNum(o.resize.maxSize) || o.resize.shortSide <= 0)
+    bad(`resize must be {shortSide, maxSize} (positive numbers), got ${show(o.resize)}`);
+  if (!isObj(o.pixel)) bad(`pixel must be an object, got ${show(o.pixel)}`);
+  const a = o.anchors;
+  if (!isObj(a) || !isNum(a.baseSize) || a.baseSize <= 0 || !isNumList(a.ratios) || !isNumList(a.scales))
+    bad(`anchors must be {baseSize, ratios, scales} (numbers), got ${show(a)}`);
+  if (!CONFIG_POOLINGS.includes(o.pooling as string))
+    bad(`pooling must be one of ${CONFIG_POOLINGS.join(', ')}, got ${show(o.pooling)}`);
+  if (!CONFIG_MODES.includes(o.mode as string))
+    bad(`mode must be one of ${CONFIG_MODES.join(', ')}, got ${show(o.mode)}`);
+  for (const k of ['maxGt', 'anchorBatch', 'roiBatch'] as const)
+    if (!(Number.isInteger(o[k]) && (o[k] as number) >= 1)) bad(`${k} must be a positive integer, got ${show(o[k])}`);
+  for (const k of ['proposalsTrain', 'proposalsTest'] as const)
+    if (!isObj(o[k])) bad(`${k} must be an object, got ${show(o[k])}`);
+  if (o.detections !== undefined && !isObj(o.detections))
+    bad(`detections must be an object, got ${show(o.detections)}`);
+  const lr = o.lr;
+  if (!isObj(lr) || !isNum(lr.base) || lr.base <= 0 || !isNumList(lr.steps))
+    bad(`lr must be {base (> 0), steps (a list of iterations)}, got ${show(lr)}`);
+  for (const k of ['momentum', 'weightDecay'] as const)
+    if (!isNum(o[k]) || (o[k] as number) < 0) bad(`${k} must be a finite number ≥ 0, got ${show(o[k])}`);
+  if (!Number.isSafeInteger(o.seed)) bad(`seed must be an integer, got ${show(o.seed)}`);
+  if (typeof o.flip !== 'boolean') bad(`flip must be true or false, got ${show(o.flip)}`);
   if (c.mode === 'joint' && c.pooling !== 'roi_align')
-    throw new WgflowError("config: mode 'joint' (non-approximate joint training) needs pooling 'roi_align'");
+    bad("mode 'joint' (non-approximate joint training) needs pooling 'roi_align'");
 }
 
 /** The model options shared by the training and inference graphs. */

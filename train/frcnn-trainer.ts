@@ -17,7 +17,7 @@ import { decodeImage, type RgbImage } from '../data/image.js';
 import type { DetectionDataset } from '../data/types.js';
 import { checkFinite, learningRateAt, visitAt } from '../models/frcnn/schedule.js';
 import { buildFrcnnTraining, type FrcnnTrainingMode } from '../models/frcnn/train.js';
-import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint.js';
+import { checkpointWeightBound, loadCheckpoint, saveCheckpoint, sessionMaxAbsWeight } from '../runtime/checkpoint.js';
 import { getDevice } from '../runtime/device.js';
 import { type HostTensor, Session } from '../runtime/session.js';
 import { checkSampleSize, gtFeeds, maybeFlip, prepareImage } from './feed.js';
@@ -71,6 +71,8 @@ export class FrcnnTrainer {
   /** Iterations done (the next one to run). */
   iteration = 0;
   private lastCheckpoint: string | undefined;
+  /** Largest |w| of the parameters at the last checkpoint (or at the start): bounds the next one. */
+  private lastMaxAbs: number | undefined;
   private readonly images = new Map<number, RgbImage>();
 
   private constructor(
@@ -177,6 +179,7 @@ export class FrcnnTrainer {
   async run(opts: TrainRunOptions = {}): Promise<void> {
     const until = opts.until ?? this.iterations;
     const ck = opts.checkpoint;
+    if (ck && this.lastMaxAbs === undefined) this.lastMaxAbs = await sessionMaxAbsWeight(this.session);
     let next = this.feedsAt(this.iteration);
     while (this.iteration < until) {
       const it = this.iteration;
@@ -203,8 +206,13 @@ export class FrcnnTrainer {
     }
   }
 
+  /**
+   * Writes the checkpoint, only when it passes the checks: finite weights and state, and parameters not
+   * exploded (runtime/checkpoint.ts checkpointWeightBound: max |w| ≤ 1000 × the previous checkpoint's,
+   * at least 1, and ≤ 1e6); otherwise the previous file stays and a WgflowError says so.
+   */
   async save(path: string, opts: Pick<TrainRunOptions, 'onCheckpoint'> = {}): Promise<void> {
-    await saveCheckpoint(
+    const saved = await saveCheckpoint(
       this.session,
       path,
       {
@@ -213,9 +221,10 @@ export class FrcnnTrainer {
         config: this.config,
       },
       // a diverged update can leave NaN weights behind a finite loss: never overwrite a good file with them
-      { requireFinite: true },
+      { requireFinite: true, maxAbsWeight: checkpointWeightBound(this.lastMaxAbs) },
     );
-    this.lastCheckpoint = path;
+    this.lastMaxAbs = saved.maxAbsWeight;
+    this.lastCheckpoint = `${path} (iteration ${this.iteration})`;
     opts.onCheckpoint?.(path, this.iteration);
   }
 
@@ -227,7 +236,8 @@ export class FrcnnTrainer {
         `resume ${path}: the checkpoint was made with a different configuration; resume with the same settings (or start a new run)`,
       );
     this.iteration = ck.iteration;
-    this.lastCheckpoint = path;
+    this.lastCheckpoint = `${path} (iteration ${ck.iteration})`;
+    this.lastMaxAbs = await sessionMaxAbsWeight(this.session);
     return ck.iteration;
   }
 

@@ -10,9 +10,9 @@ import { WgflowError } from '../compiler/errors.js';
 import { openDataset } from '../data/open.js';
 import type { DetectionDataset } from '../data/types.js';
 import { saveCheckpoint } from '../runtime/checkpoint.js';
-import { readSafetensors } from '../runtime/safetensors.js';
 import type { Session } from '../runtime/session.js';
 import { trainAlternating } from './alternating.js';
+import { readCheckpointConfig } from './checkpoint-config.js';
 import type { FrcnnRunConfig } from './frcnn-config.js';
 import { FrcnnDetector } from './frcnn-detector.js';
 import { FrcnnTrainer, type IterationReport } from './frcnn-trainer.js';
@@ -89,9 +89,7 @@ async function datasetOf(o: TrainOptions): Promise<DetectionDataset> {
 }
 
 async function resumedConfig(path: string, iters: number | undefined): Promise<FrcnnRunConfig> {
-  const { metadata } = await readSafetensors(path);
-  if (!metadata.config) throw new WgflowError(`--resume ${path}: the checkpoint has no training configuration`);
-  const config = JSON.parse(metadata.config) as FrcnnRunConfig;
+  const config = await readCheckpointConfig(path, '--resume');
   if (iters !== undefined && iters !== config.iterations)
     throw new WgflowError(
       `--resume: the checkpoint's run has ${config.iterations} iterations; --iters ${iters} would change its lr schedule`,
@@ -167,6 +165,8 @@ async function trainJointTo(
   const acc: Record<string, number> = {};
   let n = 0;
   let lossCurve: string | null = null;
+  // the first error is the one reported: a failed loss-curve write after a failed run is only logged
+  let failure: { error: unknown } | undefined;
   try {
     await trainer.run({
       checkpoint: { path: ckpt, every },
@@ -190,21 +190,33 @@ async function trainJointTo(
         if (it % (every * 10) === 0 || it === config.iterations) log(`checkpoint ${p} (iteration ${it})`);
       },
     });
-  } finally {
+  } catch (e) {
+    failure = { error: e };
+  }
+  try {
     if (steps.length > 0 && (o.lossCurve ?? true)) {
-      // loaded here only: the pictures need @napi-rs/canvas, which nothing else of train() does
-      const { plotLossCurve } = await import('../viz/loss-curve.js');
-      lossCurve = join(o.out ?? TRAIN_DEFAULTS.out, 'loss.png');
-      await writeFile(
-        lossCurve,
-        await plotLossCurve(
-          Object.entries(series).map(([name, values]) => ({ name, values, steps })),
-          { title: `${config.model}: training loss (mean of ${CURVE_EVERY} iterations)`, logY: true },
-        ),
-      );
+      const path = join(o.out ?? TRAIN_DEFAULTS.out, 'loss.png');
+      try {
+        // loaded here only: the pictures need @napi-rs/canvas, which nothing else of train() does
+        const { plotLossCurve } = await import('../viz/loss-curve.js');
+        await writeFile(
+          path,
+          await plotLossCurve(
+            Object.entries(series).map(([name, values]) => ({ name, values, steps })),
+            { title: `${config.model}: training loss (mean of ${CURVE_EVERY} iterations)`, logY: true },
+          ),
+        );
+        lossCurve = path;
+      } catch (e) {
+        const why = `cannot write the loss curve ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+        if (!failure) throw new WgflowError(why, { cause: e });
+        log(`note: ${why} (after the error above)`);
+      }
     }
+  } finally {
     trainer.destroy();
   }
+  if (failure) throw failure.error;
   log(`done: ${ckpt}${lossCurve ? `, ${lossCurve}` : ''}`);
   return { checkpoint: ckpt, lossCurve, config, losses: { steps, series } };
 }

@@ -1,0 +1,255 @@
+/** Tampered or broken artifact folders (manifest.json, kernels/, weights): refused when loaded, before any dispatch. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeArtifact } from '../../compiler/artifact.js';
+import { compile, GraphBuilder, loadArtifact, readArtifactManifest, WEBGPU_DEFAULT_LIMITS } from '../../index.js';
+import type { CorpusCase } from './types.js';
+
+type Json = Record<string, unknown> & { kernels: Record<string, unknown>[] };
+
+/** A small artifact (y = relu(x·w) + 1) compiled for WebGPU's default limits into dir/a; no GPU needed. */
+async function artifact(dir: string): Promise<string> {
+  const g = new GraphBuilder();
+  const x = g.input('x', [2, 8]);
+  const w = g.param('w', [8, 4]);
+  const y = x.matmul(w).relu().add(1);
+  const c = compile(g, { outputs: { y }, limits: WEBGPU_DEFAULT_LIMITS, name: 'tiny' });
+  const out = join(dir, 'a');
+  await writeArtifact(out, { spec: c.spec, name: 'tiny', typed: false });
+  return out;
+}
+const manifestPath = (a: string) => join(a, 'manifest.json');
+const readManifest = (a: string) => JSON.parse(readFileSync(manifestPath(a), 'utf8')) as Json;
+const writeManifest = (a: string, m: unknown) => writeFileSync(manifestPath(a), JSON.stringify(m));
+
+/** A case that builds the artifact, edits its manifest, and reads it back (no GPU). */
+const tamper = (
+  id: string,
+  what: string,
+  edit: (m: Json) => unknown,
+  message: RegExp,
+  load: (dir: string) => unknown = readArtifactManifest,
+): CorpusCase => ({
+  id: `artifacts/${id}`,
+  area: 'artifacts',
+  kind: 'library',
+  what: `manifest tampered: ${what}`,
+  expect: { error: 'WgflowError', message },
+  setup: async (ctx) => {
+    const a = await artifact(ctx.dir);
+    const m = readManifest(a);
+    writeManifest(a, edit(m) ?? m);
+  },
+  run: (ctx) => load(join(ctx.dir, 'a')),
+});
+const k0 = (m: Json) => m.kernels[0] as Record<string, unknown>;
+
+export const cases: CorpusCase[] = [
+  tamper(
+    'dispatch-65535-65535-64',
+    'a dispatch of [65535, 65535, 64] (ran for hours)',
+    (m) => {
+      // the recorded (planned) grid limit raised too, so only the workgroup cap stands in the way
+      (m.limits as Record<string, number>).maxComputeWorkgroupsPerDimension = 65535;
+      k0(m).dispatch = [65535, 65535, 64];
+    },
+    /kernels\[0\].*dispatch \[65535, 65535, 64\] is \d+ workgroups, over the cap of 16777216/,
+  ),
+  tamper(
+    'dispatch-over-dimension-limit',
+    'a dispatch dimension of 70000 (over the planned largest grid dimension the manifest records)',
+    (m) => {
+      k0(m).dispatch = [70000, 1, 1];
+    },
+    /dispatch \[70000, 1, 1\] exceeds limits\.maxComputeWorkgroupsPerDimension \d+/,
+  ),
+  tamper(
+    'dispatch-limit-raised',
+    'limits.maxComputeWorkgroupsPerDimension raised to 2^31 to hide a huge grid',
+    (m) => {
+      (m.limits as Record<string, number>).maxComputeWorkgroupsPerDimension = 2 ** 31;
+      k0(m).dispatch = [2 ** 30, 1, 1];
+    },
+    /over the cap of 16777216 per dispatch/,
+  ),
+  tamper(
+    'dispatch-negative',
+    'a dispatch of [-1, 1, 1]',
+    (m) => {
+      k0(m).dispatch = [-1, 1, 1];
+    },
+    /kernels\[0\] is not \{name, file, sha256, workgroupSize, dispatch/,
+  ),
+  tamper(
+    'dispatch-two-dims',
+    'a dispatch of two numbers',
+    (m) => {
+      k0(m).dispatch = [1, 1];
+    },
+    /kernels\[0\] is not/,
+  ),
+  tamper(
+    'workgroup-too-large',
+    'workgroupSize [1024, 1024, 1]',
+    (m) => {
+      k0(m).workgroupSize = [1024, 1024, 1];
+    },
+    /workgroupSize \[1024, 1024, 1\].*exceeds the workgroup limits/,
+  ),
+  tamper(
+    'workgroup-zero',
+    'workgroupSize [0, 1, 1]',
+    (m) => {
+      k0(m).workgroupSize = [0, 1, 1];
+    },
+    /workgroupSize \[0, 1, 1\] is empty/,
+  ),
+  tamper(
+    'bindings-out-of-range',
+    'a binding of buffer 999',
+    (m) => {
+      const b = k0(m).bindings as number[];
+      b[0] = 999;
+    },
+    /kernels\[0\] is not.*bindings/,
+  ),
+  tamper(
+    'bindings-writes-mismatch',
+    'bindings and writes of different lengths',
+    (m) => {
+      (k0(m).writes as unknown[]).push(true);
+    },
+    /kernels\[0\] is not/,
+  ),
+  tamper(
+    'bindings-over-limit',
+    'more bindings than limits.maxStorageBuffersPerShaderStage',
+    (m) => {
+      const k = k0(m);
+      const b = k.bindings as number[];
+      k.bindings = Array.from({ length: 20 }, () => b[0]);
+      k.writes = Array.from({ length: 20 }, () => false);
+    },
+    /20 bindings exceed limits\.maxStorageBuffersPerShaderStage/,
+  ),
+  tamper(
+    'format-wrong',
+    'format "not-wgflow"',
+    (m) => {
+      m.format = 'not-wgflow';
+    },
+    /not a wgflow artifact manifest/,
+  ),
+  tamper(
+    'version-future',
+    'version 99',
+    (m) => {
+      m.version = 99;
+    },
+    /version 99 is newer/,
+  ),
+  tamper(
+    'steps-bad-kernel',
+    'a step dispatching kernel 999',
+    (m) => {
+      (m.steps as unknown[]).push({ kind: 'dispatch', kernel: 999 });
+    },
+    /steps\[\d+\] is not a dispatch of a kernel/,
+  ),
+  tamper(
+    'buffer-id-wrong',
+    'buffers[0].id = 5',
+    (m) => {
+      (m.buffers as Record<string, unknown>[])[0]!.id = 5;
+    },
+    /buffers\[0\] is not \{id: 0/,
+  ),
+  tamper(
+    'limits-missing',
+    'no limits',
+    (m) => {
+      delete m.limits;
+    },
+    /"limits" is not an object/,
+  ),
+  tamper('manifest-list', 'the manifest is a JSON list', () => [1, 2, 3], /not a JSON object/),
+  {
+    id: 'artifacts/manifest-not-json',
+    area: 'artifacts',
+    kind: 'library',
+    what: 'manifest.json holds no JSON',
+    expect: { error: 'WgflowError', message: /manifest\.json: not valid JSON/ },
+    setup: async (ctx) => {
+      writeFileSync(manifestPath(await artifact(ctx.dir)), '{"format": "wgflow-artifact",');
+    },
+    run: (ctx) => readArtifactManifest(join(ctx.dir, 'a')),
+  },
+  {
+    id: 'artifacts/manifest-fifo',
+    area: 'artifacts',
+    kind: 'library',
+    what: 'manifest.json is a named pipe',
+    expect: { error: 'WgflowError', message: /manifest\.json.*named pipe/ },
+    timeoutMs: 10_000,
+    setup: async (ctx) => {
+      const a = await artifact(ctx.dir);
+      rmSync(manifestPath(a));
+      execFileSync('mkfifo', [manifestPath(a)]);
+    },
+    run: (ctx) => readArtifactManifest(join(ctx.dir, 'a')),
+  },
+  {
+    id: 'artifacts/no-manifest',
+    area: 'artifacts',
+    kind: 'library',
+    what: 'a folder without manifest.json',
+    expect: { error: 'WgflowError', message: /no manifest\.json \(not an artifact directory/ },
+    run: (ctx) => readArtifactManifest(ctx.dir),
+  },
+  {
+    id: 'artifacts/dispatch-cap-raised',
+    area: 'artifacts',
+    kind: 'library',
+    what: 'the dispatch cap is an option: a lower cap refuses the valid artifact (it is checked)',
+    expect: { error: 'WgflowError', message: /over the cap of 0 per dispatch/ },
+    setup: async (ctx) => {
+      await artifact(ctx.dir);
+    },
+    run: (ctx) => loadArtifact(join(ctx.dir, 'a'), { maxDispatchWorkgroups: 0 }),
+  },
+  {
+    id: 'artifacts/kernel-modified',
+    area: 'artifacts',
+    kind: 'library',
+    what: 'a kernel file edited after compilation (hash mismatch)',
+    expect: { error: 'WgflowError', message: /kernel file .* was modified or is corrupt: sha256/ },
+    setup: async (ctx) => {
+      const a = await artifact(ctx.dir);
+      const f = join(a, k0(readManifest(a)).file as string);
+      writeFileSync(f, `${readFileSync(f, 'utf8')}\n// edited\n`);
+    },
+    run: (ctx) => loadArtifact(join(ctx.dir, 'a')),
+  },
+  {
+    id: 'artifacts/kernel-missing',
+    area: 'artifacts',
+    kind: 'library',
+    what: 'a kernel file deleted',
+    expect: { error: 'WgflowError', message: /kernel files? (is|are) missing/ },
+    setup: async (ctx) => {
+      const a = await artifact(ctx.dir);
+      rmSync(join(a, k0(readManifest(a)).file as string));
+    },
+    run: (ctx) => loadArtifact(join(ctx.dir, 'a')),
+  },
+  tamper(
+    'kernel-path-escape',
+    'a kernel file "../../etc/passwd"',
+    (m) => {
+      k0(m).file = '../../etc/passwd';
+    },
+    /outside the artifact directory/,
+    (dir) => loadArtifact(dir),
+  ),
+];
