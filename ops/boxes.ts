@@ -25,11 +25,13 @@
 import { grad } from '../compiler/autodiff.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
-import type { Expr, Kernel } from '../compiler/kernel/ast.js';
+import type { Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type GradArgs, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { GraphBuilder, Tensor } from '../compiler/tensor.js';
-import { fmtType, numel, stridesOf, type TensorType } from '../compiler/types.js';
+import { fmtType, numel, type TensorType } from '../compiler/types.js';
+import { perThread } from './kit/launch.js';
+import { storeOut } from './kit/store.js';
 
 // ---------------------------------------------------------------- attributes
 
@@ -86,31 +88,6 @@ export function checkBoxes(t: TensorType | undefined, what: string, perClass = f
 }
 
 // ---------------------------------------------------------------- kernel helpers
-
-const WG = 256;
-
-/** One thread per index in [0, n): id = wg_linear·256 + lidx, bounds-checked (grids may be folded). */
-export function perThread(name: string, n: number, body: (kb: K.KernelBuilder, t: Expr) => void): Kernel {
-  const kb = new K.KernelBuilder(name);
-  const t = kb.let('t', K.add(K.mul(K.builtin('wg_linear'), K.u32(WG)), K.builtin('lidx')));
-  kb.if(K.lt(t, K.u32(n)), () => body(kb, t));
-  return kb.finish([WG, 1, 1], { linear: Math.max(1, Math.ceil(n / WG)) });
-}
-
-/** Stores `value` at flat index `flat` of the output, through a fused epilogue when there is one. */
-export function storeOut(kb: K.KernelBuilder, a: LowerArgs, flat: Expr, value: Expr): void {
-  if (!a.hasEpilogue) {
-    kb.store(a.output.buf, flat, value);
-    return;
-  }
-  const shape = a.output.type.shape;
-  const st = stridesOf(shape);
-  const coords = shape.map((d, i) => {
-    const q = (st[i] as number) === 1 ? flat : K.div(flat, K.u32(st[i] as number));
-    return i === 0 ? q : K.mod(q, K.u32(d));
-  });
-  kb.store(a.output.buf, flat, a.epilogue(value, coords, flat));
-}
 
 /** Loads the 4 consecutive values at flat index `base` (u32) of a buffer into fresh variables. */
 function loadRow(kb: K.KernelBuilder, buf: LowerArgs['output']['buf'], base: Expr, name: string): Expr[] {
