@@ -30,6 +30,7 @@ import * as K from '../compiler/kernel/build.js';
 import { type GradArgs, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { GraphBuilder, Tensor } from '../compiler/tensor.js';
 import { fmtType, numel, type TensorType } from '../compiler/types.js';
+import { type Box, iouF64 } from './kit/iou.js';
 import { perThread } from './kit/launch.js';
 import { storeOut } from './kit/store.js';
 
@@ -104,22 +105,10 @@ function extent(lo: Expr, hi: Expr, plusOne: boolean): Expr {
 
 // ---------------------------------------------------------------- float64 references
 
-export type Box = readonly [number, number, number, number];
 const rowOf = (d: Float64Array, i: number, stride = 4, col = 0): Box => {
   const o = i * stride + col;
   return [d[o] as number, d[o + 1] as number, d[o + 2] as number, d[o + 3] as number];
 };
-
-export function iouRef(a: Box, b: Box, plusOne: boolean): number {
-  const off = plusOne ? 1 : 0;
-  const areaA = (a[2] - a[0] + off) * (a[3] - a[1] + off);
-  const areaB = (b[2] - b[0] + off) * (b[3] - b[1] + off);
-  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]) + off);
-  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]) + off);
-  const inter = w * h;
-  if (plusOne) return inter > 0 ? inter / (areaA + areaB - inter) : 0;
-  return inter / (areaA + areaB - inter);
-}
 
 function encodeRef(a: Box, g: Box, wts: readonly number[], plusOne: boolean): number[] {
   const off = plusOne ? 1 : 0;
@@ -300,7 +289,7 @@ registerOp({
     const out = new Float64Array(n * m);
     for (let i = 0; i < n; i++) {
       const ra = rowOf(a.data, i);
-      for (let j = 0; j < m; j++) out[i * m + j] = iouRef(ra, rowOf(b.data, j), plusOne);
+      for (let j = 0; j < m; j++) out[i * m + j] = iouF64(ra, rowOf(b.data, j), plusOne);
     }
     return out;
   },

@@ -74,6 +74,7 @@ import type { Tensor } from '../compiler/tensor.js';
 import { fmtShape, fmtType, numel, type TensorType } from '../compiler/types.js';
 import { encodeBoxes } from './boxes.js';
 import { pcgHash } from './dropout.js';
+import { iouF32 } from './kit/iou.js';
 import { perThread } from './kit/launch.js';
 import { roundHalfEven } from './kit/rounding.js';
 import { f32Threshold } from './nms.js';
@@ -177,23 +178,8 @@ function keepSmallest(cands: readonly number[], k: number, mix: number): Set<num
 
 // ---------------------------------------------------------------- float32 IoU (reference)
 
-/** IoU of box a (of `ba`) and box c (of `bc`), flat float32 [n,4] arrays, in the kernels' arithmetic. */
-export function targetIou(
-  ba: ArrayLike<number>,
-  a: number,
-  bc: ArrayLike<number>,
-  c: number,
-  plusOne: boolean,
-): number {
-  const x = (arr: ArrayLike<number>, k: number, j: number) => arr[4 * k + j] as number;
-  const ext = (lo: number, hi: number) => (plusOne ? fr(fr(hi - lo) + 1) : fr(hi - lo));
-  const areaA = fr(ext(x(ba, a, 0), x(ba, a, 2)) * ext(x(ba, a, 1), x(ba, a, 3)));
-  const areaC = fr(ext(x(bc, c, 0), x(bc, c, 2)) * ext(x(bc, c, 1), x(bc, c, 3)));
-  const w = ext(Math.max(x(ba, a, 0), x(bc, c, 0)), Math.min(x(ba, a, 2), x(bc, c, 2)));
-  const h = ext(Math.max(x(ba, a, 1), x(bc, c, 1)), Math.min(x(ba, a, 3), x(bc, c, 3)));
-  const inter = fr(Math.max(w, 0) * Math.max(h, 0));
-  return inter > 0 ? fr(inter / fr(fr(areaA + areaC) - inter)) : 0;
-}
+/** The target layers' IoU rule (ops/kit/iou.ts): 0 for boxes that do not intersect. */
+const ZERO_IF_DISJOINT = { zeroIfDisjoint: true } as const;
 
 const clampCount = (v: number, cap: number): number => Math.max(0, Math.min(cap, Math.trunc(v)));
 
@@ -247,7 +233,7 @@ export function anchorTargetsRef(
     for (let a = 0; a < A; a++) if (inside[a]) labels[a] = 0;
   } else {
     // 2. overlaps of the inside anchors; argmax (first) and max per anchor; max per gt over inside anchors
-    const ov = (a: number, g: number) => targetIou(an, a, gb, g, attrs.plusOne);
+    const ov = (a: number, g: number) => iouF32(an, a, gb, g, attrs.plusOne, ZERO_IF_DISJOINT);
     const maxOv = new Float64Array(A);
     const gtMax = new Float64Array(G).fill(-1);
     for (let a = 0; a < A; a++) {
@@ -326,7 +312,7 @@ export function proposalTargetsRef(
     let best = G === 0 ? 0 : -1;
     let arg = -1;
     for (let g = 0; g < G; g++) {
-      const v = targetIou(arr, k, gb, g, attrs.plusOne);
+      const v = iouF32(arr, k, gb, g, attrs.plusOne, ZERO_IF_DISJOINT);
       if (v > best) {
         best = v;
         arg = g;
