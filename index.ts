@@ -10,14 +10,28 @@ import './ops/index.js';
 export { grad } from './compiler/autodiff.js';
 export { type Compiled, type CompileOptions, compile, type Update } from './compiler/compile.js';
 export { type Dim, SymDim } from './compiler/dims.js';
-export { ShapeError, WgflowError } from './compiler/errors.js';
+export { fail, ShapeError, WgflowError } from './compiler/errors.js';
 export { type Feeds, type InterpretFeed, interpret } from './compiler/interpreter.js';
 export { type Attrs, type AttrValue, Graph, type Node } from './compiler/ir.js';
 /** The target-neutral kernel ASTs the compiler renders to WGSL and CUDA C. */
 export type * as kernelAst from './compiler/kernel/ast.js';
+/** Builds the kernels of an op's `lower` rule (expressions, statements, {@link kernel.KernelBuilder}). */
+export * as kernel from './compiler/kernel/build.js';
 export { type DeviceLimits, limitsFrom, WEBGPU_DEFAULT_LIMITS } from './compiler/limits.js';
 export { type SgdOptions, sgd, type TrainStep, trainableParams } from './compiler/optim.js';
-export { type RefTensor, registeredOps } from './compiler/registry.js';
+// ---- third-party ops: the registration API, the kernel builder and the kernel kit
+export {
+  type BufArg,
+  type CpuArgs,
+  type ExprArgs,
+  type GradArgs,
+  type LowerArgs,
+  type OpDef,
+  type OpKind,
+  type RefTensor,
+  registeredOps,
+  registerOp,
+} from './compiler/registry.js';
 export {
   type Conv2dOptions,
   GraphBuilder,
@@ -27,7 +41,7 @@ export {
   type ScalarLike,
   Tensor,
 } from './compiler/tensor.js';
-export type { TargetName } from './compiler/tuning.js';
+export type { TargetName, TuningTables } from './compiler/tuning.js';
 export type { DimShape, DType, Shape, TensorType } from './compiler/types.js';
 // ---- datasets
 export { type CocoOptions, loadCoco } from './data/coco.js';
@@ -95,6 +109,8 @@ export {
   type ShapedArray,
   type TensorLike,
 } from './ops/eager.js';
+/** Shared kernel helpers for an op's `lower` rule (launchers, epilogue stores, index helpers, IoU, rounding). */
+export * as kit from './ops/kit/index.js';
 export { type Reduction, smoothL1, smoothL1Loss, softmaxCrossEntropy } from './ops/losses.js';
 export { linear } from './ops/matmul.js';
 export type { RoiAlignOptions } from './ops/roi-align.js';

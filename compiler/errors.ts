@@ -20,6 +20,7 @@ export class ShapeError extends WgflowError {
 /** Thrown by shape rules; the builder turns it into a ShapeError with the call site attached. */
 export class RuleError extends Error {}
 
+/** Rejects an op's inputs or attributes from its shape rule (`infer`): the builder throws a ShapeError naming the op. */
 export function fail(detail: string): never {
   throw new RuleError(detail);
 }

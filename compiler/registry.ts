@@ -2,6 +2,7 @@
  * The op table. Each op family in ops/ registers its definitions here: shape rule, CPU reference,
  * gradient rule and kernel side by side. The compiler only ever looks ops up by name.
  */
+import { WgflowError } from '../runtime/errors.js';
 import type { Attrs, Node } from './ir.js';
 import type { BufRef, Expr, Kernel, Scalar } from './kernel/ast.js';
 import type { DeviceLimits } from './limits.js';
@@ -106,8 +107,30 @@ export interface OpDef {
 
 const table = new Map<string, OpDef>();
 
+const KINDS: readonly OpKind[] = ['source', 'elementwise', 'reduce', 'view', 'gemm', 'opaque'];
+/** The rule each kind needs besides infer and cpu. */
+const NEEDS: Partial<Record<OpKind, 'expr' | 'reduce' | 'lower'>> = {
+  elementwise: 'expr',
+  reduce: 'reduce',
+  gemm: 'lower',
+  opaque: 'lower',
+};
+
+/**
+ * Adds an op to the op table (the built-in op families and third-party ops alike). Throws a
+ * WgflowError for a name already taken, an unknown kind or a rule the kind needs but the def lacks.
+ */
 export function registerOp(def: OpDef): OpDef {
-  if (table.has(def.name)) throw new Error(`op ${def.name} registered twice`);
+  const where = `registerOp(${JSON.stringify(def.name)})`;
+  if (typeof def.name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(def.name))
+    throw new WgflowError(`${where}: the name must be an identifier (letters, digits, _; not a digit first)`);
+  if (table.has(def.name)) throw new WgflowError(`${where}: an op of this name is already registered`);
+  if (!KINDS.includes(def.kind))
+    throw new WgflowError(`${where}: kind ${JSON.stringify(def.kind)} is not one of ${KINDS.join(', ')}`);
+  if (typeof def.infer !== 'function' || typeof def.cpu !== 'function')
+    throw new WgflowError(`${where}: an op needs infer (its shape rule) and cpu (its reference) functions`);
+  const need = NEEDS[def.kind];
+  if (need && def[need] === undefined) throw new WgflowError(`${where}: an op of kind '${def.kind}' needs '${need}'`);
   table.set(def.name, def);
   return def;
 }

@@ -14,15 +14,12 @@ import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { GraphBuilder, Tensor } from '../compiler/tensor.js';
 import { fmtType } from '../compiler/types.js';
-import { checkBoxes, perThread, storeOut } from './boxes.js';
+import { checkBoxes } from './boxes.js';
+import { perThread } from './kit/launch.js';
+import { roundHalfEven } from './kit/rounding.js';
+import { storeOut } from './kit/store.js';
 
 // ---------------------------------------------------------------- host-side base anchors
-
-/** numpy.round / torch.round: round half to even. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x); // half up
-  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 /** One box row (x1, y1, x2, y2). */
 export type Row = [number, number, number, number];

@@ -25,11 +25,14 @@
 import { grad } from '../compiler/autodiff.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import { type Attrs, fmtValue } from '../compiler/ir.js';
-import type { Expr, Kernel } from '../compiler/kernel/ast.js';
+import type { Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type GradArgs, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { GraphBuilder, Tensor } from '../compiler/tensor.js';
-import { fmtType, numel, stridesOf, type TensorType } from '../compiler/types.js';
+import { fmtType, numel, type TensorType } from '../compiler/types.js';
+import { type Box, iouF64 } from './kit/iou.js';
+import { perThread } from './kit/launch.js';
+import { storeOut } from './kit/store.js';
 
 // ---------------------------------------------------------------- attributes
 
@@ -87,31 +90,6 @@ export function checkBoxes(t: TensorType | undefined, what: string, perClass = f
 
 // ---------------------------------------------------------------- kernel helpers
 
-const WG = 256;
-
-/** One thread per index in [0, n): id = wg_linear·256 + lidx, bounds-checked (grids may be folded). */
-export function perThread(name: string, n: number, body: (kb: K.KernelBuilder, t: Expr) => void): Kernel {
-  const kb = new K.KernelBuilder(name);
-  const t = kb.let('t', K.add(K.mul(K.builtin('wg_linear'), K.u32(WG)), K.builtin('lidx')));
-  kb.if(K.lt(t, K.u32(n)), () => body(kb, t));
-  return kb.finish([WG, 1, 1], { linear: Math.max(1, Math.ceil(n / WG)) });
-}
-
-/** Stores `value` at flat index `flat` of the output, through a fused epilogue when there is one. */
-export function storeOut(kb: K.KernelBuilder, a: LowerArgs, flat: Expr, value: Expr): void {
-  if (!a.hasEpilogue) {
-    kb.store(a.output.buf, flat, value);
-    return;
-  }
-  const shape = a.output.type.shape;
-  const st = stridesOf(shape);
-  const coords = shape.map((d, i) => {
-    const q = (st[i] as number) === 1 ? flat : K.div(flat, K.u32(st[i] as number));
-    return i === 0 ? q : K.mod(q, K.u32(d));
-  });
-  kb.store(a.output.buf, flat, a.epilogue(value, coords, flat));
-}
-
 /** Loads the 4 consecutive values at flat index `base` (u32) of a buffer into fresh variables. */
 function loadRow(kb: K.KernelBuilder, buf: LowerArgs['output']['buf'], base: Expr, name: string): Expr[] {
   return [0, 1, 2, 3].map((c) => kb.let(`${name}${c}`, K.load(buf, c === 0 ? base : K.add(base, K.u32(c)))));
@@ -127,22 +105,10 @@ function extent(lo: Expr, hi: Expr, plusOne: boolean): Expr {
 
 // ---------------------------------------------------------------- float64 references
 
-export type Box = readonly [number, number, number, number];
 const rowOf = (d: Float64Array, i: number, stride = 4, col = 0): Box => {
   const o = i * stride + col;
   return [d[o] as number, d[o + 1] as number, d[o + 2] as number, d[o + 3] as number];
 };
-
-export function iouRef(a: Box, b: Box, plusOne: boolean): number {
-  const off = plusOne ? 1 : 0;
-  const areaA = (a[2] - a[0] + off) * (a[3] - a[1] + off);
-  const areaB = (b[2] - b[0] + off) * (b[3] - b[1] + off);
-  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]) + off);
-  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]) + off);
-  const inter = w * h;
-  if (plusOne) return inter > 0 ? inter / (areaA + areaB - inter) : 0;
-  return inter / (areaA + areaB - inter);
-}
 
 function encodeRef(a: Box, g: Box, wts: readonly number[], plusOne: boolean): number[] {
   const off = plusOne ? 1 : 0;
@@ -323,7 +289,7 @@ registerOp({
     const out = new Float64Array(n * m);
     for (let i = 0; i < n; i++) {
       const ra = rowOf(a.data, i);
-      for (let j = 0; j < m; j++) out[i * m + j] = iouRef(ra, rowOf(b.data, j), plusOne);
+      for (let j = 0; j < m; j++) out[i * m + j] = iouF64(ra, rowOf(b.data, j), plusOne);
     }
     return out;
   },

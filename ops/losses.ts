@@ -9,7 +9,8 @@ import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { fmtType, type TensorType } from '../compiler/types.js';
-import { type RowCtx, rowKernel, storeOutput } from './rows.js';
+import { storeOut } from './kit/store.js';
+import { type RowCtx, rowKernel } from './rows.js';
 import { rowMaxSumExp } from './softmax.js';
 import { numAttr } from './util.js';
 
@@ -127,7 +128,7 @@ registerOp({
         const safe = K.cast('u32', K.call('clamp', lab, K.i32(0), K.i32(c - 1)));
         const xl = K.load(la, K.add(ctx.base, safe));
         const loss = labelGuard(lab, c, ii, K.sub(K.add(m, K.log(s)), xl));
-        storeOutput(kb, args, args.output.buf, ctx.row, loss);
+        storeOut(kb, args, ctx.row, loss);
       });
     }),
 });
@@ -166,7 +167,7 @@ registerOp({
         ctx.forEach((j, idx) => {
           const p = K.mul(K.exp(K.sub(K.load(la, idx), m)), inv);
           const onehot = K.select(K.eq(K.cast('i32', j), lab), K.f32(1), K.f32(0));
-          storeOutput(kb, args, args.output.buf, idx, labelGuard(lab, c, ii, K.mul(d, K.sub(p, onehot))));
+          storeOut(kb, args, idx, labelGuard(lab, c, ii, K.mul(d, K.sub(p, onehot))));
         });
       });
     });

@@ -24,6 +24,9 @@ import {
   type TensorType,
   typeOf,
 } from '../compiler/types.js';
+import { unravel } from './kit/indexing.js';
+import { perThread } from './kit/launch.js';
+import { storeOut } from './kit/store.js';
 
 // ---------------------------------------------------------------- attribute helpers
 
@@ -81,41 +84,12 @@ const dataOf = (t: RefTensor | undefined): Float64Array => (t as RefTensor).data
 
 // ---------------------------------------------------------------- kernel helpers
 
-const WG = 256;
 const isLit = (e: Expr, v: number): boolean => e.k === 'lit' && e.v === v;
 /** e * c with trivial cases folded (u32). */
 const mulC = (e: Expr, c: number): Expr => (c === 0 || isLit(e, 0) ? K.u32(0) : c === 1 ? e : K.mul(e, K.u32(c)));
 const addE = (a: Expr, b: Expr): Expr => (isLit(a, 0) ? b : isLit(b, 0) ? a : K.add(a, b));
 const dot = (terms: readonly Expr[], strides: readonly number[]): Expr =>
   terms.reduce<Expr>((acc, t, i) => addE(acc, mulC(t, strides[i] as number)), K.u32(0));
-
-/**
- * A kernel with one thread per element of an n-element range: thread id = wg_linear * 256 + lidx,
- * bounds-checked (the lowering may fold the grid into 2-D and launch extra workgroups).
- */
-function perElement(name: string, n: number, body: (kb: K.KernelBuilder, flat: Expr) => void): Kernel {
-  const kb = new K.KernelBuilder(name);
-  const gid = kb.let('gid', K.add(K.mul(K.builtin('wg_linear'), K.u32(WG)), K.builtin('lidx')));
-  kb.if(K.lt(gid, K.u32(n)), () => body(kb, gid));
-  return kb.finish([WG, 1, 1], { linear: Math.ceil(n / WG) });
-}
-
-/** Row-major coordinates of a flat index (u32); size-1 axes give the literal 0. */
-function unravel(kb: K.KernelBuilder, flat: Expr, shape: Shape): Expr[] {
-  const st = stridesOf(shape);
-  return shape.map((d, i) => {
-    if (d === 1) return K.u32(0);
-    const s = st[i] as number;
-    const q = s === 1 ? flat : K.div(flat, K.u32(s));
-    return kb.let('c', i === 0 ? q : K.mod(q, K.u32(d)));
-  });
-}
-
-/** Stores `value` at `flat` of the output, through the fused epilogue when there is one. */
-function storeOut(kb: K.KernelBuilder, a: LowerArgs, flat: Expr, value: Expr, coords?: readonly Expr[]): void {
-  const v = a.hasEpilogue ? a.epilogue(value, coords ?? unravel(kb, flat, a.output.type.shape), flat) : value;
-  kb.store(a.output.buf, flat, v);
-}
 
 const zeroOf = (dt: DType): Expr => K.lit(0, dt);
 
@@ -219,9 +193,9 @@ registerOp({
     const xs = stridesOf(x.type.shape);
     const st = perm.map((p) => xs[p] as number);
     return [
-      perElement(a.name, numel(a.output.type.shape), (kb, flat) => {
+      perThread(a.name, numel(a.output.type.shape), (kb, flat) => {
         const c = unravel(kb, flat, a.output.type.shape);
-        storeOut(kb, a, flat, K.load(x.buf, dot(c, st)), c);
+        storeOut(kb, a, flat, K.load(x.buf, dot(c, st)), { coords: c });
       }),
     ];
   },
@@ -298,9 +272,9 @@ registerOp({
     const base = ax.reduce((acc, s, d) => acc + s.start * (xs[d] as number), 0);
     const st = ax.map((s, d) => s.step * (xs[d] as number));
     return [
-      perElement(a.name, numel(a.output.type.shape), (kb, flat) => {
+      perThread(a.name, numel(a.output.type.shape), (kb, flat) => {
         const c = unravel(kb, flat, a.output.type.shape);
-        storeOut(kb, a, flat, K.load(x.buf, addE(K.u32(base), dot(c, st))), c);
+        storeOut(kb, a, flat, K.load(x.buf, addE(K.u32(base), dot(c, st))), { coords: c });
       }),
     ];
   },
@@ -339,7 +313,7 @@ function lowerEmbed(a: LowerArgs, off: readonly number[], step: readonly number[
   const outShape = a.output.type.shape;
   const xs = stridesOf(inShape);
   return [
-    perElement(a.name, numel(outShape), (kb, flat) => {
+    perThread(a.name, numel(outShape), (kb, flat) => {
       const c = unravel(kb, flat, outShape);
       const conds: Expr[] = [];
       const q = c.map((cd, d) => {
@@ -356,7 +330,7 @@ function lowerEmbed(a: LowerArgs, off: readonly number[], step: readonly number[
         return qd;
       });
       if (conds.length === 0) {
-        storeOut(kb, a, flat, K.load(x.buf, dot(q, xs)), c);
+        storeOut(kb, a, flat, K.load(x.buf, dot(q, xs)), { coords: c });
         return;
       }
       const ok = kb.let(
@@ -365,7 +339,7 @@ function lowerEmbed(a: LowerArgs, off: readonly number[], step: readonly number[
       );
       const v = kb.var('v', fill);
       kb.if(ok, () => kb.assign(v, K.load(x.buf, dot(q, xs))));
-      storeOut(kb, a, flat, v, c);
+      storeOut(kb, a, flat, v, { coords: c });
     }),
   ];
 }
@@ -544,7 +518,7 @@ registerOp({
       off += groupLen;
       const name = a.inputs.length > perKernel ? `${a.name}_part${g / perKernel}` : a.name;
       kernels.push(
-        perElement(name, outer * groupLen * inner, (kb, flat) => {
+        perThread(name, outer * groupLen * inner, (kb, flat) => {
           // flat = (o * groupLen + j) * inner + i over this group's region of the output
           const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.u32(inner)));
           const oj = inner === 1 ? flat : kb.let('oj', K.div(flat, K.u32(inner)));
@@ -655,7 +629,7 @@ registerOp({
     const [x, ind] = a.inputs as [LowerArgs['output'], LowerArgs['output']];
     const { outer, n, inner, ni } = gatherGeom(x.type.shape, a.attrs.axis as number, numel(ind.type.shape));
     return [
-      perElement(a.name, outer * ni * inner, (kb, flat) => {
+      perThread(a.name, outer * ni * inner, (kb, flat) => {
         const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.u32(inner)));
         const oj = inner === 1 ? flat : kb.let('oj', K.div(flat, K.u32(inner)));
         const j = ni === 1 ? K.u32(0) : kb.let('j', K.mod(oj, K.u32(ni)));
@@ -702,7 +676,7 @@ registerOp({
     const { outer, n, inner, ni } = gatherGeom(shape, a.attrs.axis as number, numel(ind.type.shape));
     const dt = a.output.type.dtype;
     return [
-      perElement(a.name, numel(shape), (kb, flat) => {
+      perThread(a.name, numel(shape), (kb, flat) => {
         // flat = (o * n + k) * inner + i; sum dy[o, j, i] over every j whose index is k
         const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.u32(inner)));
         const ok = inner === 1 ? flat : kb.let('ok', K.div(flat, K.u32(inner)));

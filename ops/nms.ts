@@ -45,6 +45,7 @@ import * as K from '../compiler/kernel/build.js';
 import { type BufArg, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { fmtShape, numel, type TensorType } from '../compiler/types.js';
+import { boxAreaF32, iouF32 } from './kit/iou.js';
 import { emitOne, greedyNmsGeometry, lowerGreedyNmsKernels } from './nms-greedy.js';
 import { linearWorkgroupSize } from './rows.js';
 import { cpuArgsortRow, lowerArgsortKernels } from './sort.js';
@@ -106,44 +107,6 @@ export function f32Threshold(t: number, inclusive: boolean): number {
 
 // ---------------------------------------------------------------- CPU reference
 
-const fr = Math.fround;
-
-/** Area of box k in float32 arithmetic (b: flat float32 coordinates). */
-function areaOf(b: ArrayLike<number>, k: number, plusOne: boolean): number {
-  const x1 = b[4 * k] as number;
-  const y1 = b[4 * k + 1] as number;
-  const x2 = b[4 * k + 2] as number;
-  const y2 = b[4 * k + 3] as number;
-  const w = plusOne ? fr(fr(x2 - x1) + 1) : fr(x2 - x1);
-  const h = plusOne ? fr(fr(y2 - y1) + 1) : fr(y2 - y1);
-  return fr(w * h);
-}
-
-/**
- * IoU of boxes a and b in float32 arithmetic: Math.fround after every operation, in the kernel's order,
- * so that the CPU reference and the GPU agree exactly, also for pairs exactly at the threshold (float32
- * and float64 IoUs differ there).
- */
-export function iouF32(
-  b: ArrayLike<number>,
-  a: number,
-  c: number,
-  plusOne: boolean,
-  areaA?: number,
-  areaC?: number,
-): number {
-  const xx1 = Math.max(b[4 * a] as number, b[4 * c] as number);
-  const yy1 = Math.max(b[4 * a + 1] as number, b[4 * c + 1] as number);
-  const xx2 = Math.min(b[4 * a + 2] as number, b[4 * c + 2] as number);
-  const yy2 = Math.min(b[4 * a + 3] as number, b[4 * c + 3] as number);
-  const dw = plusOne ? fr(fr(xx2 - xx1) + 1) : fr(xx2 - xx1);
-  const dh = plusOne ? fr(fr(yy2 - yy1) + 1) : fr(yy2 - yy1);
-  const inter = fr(Math.max(dw, 0) * Math.max(dh, 0));
-  const aa = areaA ?? areaOf(b, a, plusOne);
-  const ac = areaC ?? areaOf(b, c, plusOne);
-  return fr(inter / fr(fr(aa + ac) - inter));
-}
-
 /**
  * Greedy NMS of one problem (the reference of the op; float32 arithmetic as above, threshold compared
  * in float64). `boxes` are flat [n, 4]; returns the kept original indices in score order (≤ maxOutput).
@@ -156,7 +119,7 @@ export function cpuNms(boxes: ArrayLike<number>, scores: ArrayLike<number>, opts
   const inclusive = opts.inclusive ?? false;
   const t = opts.iouThreshold;
   const maxOutput = opts.maxOutput ?? n;
-  const areas = Array.from({ length: n }, (_, k) => areaOf(b, k, plusOne));
+  const areas = Array.from({ length: n }, (_, k) => boxAreaF32(b, k, plusOne));
   const removed = new Uint8Array(n);
   const keep: number[] = [];
   for (let p = 0; p < n && keep.length < maxOutput; p++) {
@@ -166,7 +129,7 @@ export function cpuNms(boxes: ArrayLike<number>, scores: ArrayLike<number>, opts
     for (let q = p + 1; q < n; q++) {
       const j = order[q] as number;
       if (removed[j]) continue;
-      const iou = iouF32(b, i, j, plusOne, areas[i], areas[j]);
+      const iou = iouF32(b, i, b, j, plusOne, { areaA: areas[i], areaC: areas[j] });
       if (inclusive ? iou >= t : iou > t) removed[j] = 1;
     }
   }

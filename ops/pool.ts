@@ -16,6 +16,7 @@ import { KernelBuilder } from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { fmtShape, sameShape, type TensorType } from '../compiler/types.js';
+import { threadIndex } from './kit/launch.js';
 import { boolAttr, numsAttr } from './util.js';
 
 export interface PoolParams {
@@ -162,10 +163,6 @@ function emitArgmax(kb: KernelBuilder, x: BufRef, base: Expr, oh: Expr, ow: Expr
     });
   });
   return [best, arg];
-}
-
-function threadIndex(kb: KernelBuilder): Expr {
-  return kb.let('idx', K.add(K.mul(K.builtin('wg_linear'), u(256)), K.builtin('lidx')));
 }
 
 function lowerPool(args: LowerArgs): Kernel[] {

@@ -21,7 +21,8 @@ import {
   type TensorType,
   typeOf,
 } from '../compiler/types.js';
-import { rowGeom, rowKernel, storeOutput } from './rows.js';
+import { storeOut } from './kit/store.js';
+import { rowGeom, rowKernel } from './rows.js';
 import { boolAttr, numAttr, numsAttr } from './util.js';
 
 /** Checks `attrs.axes` against a rank: integers in [0, rank), ascending, no repeats. */
@@ -198,7 +199,7 @@ registerOp({
       });
       const r = c.reduceArgmax(best, pos);
       kb.if(K.and(c.valid, c.leader), () => {
-        storeOutput(kb, args, args.output.buf, c.row, K.cast('i32', r.pos));
+        storeOut(kb, args, c.row, K.cast('i32', r.pos));
       });
     });
     return [kernel];

@@ -40,6 +40,7 @@ import * as K from '../compiler/kernel/build.js';
 import { KernelBuilder } from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
+import { threadIndex, WG } from './kit/launch.js';
 import {
   bufOf,
   CHANNEL_BLOCK,
@@ -53,9 +54,7 @@ import {
   type RoiDims,
   roiDims,
   scaleAttr,
-  threadIndex,
   u,
-  WG,
 } from './roi-pool.js';
 
 export interface RoiAlignParams {

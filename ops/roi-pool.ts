@@ -44,6 +44,8 @@ import { KernelBuilder } from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { fmtShape, sameShape, type TensorType } from '../compiler/types.js';
+import { threadIndex, WG } from './kit/launch.js';
+import { cRound, roundHalfEven } from './kit/rounding.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared with roi-align.ts: input checks, attributes, kernel helpers
@@ -127,12 +129,6 @@ export function cpuBatchIndex(rois: Float64Array, k: number, N: number): number 
 export const u = K.u32;
 export const i = K.i32;
 export const f = K.f32;
-export const WG = 256;
-
-/** thread id = wg_linear·256 + lidx (u32). */
-export function threadIndex(kb: KernelBuilder): Expr {
-  return kb.let('idx', K.add(K.mul(K.builtin('wg_linear'), u(WG)), K.builtin('lidx')));
-}
 
 export const bufOf = (args: LowerArgs, k: number): BufRef => (args.inputs[k] as { buf: BufRef }).buf;
 
@@ -144,18 +140,6 @@ export function emitBatchIndex(kb: KernelBuilder, rois: BufRef, base: Expr, N: n
 
 // ---------------------------------------------------------------------------------------------
 // Float64 (f32-faithful) reference
-
-/** C's round(): half away from zero. */
-export const cRound = (v: number): number => Math.sign(v) * Math.floor(Math.abs(v) + 0.5);
-
-/** Round half to even. */
-export function roundHalfEven(v: number): number {
-  const a = Math.abs(v);
-  const t = Math.floor(a);
-  const fr = a - t;
-  const r = fr > 0.5 || (fr === 0.5 && t % 2 !== 0) ? t + 1 : t;
-  return v < 0 ? -r : r;
-}
 
 const clampCoord = (v: number): number => Math.min(Math.max(v, -COORD_LIMIT), COORD_LIMIT);
 

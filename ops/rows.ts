@@ -3,10 +3,9 @@
  * seen as [outer, len, inner] with the row running along `len` (element stride `inner`). Short rows
  * get one thread each; long rows get one workgroup each, with reductions in workgroup memory.
  */
-import type { BufRef, Expr, Kernel, Scalar } from '../compiler/kernel/ast.js';
+import type { Expr, Kernel, Scalar } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import type { DeviceLimits } from '../compiler/limits.js';
-import type { LowerArgs } from '../compiler/registry.js';
 import type { Shape } from '../compiler/types.js';
 
 /** Rows of at most this many elements are handled by one thread each. */
@@ -177,25 +176,4 @@ export function rowKernel(
     },
   });
   return kb.finish([wg, 1, 1], { linear: rows });
-}
-
-/** Row-major coordinates (u32) of a flat u32 index. */
-export function unflatten(flat: Expr, shape: Shape): Expr[] {
-  const coords: Expr[] = new Array<Expr>(shape.length);
-  let rest = flat;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    const n = shape[d] as number;
-    if (d === 0) coords[d] = rest;
-    else {
-      coords[d] = K.mod(rest, n);
-      rest = K.div(rest, n);
-    }
-  }
-  return coords;
-}
-
-/** Stores `value` at flat `idx` of the op's output, through the fused epilogue when there is one. */
-export function storeOutput(kb: K.KernelBuilder, args: LowerArgs, out: BufRef, idx: Expr, value: Expr): void {
-  const v = args.hasEpilogue ? args.epilogue(value, unflatten(idx, args.output.type.shape), idx) : value;
-  kb.store(out, idx, v);
 }

@@ -9,8 +9,9 @@ import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import type { Shape, TensorType } from '../compiler/types.js';
+import { storeOut } from './kit/store.js';
 import { axisAttr } from './reduce.js';
-import { type RowCtx, rowGeom, rowKernel, storeOutput } from './rows.js';
+import { type RowCtx, rowGeom, rowKernel } from './rows.js';
 
 type Mode = 'softmax' | 'log_softmax';
 
@@ -66,7 +67,7 @@ function lowerSoftmax(args: LowerArgs, mode: Mode) {
         c.forEach((_j, idx) => {
           const v = K.load(x, idx);
           const y = mode === 'softmax' ? K.mul(K.exp(K.sub(v, m)), scale) : K.sub(v, scale);
-          storeOutput(kb, args, args.output.buf, idx, y);
+          storeOut(kb, args, idx, y);
         });
       });
     },

@@ -67,13 +67,16 @@
  */
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
-import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
+import type { BufRef, Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type BufArg, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { fmtShape, fmtType, numel, type TensorType } from '../compiler/types.js';
 import { encodeBoxes } from './boxes.js';
 import { pcgHash } from './dropout.js';
+import { iouF32 } from './kit/iou.js';
+import { perThread } from './kit/launch.js';
+import { roundHalfEven } from './kit/rounding.js';
 import { f32Threshold } from './nms.js';
 import { linearWorkgroupSize } from './rows.js';
 
@@ -150,11 +153,7 @@ export function proposalTargetAttrs(attrs: Attrs): ProposalTargetAttrs {
 export const anchorFgCap = (a: AnchorTargetAttrs): number => Math.floor(a.fgFraction * a.batchSize);
 
 /** numpy.round(fgFraction · batchSize) (half to even), py-faster-rcnn's fg_rois_per_image. */
-export function proposalFgCap(a: ProposalTargetAttrs): number {
-  const x = a.fgFraction * a.batchSize;
-  const r = Math.round(x);
-  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export const proposalFgCap = (a: ProposalTargetAttrs): number => roundHalfEven(a.fgFraction * a.batchSize);
 
 // ---------------------------------------------------------------- hashing (CPU mirror of the kernels)
 
@@ -179,23 +178,8 @@ function keepSmallest(cands: readonly number[], k: number, mix: number): Set<num
 
 // ---------------------------------------------------------------- float32 IoU (reference)
 
-/** IoU of box a (of `ba`) and box c (of `bc`), flat float32 [n,4] arrays, in the kernels' arithmetic. */
-export function targetIou(
-  ba: ArrayLike<number>,
-  a: number,
-  bc: ArrayLike<number>,
-  c: number,
-  plusOne: boolean,
-): number {
-  const x = (arr: ArrayLike<number>, k: number, j: number) => arr[4 * k + j] as number;
-  const ext = (lo: number, hi: number) => (plusOne ? fr(fr(hi - lo) + 1) : fr(hi - lo));
-  const areaA = fr(ext(x(ba, a, 0), x(ba, a, 2)) * ext(x(ba, a, 1), x(ba, a, 3)));
-  const areaC = fr(ext(x(bc, c, 0), x(bc, c, 2)) * ext(x(bc, c, 1), x(bc, c, 3)));
-  const w = ext(Math.max(x(ba, a, 0), x(bc, c, 0)), Math.min(x(ba, a, 2), x(bc, c, 2)));
-  const h = ext(Math.max(x(ba, a, 1), x(bc, c, 1)), Math.min(x(ba, a, 3), x(bc, c, 3)));
-  const inter = fr(Math.max(w, 0) * Math.max(h, 0));
-  return inter > 0 ? fr(inter / fr(fr(areaA + areaC) - inter)) : 0;
-}
+/** The target layers' IoU rule (ops/kit/iou.ts): 0 for boxes that do not intersect. */
+const ZERO_IF_DISJOINT = { zeroIfDisjoint: true } as const;
 
 const clampCount = (v: number, cap: number): number => Math.max(0, Math.min(cap, Math.trunc(v)));
 
@@ -249,7 +233,7 @@ export function anchorTargetsRef(
     for (let a = 0; a < A; a++) if (inside[a]) labels[a] = 0;
   } else {
     // 2. overlaps of the inside anchors; argmax (first) and max per anchor; max per gt over inside anchors
-    const ov = (a: number, g: number) => targetIou(an, a, gb, g, attrs.plusOne);
+    const ov = (a: number, g: number) => iouF32(an, a, gb, g, attrs.plusOne, ZERO_IF_DISJOINT);
     const maxOv = new Float64Array(A);
     const gtMax = new Float64Array(G).fill(-1);
     for (let a = 0; a < A; a++) {
@@ -328,7 +312,7 @@ export function proposalTargetsRef(
     let best = G === 0 ? 0 : -1;
     let arg = -1;
     for (let g = 0; g < G; g++) {
-      const v = targetIou(arr, k, gb, g, attrs.plusOne);
+      const v = iouF32(arr, k, gb, g, attrs.plusOne, ZERO_IF_DISJOINT);
       if (v > best) {
         best = v;
         arg = g;
@@ -366,13 +350,6 @@ function pcgK(kb: K.KernelBuilder, v: Expr): Expr {
 function mixK(kb: K.KernelBuilder, seedBuf: BufRef, attrSeed: number, b: Expr): Expr {
   const s = pcgK(kb, K.bitXor(K.load(seedBuf, K.u32(0)), K.u32(pcgHash(attrSeed))));
   return pcgK(kb, K.add(s, K.mul(b, K.u32(GOLDEN))));
-}
-
-function perThread(name: string, n: number, wg: number, body: (kb: K.KernelBuilder, t: Expr) => void): Kernel {
-  const kb = new K.KernelBuilder(name);
-  const t = kb.let('t', K.add(K.mul(K.builtin('wg_linear'), K.u32(wg)), K.builtin('lidx')));
-  kb.if(K.lt(t, K.u32(n)), () => body(kb, t));
-  return kb.finish([wg, 1, 1], { linear: Math.max(1, Math.ceil(n / wg)) });
 }
 
 /** A count input (i32), clamped to [0, cap], as u32. */
@@ -588,20 +565,25 @@ registerOp({
     };
 
     // (1) IoU matrix, −1 for gt past the count
-    const k1 = perThread(`${args.name}_iou`, B * A * G, wg, (kb, t) => {
-      const g = kb.let('g', K.mod(t, K.u32(G)));
-      const ba = kb.let('ba', K.div(t, K.u32(G)));
-      const anc = kb.let('anc', K.mod(ba, K.u32(A)));
-      const b = kb.let('b', K.div(ba, K.u32(A)));
-      const n = countK(kb, cnt.buf, b, G);
-      const v = kb.var('v', K.f32(-1));
-      kb.if(K.lt(g, n), () => {
-        const p = loadBox(kb, an.buf, anc, 'a');
-        const q = loadBox(kb, gt.buf, K.add(K.mul(b, K.u32(G)), g), 'g');
-        kb.assign(v, iouK(kb, p, q, a.plusOne));
-      });
-      kb.store(iou, t, v);
-    });
+    const k1 = perThread(
+      `${args.name}_iou`,
+      B * A * G,
+      (kb, t) => {
+        const g = kb.let('g', K.mod(t, K.u32(G)));
+        const ba = kb.let('ba', K.div(t, K.u32(G)));
+        const anc = kb.let('anc', K.mod(ba, K.u32(A)));
+        const b = kb.let('b', K.div(ba, K.u32(A)));
+        const n = countK(kb, cnt.buf, b, G);
+        const v = kb.var('v', K.f32(-1));
+        kb.if(K.lt(g, n), () => {
+          const p = loadBox(kb, an.buf, anc, 'a');
+          const q = loadBox(kb, gt.buf, K.add(K.mul(b, K.u32(G)), g), 'g');
+          kb.assign(v, iouK(kb, p, q, a.plusOne));
+        });
+        kb.store(iou, t, v);
+      },
+      wg,
+    );
 
     // (2) per (image, gt): max over inside anchors
     const k2b = new K.KernelBuilder(`${args.name}_gtmax`);
@@ -640,44 +622,49 @@ registerOp({
     const k2 = k2b.finish([wg, 1, 1], { linear: B * G });
 
     // (3) per anchor: pre-sampling label, match, key
-    const k3 = perThread(`${args.name}_label`, B * A, wg, (kb, t) => {
-      const anc = kb.let('anc', K.mod(t, K.u32(A)));
-      const b = kb.let('b', K.div(t, K.u32(A)));
-      const n = countK(kb, cnt.buf, b, G);
-      const ins = insideK(kb, loadBox(kb, an.buf, anc, 'a'), b);
-      const best = kb.var('best', K.f32(-1));
-      const arg = kb.var('arg', K.i32(-1));
-      const isBest = kb.var('isbest', K.bool(false));
-      const rowBase = kb.let('rowbase', K.mul(t, K.u32(G)));
-      kb.for(
-        'g',
-        K.u32(0),
-        n,
-        (g) => {
-          const v = kb.let('v', K.load(iou, K.add(rowBase, g)));
-          kb.if(K.gt(v, best), () => {
-            kb.assign(best, v);
-            kb.assign(arg, K.cast('i32', g));
-          });
-          kb.if(K.eq(v, K.load(gtMax, K.add(K.mul(b, K.u32(G)), g))), () => kb.assign(isBest, K.bool(true)));
-        },
-        { t: 'u32' },
-      );
-      const lab = kb.var('lab', K.i32(-1));
-      kb.if(ins, () => {
-        kb.if(
-          K.eq(n, K.u32(0)),
-          () => kb.assign(lab, K.i32(0)),
-          () => {
-            kb.if(K.lt(best, tNeg), () => kb.assign(lab, K.i32(0)));
-            kb.if(K.or(isBest, K.ge(best, tPos)), () => kb.assign(lab, K.i32(1)));
+    const k3 = perThread(
+      `${args.name}_label`,
+      B * A,
+      (kb, t) => {
+        const anc = kb.let('anc', K.mod(t, K.u32(A)));
+        const b = kb.let('b', K.div(t, K.u32(A)));
+        const n = countK(kb, cnt.buf, b, G);
+        const ins = insideK(kb, loadBox(kb, an.buf, anc, 'a'), b);
+        const best = kb.var('best', K.f32(-1));
+        const arg = kb.var('arg', K.i32(-1));
+        const isBest = kb.var('isbest', K.bool(false));
+        const rowBase = kb.let('rowbase', K.mul(t, K.u32(G)));
+        kb.for(
+          'g',
+          K.u32(0),
+          n,
+          (g) => {
+            const v = kb.let('v', K.load(iou, K.add(rowBase, g)));
+            kb.if(K.gt(v, best), () => {
+              kb.assign(best, v);
+              kb.assign(arg, K.cast('i32', g));
+            });
+            kb.if(K.eq(v, K.load(gtMax, K.add(K.mul(b, K.u32(G)), g))), () => kb.assign(isBest, K.bool(true)));
           },
+          { t: 'u32' },
         );
-      });
-      kb.store(pre, t, lab);
-      kb.store(out, K.add(K.mul(b, K.u32(2 * A)), K.add(K.u32(A), anc)), K.select(ins, arg, K.i32(-1)));
-      kb.store(keys, t, pcgK(kb, K.bitXor(pcgK(kb, anc), mixK(kb, seed.buf, a.seed, b))));
-    });
+        const lab = kb.var('lab', K.i32(-1));
+        kb.if(ins, () => {
+          kb.if(
+            K.eq(n, K.u32(0)),
+            () => kb.assign(lab, K.i32(0)),
+            () => {
+              kb.if(K.lt(best, tNeg), () => kb.assign(lab, K.i32(0)));
+              kb.if(K.or(isBest, K.ge(best, tPos)), () => kb.assign(lab, K.i32(1)));
+            },
+          );
+        });
+        kb.store(pre, t, lab);
+        kb.store(out, K.add(K.mul(b, K.u32(2 * A)), K.add(K.u32(A), anc)), K.select(ins, arg, K.i32(-1)));
+        kb.store(keys, t, pcgK(kb, K.bitXor(pcgK(kb, anc), mixK(kb, seed.buf, a.seed, b))));
+      },
+      wg,
+    );
 
     // (4) per image: counts, searches, final labels
     const k4b = new K.KernelBuilder(`${args.name}_sample`);
@@ -817,51 +804,56 @@ registerOp({
     const tLo = K.f32(f32Threshold(a.bgLo, true));
 
     // (1) per candidate: category (0 none, 1 fg, 2 bg), match, key
-    const k1 = perThread(`${args.name}_match`, B * N, wg, (kb, t) => {
-      const c = kb.let('c', K.mod(t, K.u32(N)));
-      const b = kb.let('b', K.div(t, K.u32(N)));
-      const nP = countK(kb, pc.buf, b, P);
-      const nG = countK(kb, gc.buf, b, G);
-      const isProp = kb.let('isprop', K.lt(c, K.u32(P)));
-      const valid = kb.let('valid', K.select(isProp, K.lt(c, nP), K.lt(K.sub(c, K.u32(P)), nG)));
-      const best = kb.var('best', K.f32(-1));
-      const arg = kb.var('arg', K.i32(-1));
-      const ca = kb.var('cat', K.u32(0));
-      kb.if(valid, () => {
-        const row = kb.let(
-          'row',
-          K.select(isProp, K.add(K.mul(b, K.u32(P)), c), K.add(K.mul(b, K.u32(G)), K.sub(c, K.u32(P)))),
-        );
-        // P ≥ 1 and G ≥ 1, so both clamped rows are in range; select the buffer by loading both
-        const p = loadBox(kb, pr.buf, K.min(row, K.u32(B * P - 1)), 'p');
-        const q = loadBox(kb, gt.buf, K.min(row, K.u32(B * G - 1)), 'q');
-        const box = p.map((e, k) => kb.let('x', K.select(isProp, e, q[k] as Expr)));
-        kb.for(
-          'g',
-          K.u32(0),
-          nG,
-          (g) => {
-            const v = iouK(kb, box, loadBox(kb, gt.buf, K.add(K.mul(b, K.u32(G)), g), 'g'), a.plusOne);
-            kb.if(K.gt(v, best), () => {
-              kb.assign(best, v);
-              kb.assign(arg, K.cast('i32', g));
-            });
-          },
-          { t: 'u32' },
-        );
-        kb.if(
-          K.eq(nG, K.u32(0)),
-          () => kb.assign(ca, K.u32(2)),
-          () => {
-            kb.if(K.ge(best, tFg), () => kb.assign(ca, K.u32(1)));
-            kb.if(K.and(K.lt(best, tHi), K.ge(best, tLo)), () => kb.assign(ca, K.u32(2)));
-          },
-        );
-      });
-      kb.store(cat, t, ca);
-      kb.store(match, t, arg);
-      kb.store(keys, t, pcgK(kb, K.bitXor(pcgK(kb, c), mixK(kb, seed.buf, a.seed, b))));
-    });
+    const k1 = perThread(
+      `${args.name}_match`,
+      B * N,
+      (kb, t) => {
+        const c = kb.let('c', K.mod(t, K.u32(N)));
+        const b = kb.let('b', K.div(t, K.u32(N)));
+        const nP = countK(kb, pc.buf, b, P);
+        const nG = countK(kb, gc.buf, b, G);
+        const isProp = kb.let('isprop', K.lt(c, K.u32(P)));
+        const valid = kb.let('valid', K.select(isProp, K.lt(c, nP), K.lt(K.sub(c, K.u32(P)), nG)));
+        const best = kb.var('best', K.f32(-1));
+        const arg = kb.var('arg', K.i32(-1));
+        const ca = kb.var('cat', K.u32(0));
+        kb.if(valid, () => {
+          const row = kb.let(
+            'row',
+            K.select(isProp, K.add(K.mul(b, K.u32(P)), c), K.add(K.mul(b, K.u32(G)), K.sub(c, K.u32(P)))),
+          );
+          // P ≥ 1 and G ≥ 1, so both clamped rows are in range; select the buffer by loading both
+          const p = loadBox(kb, pr.buf, K.min(row, K.u32(B * P - 1)), 'p');
+          const q = loadBox(kb, gt.buf, K.min(row, K.u32(B * G - 1)), 'q');
+          const box = p.map((e, k) => kb.let('x', K.select(isProp, e, q[k] as Expr)));
+          kb.for(
+            'g',
+            K.u32(0),
+            nG,
+            (g) => {
+              const v = iouK(kb, box, loadBox(kb, gt.buf, K.add(K.mul(b, K.u32(G)), g), 'g'), a.plusOne);
+              kb.if(K.gt(v, best), () => {
+                kb.assign(best, v);
+                kb.assign(arg, K.cast('i32', g));
+              });
+            },
+            { t: 'u32' },
+          );
+          kb.if(
+            K.eq(nG, K.u32(0)),
+            () => kb.assign(ca, K.u32(2)),
+            () => {
+              kb.if(K.ge(best, tFg), () => kb.assign(ca, K.u32(1)));
+              kb.if(K.and(K.lt(best, tHi), K.ge(best, tLo)), () => kb.assign(ca, K.u32(2)));
+            },
+          );
+        });
+        kb.store(cat, t, ca);
+        kb.store(match, t, arg);
+        kb.store(keys, t, pcgK(kb, K.bitXor(pcgK(kb, c), mixK(kb, seed.buf, a.seed, b))));
+      },
+      wg,
+    );
 
     // (2) per image: counts, searches, compaction
     const k2b = new K.KernelBuilder(`${args.name}_sample`);

@@ -13,12 +13,12 @@ import {
   anchorGenerator,
   anchorsInside,
   generateAnchors,
-  roundHalfEven,
   shiftAnchors,
   shiftAnchorsHost,
   tvBaseAnchors,
   tvStrides,
 } from '../ops/anchors.js';
+import { roundHalfEven } from '../ops/kit/rounding.js';
 import { closeDevice, getDevice } from '../runtime/device.js';
 import { Session } from '../runtime/session.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';

@@ -11,7 +11,6 @@ import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import {
   BBOX_XFORM_CLIP,
-  type Box,
   type BoxFormat,
   boxArea,
   boxAreaComposite,
@@ -24,11 +23,11 @@ import {
   clipBoxes,
   decodeBoxes,
   encodeBoxes,
-  iouRef,
   smallBoxMask,
 } from '../ops/boxes.js';
 import * as E from '../ops/detection-eager.js';
 import { clearEagerCache } from '../ops/eager.js';
+import { type Box, iouF64 } from '../ops/kit/iou.js';
 import { closeDevice } from '../runtime/device.js';
 import { f16round } from './half.js';
 import { checkGpuVsCpu, checkGradientsSeeded, freshSeed, rand } from './helpers.js';
@@ -197,8 +196,8 @@ describe('box_iou', () => {
       b: [5, 5, 14, 14],
     });
     expect(r.data[0]).toBeCloseTo(25 / 175, 14);
-    expect(iouRef([0, 0, 9, 9], [10, 0, 19, 9], true)).toBe(0);
-    expect(iouRef([0, 0, 9, 9], [9, 0, 18, 9], true)).toBeCloseTo(10 / 190, 14);
+    expect(iouF64([0, 0, 9, 9], [10, 0, 19, 9], true)).toBe(0);
+    expect(iouF64([0, 0, 9, 9], [9, 0, 18, 9], true)).toBeCloseTo(10 / 190, 14);
   });
 
   for (const plusOne of [false, true]) {
@@ -779,7 +778,7 @@ describe('properties (fast-check; each run is one GPU call over a batch of 64 ra
             const v = ab[i * ROWS + j] as number;
             expect(v).toBe(ba[j * ROWS + i]);
             expect(v >= 0 && v <= 1).toBe(true);
-            const ref = iouRef(box4(a, i), box4(b, j), false);
+            const ref = iouF64(box4(a, i), box4(b, j), false);
             expect(Math.abs(v - ref)).toBeLessThan(1e-6);
           }
         }

@@ -10,7 +10,8 @@ import { interpret } from '../compiler/interpreter.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { roiPool as roiPoolEager } from '../ops/detection-eager.js';
-import { cRound, type RoiPoolOptions, roiPool, roundHalfEven } from '../ops/roi-pool.js';
+import { cRound, roundHalfEven } from '../ops/kit/rounding.js';
+import { type RoiPoolOptions, roiPool } from '../ops/roi-pool.js';
 import type { HostTensor } from '../runtime/session.js';
 import {
   checkGpuVsCpu,

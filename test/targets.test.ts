@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { compile } from '../compiler/compile.js';
 import { limitsFrom } from '../compiler/limits.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
+import { iouF32 } from '../ops/kit/iou.js';
 import {
   type AnchorTargetAttrs,
   anchorFgCap,
@@ -22,7 +23,6 @@ import {
   proposalTargetsRef,
   sampleKey,
   sampleMix,
-  targetIou,
 } from '../ops/targets.js';
 import { getDevice } from '../runtime/device.js';
 import { Session } from '../runtime/session.js';
@@ -646,11 +646,13 @@ describe('property tests (fast-check, batched images)', () => {
               bd === null ||
               (an[4 * a]! >= -bd && an[4 * a + 1]! >= -bd && an[4 * a + 2]! < W + bd && an[4 * a + 3]! < H + bd);
             const ious = (a: number) =>
-              Array.from({ length: im.count }, (_, g) => targetIou(a32, a, g32, g, cfg.plusOne));
+              Array.from({ length: im.count }, (_, g) => iouF32(a32, a, g32, g, cfg.plusOne, { zeroIfDisjoint: true }));
             const gtBest = Array.from({ length: im.count }, (_, g) =>
               Math.max(
                 -1,
-                ...Array.from({ length: A }, (_, a) => (inside(a) ? targetIou(a32, a, g32, g, cfg.plusOne) : -1)),
+                ...Array.from({ length: A }, (_, a) =>
+                  inside(a) ? iouF32(a32, a, g32, g, cfg.plusOne, { zeroIfDisjoint: true }) : -1,
+                ),
               ),
             );
             for (let a = 0; a < A; a++) {
@@ -778,7 +780,10 @@ describe('property tests (fast-check, batched images)', () => {
           let nBgCand = 0;
           const maxIou = (c: number) => {
             const [arr, k] = c < P ? [p32, c] : [g32, c - P];
-            return Math.max(0, ...Array.from({ length: im.gc }, (_, g) => targetIou(arr, k, g32, g, cfg.plusOne)));
+            return Math.max(
+              0,
+              ...Array.from({ length: im.gc }, (_, g) => iouF32(arr, k, g32, g, cfg.plusOne, { zeroIfDisjoint: true })),
+            );
           };
           const valid = [
             ...Array.from({ length: im.pc }, (_, i) => i),
