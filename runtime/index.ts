@@ -40,10 +40,16 @@ export { type AtomicWriteOptions, atomicTempPath, writeFileAtomic } from './atom
 export {
   CHECKPOINT_FORMAT,
   CHECKPOINT_FORMAT_VERSION,
+  CHECKPOINT_GROWTH_LIMIT,
+  CHECKPOINT_MAX_ABS_WEIGHT,
   type CheckpointInfo,
+  checkpointWeightBound,
+  ExplodedStateError,
   type LoadedCheckpoint,
   loadCheckpoint,
+  NonFiniteStateError,
   type SaveCheckpointOptions,
+  type SavedCheckpoint,
   saveCheckpoint,
 } from './checkpoint.js';
 export { closeDevice, type DeviceInfo, getDevice, NO_ADAPTER_HELP, quietly } from './device.js';
