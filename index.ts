@@ -109,6 +109,7 @@ export {
   type ShapedArray,
   type TensorLike,
 } from './ops/eager.js';
+export { EAGER_LIMITS, type EagerLimitOptions } from './ops/eager-limits.js';
 /** Shared kernel helpers for an op's `lower` rule (launchers, epilogue stores, index helpers, IoU, rounding). */
 export * as kit from './ops/kit/index.js';
 export { type Reduction, smoothL1, smoothL1Loss, softmaxCrossEntropy } from './ops/losses.js';
