@@ -3,12 +3,15 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  checkpointWeightBound,
   compile,
   encodeSafetensors,
   GraphBuilder,
   loadCheckpoint,
   loadDetector,
+  readSafetensors,
   Session,
+  saveCheckpoint,
   smallShapesConfig,
   WEBGPU_DEFAULT_LIMITS,
 } from '../../index.js';
@@ -249,5 +252,47 @@ export const cases: CorpusCase[] = [
     { w: w22 },
     { ...meta, rng_state: '{' },
     /metadata "rng_state" is not valid JSON/,
+  ),
+  // issue 12: `train --lr 1e30 --checkpoint-every 1` replaced a good checkpoint with exploded weights.
+  // The trainer saves through saveCheckpoint with the bound of the previous checkpoint; these cases run
+  // that save on a session whose weights exploded (or went NaN) next to a good checkpoint file.
+  ...(
+    [
+      [
+        'exploded-weights-refused',
+        [6e29, -1, 2, 0.25],
+        'ExplodedStateError',
+        /NOT written: parameter "w" reaches \|w\| = 6\.00e\+29 after iteration 5, over the bound 2\.00e\+3/,
+      ],
+      [
+        'nonfinite-weights-refused',
+        [0.5, Number.NaN, 2, 0.25],
+        'NonFiniteStateError',
+        /NOT written: tensor "w" holds NaN \(element 1\) after iteration 5/,
+      ],
+    ] as const
+  ).map(
+    ([id, values, error, message]): CorpusCase => ({
+      id: `checkpoints/${id}`,
+      area: 'checkpoints',
+      kind: 'library',
+      what: `saveCheckpoint over a good checkpoint with weights ${values.join(', ')} (the bound of the previous checkpoint)`,
+      expect: { error, message },
+      timeoutMs: 60_000,
+      setup: (ctx) => writeFileSync(join(ctx.dir, 'c.safetensors'), encodeSafetensors({ w: w22 }, meta)),
+      unchanged: () => ['c.safetensors'],
+      run: async (ctx) => {
+        const path = join(ctx.dir, 'c.safetensors');
+        const previous = (await readSafetensors(path)).tensors.get('w')?.data as Float32Array;
+        const bound = checkpointWeightBound(Math.max(...Array.from(previous, Math.abs)));
+        const s = await tinySession();
+        try {
+          s.write('w', Float32Array.from(values));
+          await saveCheckpoint(s, path, { iteration: 5 }, { requireFinite: true, maxAbsWeight: bound });
+        } finally {
+          s.destroy();
+        }
+      },
+    }),
   ),
 ];
