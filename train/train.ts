@@ -11,6 +11,7 @@ import { openDataset } from '../data/open.js';
 import type { DetectionDataset } from '../data/types.js';
 import { saveCheckpoint } from '../runtime/checkpoint.js';
 import type { Session } from '../runtime/session.js';
+import { type RunFailure, writeAfterRun } from './after-run.js';
 import { trainAlternating } from './alternating.js';
 import { readCheckpointConfig } from './checkpoint-config.js';
 import type { FrcnnRunConfig } from './frcnn-config.js';
@@ -166,7 +167,7 @@ async function trainJointTo(
   let n = 0;
   let lossCurve: string | null = null;
   // the first error is the one reported: a failed loss-curve write after a failed run is only logged
-  let failure: { error: unknown } | undefined;
+  let failure: RunFailure;
   try {
     await trainer.run({
       checkpoint: { path: ckpt, every },
@@ -196,22 +197,23 @@ async function trainJointTo(
   try {
     if (steps.length > 0 && (o.lossCurve ?? true)) {
       const path = join(o.out ?? TRAIN_DEFAULTS.out, 'loss.png');
-      try {
-        // loaded here only: the pictures need @napi-rs/canvas, which nothing else of train() does
-        const { plotLossCurve } = await import('../viz/loss-curve.js');
-        await writeFile(
-          path,
-          await plotLossCurve(
-            Object.entries(series).map(([name, values]) => ({ name, values, steps })),
-            { title: `${config.model}: training loss (mean of ${CURVE_EVERY} iterations)`, logY: true },
-          ),
-        );
-        lossCurve = path;
-      } catch (e) {
-        const why = `cannot write the loss curve ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
-        if (!failure) throw new WgflowError(why, { cause: e });
-        log(`note: ${why} (after the error above)`);
-      }
+      lossCurve = await writeAfterRun(
+        failure,
+        'loss curve',
+        path,
+        async () => {
+          // loaded here only: the pictures need @napi-rs/canvas, which nothing else of train() does
+          const { plotLossCurve } = await import('../viz/loss-curve.js');
+          await writeFile(
+            path,
+            await plotLossCurve(
+              Object.entries(series).map(([name, values]) => ({ name, values, steps })),
+              { title: `${config.model}: training loss (mean of ${CURVE_EVERY} iterations)`, logY: true },
+            ),
+          );
+        },
+        log,
+      );
     }
   } finally {
     trainer.destroy();

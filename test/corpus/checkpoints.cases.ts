@@ -15,6 +15,7 @@ import {
   smallShapesConfig,
   WEBGPU_DEFAULT_LIMITS,
 } from '../../index.js';
+import { writeAfterRun } from '../../train/after-run.js';
 import type { CorpusCase } from './types.js';
 
 const good = () => smallShapesConfig(['circle', 'square'], 10) as unknown as Record<string, unknown>;
@@ -295,4 +296,43 @@ export const cases: CorpusCase[] = [
       },
     }),
   ),
+  {
+    // issue 12: in a read-only output folder the failed checkpoint write was masked by a later EPERM on
+    // loss.png. As root no folder is read-only, so the folder here is a regular file: both writes fail
+    // (ENOTDIR), and train()'s order is replayed: the checkpoint's error is the one thrown, loss.png a note.
+    id: 'checkpoints/first-error-reported',
+    area: 'checkpoints',
+    kind: 'library',
+    what: 'the checkpoint write fails, then the loss curve write fails too: the first error is reported',
+    expect: { error: 'WgflowError', message: /checkpoint .*out\/checkpoint\.safetensors NOT written: ENOTDIR/ },
+    timeoutMs: 60_000,
+    setup: (ctx) => writeFileSync(join(ctx.dir, 'out'), 'not a folder'),
+    unchanged: () => ['out'],
+    run: async (ctx) => {
+      const s = await tinySession();
+      let failure: { error: unknown } | undefined;
+      try {
+        await saveCheckpoint(s, join(ctx.dir, 'out', 'checkpoint.safetensors'), { iteration: 1 });
+      } catch (e) {
+        failure = { error: e };
+      } finally {
+        s.destroy();
+      }
+      const notes: string[] = [];
+      const png = join(ctx.dir, 'out', 'loss.png');
+      const written = await writeAfterRun(
+        failure,
+        'loss curve',
+        png,
+        async () => writeFileSync(png, 'x'),
+        (l) => notes.push(l),
+      );
+      if (
+        written !== null ||
+        !notes.some((n) => /^note: cannot write the loss curve .*ENOTDIR \(after the error above\)$/.test(n))
+      )
+        throw new Error(`the loss-curve failure was not a note: ${JSON.stringify(notes)}`);
+      if (failure) throw failure.error;
+    },
+  },
 ];
