@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import '../ops/index.js';
 import { loadVoc } from '../data/voc.js';
 import { NonFiniteLossError } from '../models/frcnn/schedule.js';
-import { NonFiniteStateError } from '../runtime/checkpoint.js';
+import { ExplodedStateError, NonFiniteStateError } from '../runtime/checkpoint.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import type { FrcnnRunConfig } from '../train/frcnn-config.js';
 import { FrcnnTrainer } from '../train/frcnn-trainer.js';
@@ -40,12 +40,18 @@ describe('non-finite loss', () => {
       trainer.destroy();
     }
     // Either the loss of iteration 4 is non-finite, or the update of iteration 3 already made a weight
-    // non-finite (then the loss may still have been finite) and the checkpoint after it is refused.
+    // non-finite or exploded (max |w| over 1000× the previous checkpoint's; then the loss may still have
+    // been finite) and the checkpoint after it is refused.
     if (err instanceof NonFiniteLossError) {
       expect(err.message).toMatch(new RegExp(`'${err.term}' is (NaN|-?Infinity) at iteration ${err.iteration}`));
       expect(['rpn_cls_loss', 'rpn_bbox_loss', 'cls_loss', 'bbox_loss', 'loss']).toContain(err.term);
       expect(err.iteration).toBeGreaterThanOrEqual(4);
       expect(err.message).toContain(ckpt);
+    } else if (err instanceof ExplodedStateError) {
+      expect(err.message).toMatch(
+        /NOT written: parameter ".+" reaches \|w\| = \S+ after iteration \d+, over the bound/,
+      );
+      expect(err.maxAbs).toBeGreaterThan(err.bound);
     } else {
       expect(err).toBeInstanceOf(NonFiniteStateError);
       expect((err as Error).message).toMatch(/NOT written: tensor ".+" holds (NaN|-?Infinity) .* after iteration \d+/);
