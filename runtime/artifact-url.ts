@@ -24,8 +24,14 @@ export interface LoadArtifactUrlOptions {
 
 /** The artifact's base URL with a trailing slash, so that `kernels/k0.wgsl` resolves inside it. */
 function baseOf(url: string | URL): URL {
-  const base =
-    typeof url === 'string' ? new URL(url, (globalThis as { location?: { href: string } }).location?.href) : url;
+  let base: URL;
+  try {
+    base = typeof url === 'string' ? new URL(url, (globalThis as { location?: { href: string } }).location?.href) : url;
+  } catch {
+    throw new WgflowError(
+      `artifact URL "${String(url)}" is not a URL (outside a page it must be absolute, e.g. http://127.0.0.1:8080/art/)`,
+    );
+  }
   return base.href.endsWith('/') ? base : new URL(`${base.href}/`);
 }
 

@@ -3,7 +3,14 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeArtifact } from '../../compiler/artifact.js';
-import { compile, GraphBuilder, loadArtifact, readArtifactManifest, WEBGPU_DEFAULT_LIMITS } from '../../index.js';
+import {
+  compile,
+  GraphBuilder,
+  loadArtifact,
+  loadArtifactFromUrl,
+  readArtifactManifest,
+  WEBGPU_DEFAULT_LIMITS,
+} from '../../index.js';
 import type { CorpusCase } from './types.js';
 
 type Json = Record<string, unknown> & { kernels: Record<string, unknown>[] };
@@ -252,4 +259,12 @@ export const cases: CorpusCase[] = [
     /outside the artifact directory/,
     (dir) => loadArtifact(dir),
   ),
+  {
+    id: 'artifacts/url-relative-outside-a-page',
+    area: 'artifacts',
+    kind: 'library',
+    what: 'loadArtifactFromUrl with a relative URL in Node (no page to resolve it against)',
+    expect: { error: 'WgflowError', message: /artifact URL "art\/" is not a URL .*must be absolute/ },
+    run: () => loadArtifactFromUrl('art/'),
+  },
 ];
