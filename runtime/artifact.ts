@@ -15,16 +15,6 @@ import type { ArtifactManifest, ParseManifestOptions } from './artifact-manifest
 import { WgflowError } from './errors.js';
 import { INPUT_LIMITS, readInputFile } from './input-file.js';
 
-export {
-  type ArtifactSource,
-  artifactFileName,
-  artifactLimitShortfalls,
-  type LoadArtifactFromOptions,
-  type LoadedArtifact,
-  loadArtifactFrom,
-  readManifestFrom,
-} from './artifact-load.js';
-
 export interface LoadArtifactOptions extends Omit<LoadArtifactFromOptions, 'weights'> {
   /**
    * Another safetensors file to take the persistent tensors from instead of the artifact's
