@@ -4,6 +4,7 @@
  * `navigator.gpu`) share: the device info, the limits requested (the adapter's own, never hard-coded
  * ones), and the bookkeeping of lost devices and uncaptured errors.
  */
+import { ARTIFACT_LIMIT_NAMES } from './artifact-manifest.js';
 import { WgflowError } from './errors.js';
 
 export interface DeviceInfo {
@@ -16,17 +17,8 @@ export interface DeviceInfo {
 const lostReasons = new WeakMap<GPUDevice, string>();
 const pendingErrors: string[] = [];
 
-export const LIMIT_KEYS = [
-  'maxStorageBufferBindingSize',
-  'maxBufferSize',
-  'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup',
-  'maxComputeWorkgroupSizeX',
-  'maxComputeWorkgroupSizeY',
-  'maxComputeWorkgroupSizeZ',
-  'maxComputeWorkgroupsPerDimension',
-  'maxStorageBuffersPerShaderStage',
-] as const;
+/** The limits a device is opened with and reports: the ones an artifact's manifest records. */
+export const LIMIT_KEYS = ARTIFACT_LIMIT_NAMES;
 
 export interface OpenDeviceHooks {
   /** Awaits a GPU promise (Node: without busy polling). */
