@@ -1,12 +1,14 @@
 /** max_pool2d and max_pool2d_grad: PyTorch output sizes, ties, gradients, GPU kernels. */
 import { describe, expect, it } from 'vitest';
 import { grad } from '../compiler/autodiff.js';
+import { dimEval, sizeSymbol } from '../compiler/dims.js';
 import { interpret } from '../compiler/interpreter.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Pool2dOptions, type Tensor } from '../compiler/tensor.js';
 import { numel } from '../compiler/types.js';
-import { poolOutSize } from '../ops/pool.js';
+import { poolOutDim, poolOutSize } from '../ops/pool.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 type P2 = [number, number];
 interface Case {
@@ -111,6 +113,20 @@ describe('max_pool2d: shapes', () => {
     ];
     for (const [i, k, s, p, c, o] of table)
       expect(poolOutSize(i, k, s, p, c), `in ${i} k ${k} s ${s} p ${p} ceil ${c}`).toBe(o);
+  });
+
+  it("the run-time-size form of the output size equals PyTorch's rule at every size", () => {
+    const H = sizeSymbol('H', 64);
+    for (let k = 1; k <= 5; k++)
+      for (let s = 1; s <= 4; s++)
+        for (let p = 0; 2 * p <= k; p++)
+          for (const c of [false, true]) {
+            const d = poolOutDim(H, k, s, p, c);
+            for (let h = 1; h <= 64; h++) {
+              const want = poolOutSize(h, k, s, p, c);
+              if (want >= 1) expect(dimEval(d, { H: h }), `in ${h} k ${k} s ${s} p ${p} ceil ${c}`).toBe(want);
+            }
+          }
   });
 
   it('declares shapes and rejects bad attributes clearly', () => {
@@ -227,5 +243,30 @@ describe('max_pool2d: GPU kernels vs float64 references', () => {
       },
       { feeds: { x: distinct(numel(shape), seed) }, seed, rtol: 1e-6 },
     );
+  });
+});
+
+describe('max_pool2d: run-time sizes', () => {
+  it('one program for every batch and image size (overlapping and cell-wise gradients)', async () => {
+    await checkRunTimeSizes({
+      symbols: { N: 3, H: 41, W: 37 },
+      build: (g, { N, H, W }) => {
+        const x = g.input('x', [N as number, 3, H as number, W as number]);
+        const y = x.maxPool2d({ kernel: 3, stride: 2, padding: 1, ceilMode: true });
+        const z = x.maxPool2d({ kernel: 2, stride: 2, ceilMode: true });
+        // weights that differ per window: each window's gradient is 2·max (y·y) or exp(max)
+        const [dx] = grad(y.mul(y).sum().add(z.exp().sum()), [x]) as [Tensor];
+        return { y, z, dx };
+      },
+      sizes: [
+        { N: 1, H: 1, W: 1 },
+        { N: 2, H: 41, W: 37 },
+        { N: 3, H: 8, W: 9 },
+        { N: 1, H: 17, W: 2 },
+        { N: 2, H: 30, W: 31 },
+        { N: 3, H: 5, W: 36 },
+      ],
+      tol: 1e-6,
+    });
   });
 });
