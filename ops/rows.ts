@@ -3,29 +3,31 @@
  * seen as [outer, len, inner] with the row running along `len` (element stride `inner`). Short rows
  * get one thread each; long rows get one workgroup each, with reductions in workgroup memory.
  */
+import { type Dim, dimMax, dimProd, dimSub } from '../compiler/dims.js';
 import type { Expr, Kernel, Scalar } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import type { DeviceLimits } from '../compiler/limits.js';
-import type { Shape } from '../compiler/types.js';
+import type { DimShape, Shape } from '../compiler/types.js';
+import { linearGroups } from './kit/launch.js';
 
 /** Rows of at most this many elements are handled by one thread each. */
 export const THREAD_ROW_MAX = 64;
 
-export interface RowGeom {
-  readonly outer: number;
-  readonly len: number;
-  readonly inner: number;
+/** The [outer, len, inner] view of a tensor: static numbers, or run-time sizes in a kernel. */
+export interface RowGeom<D extends Dim = number> {
+  readonly outer: D;
+  readonly len: D;
+  readonly inner: D;
 }
 
 /** The [outer, len, inner] view of `shape` around `axis` (already normalized). */
 export function rowGeom(shape: Shape, axis: number): RowGeom {
-  let outer = 1;
-  let inner = 1;
-  shape.forEach((d, i) => {
-    if (i < axis) outer *= d;
-    else if (i > axis) inner *= d;
-  });
-  return { outer, len: shape[axis] as number, inner };
+  return rowGeomDims(shape, axis) as RowGeom;
+}
+
+/** {@link rowGeom} for axes that may be run-time sizes. */
+export function rowGeomDims(dims: DimShape, axis: number): RowGeom<Dim> {
+  return { outer: dimProd(dims.slice(0, axis)), len: dims[axis] as Dim, inner: dimProd(dims.slice(axis + 1)) };
 }
 
 export type RowReduce = 'sum' | 'max';
@@ -67,7 +69,7 @@ export function linearWorkgroupSize(limits: DeviceLimits): number {
  */
 export function rowKernel(
   name: string,
-  geom: RowGeom,
+  geom: RowGeom<Dim>,
   limits: DeviceLimits,
   build: (ctx: RowCtx) => void,
   opts: {
@@ -75,23 +77,28 @@ export function rowKernel(
     sharedBytesPerLane?: number;
   } = {},
 ): Kernel {
-  const rows = geom.outer * geom.inner;
-  const mode = opts.forceMode ?? (geom.len <= THREAD_ROW_MAX ? 'thread' : 'workgroup');
+  // Run-time sizes: the mode and workgroup size follow the largest row; loops and guards the actual sizes.
+  const rowsDim = dimProd([geom.outer, geom.inner]);
+  const rows = K.size(rowsDim);
+  const lenMax = dimMax(geom.len);
+  const len = K.size(geom.len);
+  const mode = opts.forceMode ?? (lenMax <= THREAD_ROW_MAX ? 'thread' : 'workgroup');
   const kb = new K.KernelBuilder(name);
-  const inner = geom.inner;
+  const inner = K.size(geom.inner);
   const rowBase = (row: Expr): Expr => {
-    if (inner === 1) return K.mul(row, geom.len);
+    if (geom.inner === 1) return K.mul(row, len);
     const o = K.div(row, inner);
     const i = K.mod(row, inner);
-    return K.add(K.mul(o, geom.len * inner), i);
+    return K.add(K.mul(o, K.size(dimProd([geom.len, geom.inner]))), i);
   };
-  const flatOf = (base: Expr, j: Expr): Expr => (inner === 1 ? K.add(base, j) : K.add(base, K.mul(j, inner)));
+  const flatOf = (base: Expr, j: Expr): Expr => (geom.inner === 1 ? K.add(base, j) : K.add(base, K.mul(j, inner)));
+  const lastRow = K.size(dimSub(rowsDim, 1));
 
   if (mode === 'thread') {
     const wg = linearWorkgroupSize(limits);
     const tid = kb.let('tid', K.add(K.mul(K.builtin('wg_linear'), wg), K.builtin('lidx')));
     const valid = kb.let('valid', K.lt(tid, rows));
-    const row = kb.let('row', K.min(tid, rows - 1));
+    const row = kb.let('row', K.min(tid, lastRow));
     const base = kb.let('base', rowBase(row));
     build({
       kb,
@@ -100,21 +107,21 @@ export function rowKernel(
       valid,
       base,
       leader: K.bool(true),
-      forEach: (body) => kb.for('j', 0, geom.len, (j) => body(j, flatOf(base, j)), { t: 'u32' }),
+      forEach: (body) => kb.for('j', 0, len, (j) => body(j, flatOf(base, j)), { t: 'u32' }),
       reduce: (v) => v,
       reduceArgmax: (value, pos) => ({ value, pos }),
     });
-    return kb.finish([wg, 1, 1], { linear: Math.ceil(rows / wg) });
+    return kb.finish([wg, 1, 1], { linear: linearGroups(rowsDim, wg) });
   }
 
   // One workgroup per row: a power of two no larger than the row, the device limits and workgroup memory.
-  let wg = Math.min(linearWorkgroupSize(limits), floorPow2(geom.len));
+  let wg = Math.min(linearWorkgroupSize(limits), floorPow2(lenMax));
   const sharedBytes = opts.sharedBytesPerLane ?? 8;
   while (wg > 1 && wg * sharedBytes > limits.maxComputeWorkgroupStorageSize) wg /= 2;
   const lidx = K.builtin('lidx');
   const wgId = kb.let('wg', K.builtin('wg_linear'));
   const valid = kb.let('valid', K.lt(wgId, rows));
-  const row = kb.let('row', K.min(wgId, rows - 1));
+  const row = kb.let('row', K.min(wgId, lastRow));
   const base = kb.let('base', rowBase(row));
   const arrays = new Map<string, string>();
   const shared = (role: string, t: Scalar): string => {
@@ -134,7 +141,7 @@ export function rowKernel(
     valid,
     base,
     leader: K.eq(lidx, 0),
-    forEach: (body) => kb.for('j', lidx, geom.len, (j) => body(j, flatOf(base, j)), { t: 'u32', step: wg }),
+    forEach: (body) => kb.for('j', lidx, len, (j) => body(j, flatOf(base, j)), { t: 'u32', step: wg }),
     reduce: (v, op) => {
       const arr = shared('red', v.t);
       kb.astore(arr, lidx, v);
@@ -175,5 +182,5 @@ export function rowKernel(
       return { value: rv, pos: rp };
     },
   });
-  return kb.finish([wg, 1, 1], { linear: rows });
+  return kb.finish([wg, 1, 1], { linear: rowsDim });
 }

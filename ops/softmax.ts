@@ -8,10 +8,10 @@ import type { Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import type { Shape, TensorType } from '../compiler/types.js';
+import { dimsOf, type Shape, type TensorType } from '../compiler/types.js';
 import { storeOut } from './kit/store.js';
 import { axisAttr } from './reduce.js';
-import { type RowCtx, rowGeom, rowKernel } from './rows.js';
+import { type RowCtx, rowGeom, rowGeomDims, rowKernel } from './rows.js';
 
 type Mode = 'softmax' | 'log_softmax';
 
@@ -54,7 +54,7 @@ function lowerSoftmax(args: LowerArgs, mode: Mode) {
   const xa = args.inputs[0];
   if (!xa) throw new Error(`internal: ${mode} without an input`);
   const x = xa.buf;
-  const geom = rowGeom(xa.type.shape, axisAttr(args.attrs, xa.type.shape));
+  const geom = rowGeomDims(dimsOf(xa.type), axisAttr(args.attrs, xa.type.shape));
   const kernel = rowKernel(
     args.name,
     geom,
@@ -80,6 +80,7 @@ for (const mode of ['softmax', 'log_softmax'] as const) {
   registerOp({
     name: mode,
     kind: 'opaque',
+    dynamic: true,
     infer: (inputs, attrs) => {
       if (inputs.length !== 1) fail(`takes one input, got ${inputs.length}`);
       const x = inputs[0] as TensorType;

@@ -4,6 +4,7 @@ import { grad } from '../compiler/autodiff.js';
 import { compile } from '../compiler/compile.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { checkGpuVsCpu, freshSeed, gradCheckRandom, interpretOne, rand } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 describe('softmax: shape rules', () => {
   it('keeps the shape, accepts negative axes, rejects bad ones', () => {
@@ -126,6 +127,36 @@ describe('GPU vs CPU', () => {
         const loss = x.softmax(axis).mul(w).sum().add(x.logSoftmax(axis).mul(w).sum());
         const [dx] = grad(loss, [x]);
         return { dx: dx as Tensor };
+      });
+    });
+  }
+});
+
+describe('softmax: run-time sizes', () => {
+  for (const [label, maxLen] of [
+    ['one thread per row', 40],
+    ['one workgroup per row', 300],
+  ] as const) {
+    it(`one program for every row count and length (${label}), with gradients`, async () => {
+      await checkRunTimeSizes({
+        symbols: { N: 6, L: maxLen },
+        build: (g, { N, L }) => {
+          const x = g.input('x', [N as number, 3, L as number]);
+          const w = g.input('w', [N as number, 3, L as number]);
+          const y = x.softmax(2);
+          const z = x.logSoftmax(1);
+          const [dx] = grad(y.mul(w).sum().add(z.mul(w).sum()), [x]) as [Tensor];
+          return { y, z, dx };
+        },
+        sizes: [
+          { N: 1, L: 1 },
+          { N: 6, L: maxLen },
+          { N: 2, L: 3 },
+          { N: 5, L: maxLen - 1 },
+          { N: 3, L: 17 },
+          { N: 4, L: 2 },
+        ],
+        tol: 1e-5,
       });
     });
   }

@@ -3,6 +3,7 @@
 import type { BufRef, Expr } from '../../compiler/kernel/ast.js';
 import type * as K from '../../compiler/kernel/build.js';
 import type { LowerArgs } from '../../compiler/registry.js';
+import { dimsOf } from '../../compiler/types.js';
 import { unflatten } from './indexing.js';
 
 /**
@@ -16,6 +17,6 @@ export function storeOut(
   value: Expr,
   opts: { readonly coords?: readonly Expr[]; readonly buf?: BufRef } = {},
 ): void {
-  const v = a.hasEpilogue ? a.epilogue(value, opts.coords ?? unflatten(flat, a.output.type.shape), flat) : value;
+  const v = a.hasEpilogue ? a.epilogue(value, opts.coords ?? unflatten(flat, dimsOf(a.output.type)), flat) : value;
   kb.store(opts.buf ?? a.output.buf, flat, v);
 }
