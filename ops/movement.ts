@@ -4,7 +4,20 @@
  * gather_grad (gather formulations: every output element is written by exactly one thread, no atomics).
  */
 
-import { type Dim, dimDivExact, dimEq, dimFmt, dimMul, SymDim } from '../compiler/dims.js';
+import {
+  type Dim,
+  dimAdd,
+  dimDivExact,
+  dimEq,
+  dimEval,
+  dimFmt,
+  dimMax,
+  dimMin,
+  dimMul,
+  dimProd,
+  dimSub,
+  SymDim,
+} from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import { type Attrs, type AttrValue, fmtValue, type Node } from '../compiler/ir.js';
 import type { Expr, Kernel } from '../compiler/kernel/ast.js';
@@ -14,17 +27,19 @@ import type { Tensor } from '../compiler/tensor.js';
 import {
   type DimShape,
   type DType,
+  dimStrides,
   dimsOf,
   fmtShape,
   normAxis,
   numel,
   numelDims,
   type Shape,
+  sameDims,
   stridesOf,
   type TensorType,
   typeOf,
 } from '../compiler/types.js';
-import { unravel } from './kit/indexing.js';
+import { sizeI32, unravel } from './kit/indexing.js';
 import { perThread } from './kit/launch.js';
 import { storeOut } from './kit/store.js';
 
@@ -48,11 +63,12 @@ function axisAttr(attrs: Attrs, rank: number): number {
   return ax;
 }
 
-function shapeAttr(attrs: Attrs, key: string): number[] {
+/** A shape attribute (a gradient op's inputShape): positive integers or run-time sizes. */
+function shapeAttr(attrs: Attrs, key: string): Dim[] {
   const v = attrs[key];
-  if (!Array.isArray(v) || !v.every((d) => isInt(d) && d > 0))
-    fail(`attribute ${key} must be a shape (positive integers), got ${fmtValue(v)}`);
-  return v as number[];
+  if (!Array.isArray(v) || !v.every((d) => (isInt(d) && d > 0) || d instanceof SymDim))
+    fail(`attribute ${key} must be a shape (positive integers or sizes), got ${fmtValue(v)}`);
+  return v as Dim[];
 }
 
 const prod = (s: Shape, from = 0, to = s.length): number => {
@@ -60,6 +76,7 @@ const prod = (s: Shape, from = 0, to = s.length): number => {
   for (let i = from; i < to; i++) n *= s[i] as number;
   return n;
 };
+const prodDims = (s: DimShape, from = 0, to = s.length): Dim => dimProd(s.slice(from, to));
 
 // ---------------------------------------------------------------- CPU helpers
 
@@ -85,11 +102,12 @@ const dataOf = (t: RefTensor | undefined): Float64Array => (t as RefTensor).data
 // ---------------------------------------------------------------- kernel helpers
 
 const isLit = (e: Expr, v: number): boolean => e.k === 'lit' && e.v === v;
-/** e * c with trivial cases folded (u32). */
-const mulC = (e: Expr, c: number): Expr => (c === 0 || isLit(e, 0) ? K.u32(0) : c === 1 ? e : K.mul(e, K.u32(c)));
+/** e * c with trivial cases folded (u32); c may be a run-time size. */
+const mulC = (e: Expr, c: Dim): Expr =>
+  c === 0 || isLit(e, 0) ? K.u32(0) : c === 1 ? e : K.mul(e, typeof c === 'number' ? K.u32(c) : K.size(c));
 const addE = (a: Expr, b: Expr): Expr => (isLit(a, 0) ? b : isLit(b, 0) ? a : K.add(a, b));
-const dot = (terms: readonly Expr[], strides: readonly number[]): Expr =>
-  terms.reduce<Expr>((acc, t, i) => addE(acc, mulC(t, strides[i] as number)), K.u32(0));
+const dot = (terms: readonly Expr[], strides: readonly Dim[]): Expr =>
+  terms.reduce<Expr>((acc, t, i) => addE(acc, mulC(t, strides[i] as Dim)), K.u32(0));
 
 const zeroOf = (dt: DType): Expr => K.lit(0, dt);
 
@@ -167,10 +185,15 @@ function permAttr(attrs: Attrs, rank: number): number[] {
 registerOp({
   name: 'transpose',
   kind: 'opaque',
+  dynamic: true,
   infer: ([x], attrs) => {
     const t = x as TensorType;
-    const perm = permAttr(attrs, t.shape.length);
-    return { shape: perm.map((p) => t.shape[p] as number), dtype: t.dtype };
+    const dims = dimsOf(t);
+    const perm = permAttr(attrs, dims.length);
+    return typeOf(
+      perm.map((p) => dims[p] as Dim),
+      t.dtype,
+    );
   },
   cpu: ({ inputs, attrs, out }) => {
     const x = inputs[0] as RefTensor;
@@ -190,11 +213,12 @@ registerOp({
   lower: (a) => {
     const perm = a.attrs.perm as number[];
     const x = a.inputs[0] as LowerArgs['output'];
-    const xs = stridesOf(x.type.shape);
-    const st = perm.map((p) => xs[p] as number);
+    const xs = dimStrides(dimsOf(x.type));
+    const st = perm.map((p) => xs[p] as Dim);
+    const outDims = dimsOf(a.output.type);
     return [
-      perThread(a.name, numel(a.output.type.shape), (kb, flat) => {
-        const c = unravel(kb, flat, a.output.type.shape);
+      perThread(a.name, numelDims(outDims), (kb, flat) => {
+        const c = unravel(kb, flat, outDims);
         storeOut(kb, a, flat, K.load(x.buf, dot(c, st)), { coords: c });
       }),
     ];
@@ -203,16 +227,27 @@ registerOp({
 
 // ---------------------------------------------------------------- slice
 
-interface AxisSlice {
-  readonly start: number;
+interface AxisSlice<D extends Dim = number> {
+  readonly start: D;
   readonly step: number;
-  readonly len: number;
+  readonly len: D;
 }
 
 /** Python slice semantics per axis (negative indices count from the end, clamped); null = default. */
 function resolveSlice(shape: Shape, attrs: Attrs): AxisSlice[] {
-  const starts = intList(attrs, 'starts', true);
-  const ends = intList(attrs, 'ends', true);
+  return resolveSliceDims(shape, attrs) as AxisSlice[];
+}
+
+/**
+ * {@link resolveSlice} over axes that may be run-time sizes. A run-time-size axis n can be taken whole
+ * (start 0, end null or ≥ its largest value, step 1), cut to a range within its smallest value (static
+ * length), or cut between a start and an end that may be size expressions, 0 ≤ start < end ≤ n for
+ * every size (the gradients of pad and concat); Python's clamping of other ends would depend on the
+ * run-time size.
+ */
+function resolveSliceDims(shape: DimShape, attrs: Attrs): AxisSlice<Dim>[] {
+  const starts = boundList(attrs, 'starts');
+  const ends = boundList(attrs, 'ends');
   const steps = attrs.steps === null || attrs.steps === undefined ? null : intList(attrs, 'steps', true);
   const rank = shape.length;
   if (starts.length !== ends.length)
@@ -224,17 +259,58 @@ function resolveSlice(shape: Shape, attrs: Attrs): AxisSlice[] {
     if (d >= starts.length) return { start: 0, step: 1, len: n };
     const step = steps?.[d] ?? 1;
     if (step <= 0) fail(`step ${step} on axis ${d} must be a positive integer`);
+    const end = ends[d] ?? null;
+    const start = starts[d] ?? 0;
+    if (typeof n !== 'number' || end instanceof SymDim || start instanceof SymDim)
+      return runTimeAxisSlice(shape, d, start, end, step);
     const norm = (v: number): number => (v < 0 ? Math.max(0, v + n) : Math.min(v, n));
-    const s = norm(starts[d] ?? 0);
-    const e = norm(ends[d] ?? n);
-    const len = e > s ? Math.ceil((e - s) / step) : 0;
+    const st = norm(start);
+    const e = norm(end ?? n);
+    const len = e > st ? Math.ceil((e - st) / step) : 0;
     if (len === 0) {
       fail(
         `axis ${d} of ${fmtShape(shape)} sliced [${starts[d]}:${ends[d]}:${step}] is empty (zero-size tensors are not supported)`,
       );
     }
-    return { start: s, step, len };
+    return { start: st, step, len };
   });
+}
+
+/** Slice starts or ends: integers, nulls, or (from gradient rules) size expressions. */
+function boundList(attrs: Attrs, key: 'starts' | 'ends'): (number | SymDim | null)[] {
+  const v = attrs[key];
+  if (!Array.isArray(v) || !v.every((x) => isInt(x) || x === null || x instanceof SymDim))
+    fail(`attribute ${key} must be a list of integers (or nulls), got ${fmtValue(v)}`);
+  return v as (number | SymDim | null)[];
+}
+
+function runTimeAxisSlice(
+  shape: DimShape,
+  d: number,
+  start: Dim,
+  end: number | SymDim | null,
+  step: number,
+): AxisSlice<Dim> {
+  const n = shape[d] as Dim;
+  const what = `axis ${d} of ${fmtShape(shape)} sliced [${dimFmt(start)}:${end === null ? '' : dimFmt(end)}:${step}]`;
+  if (dimMin(start) < 0) fail(`${what}: a run-time-size axis takes no negative start`);
+  if (step === 1 && start === 0 && (end === null || (typeof end === 'number' && end >= dimMax(n))))
+    return { start: 0, step: 1, len: n };
+  if (typeof end === 'number' && typeof start === 'number') {
+    if (end < 0 || end > dimMin(n) || end <= start)
+      fail(`${what}: a run-time-size axis is cut only within its smallest size ${dimMin(n)}, or taken whole`);
+    return { start, step, len: Math.ceil((end - start) / step) };
+  }
+  if (end === null || step !== 1 || dimMin(dimSub(end, start)) < 1 || dimMin(dimSub(n, end)) < 0)
+    fail(`${what}: the end must lie after the start and within the axis for every size`);
+  return { start, step: 1, len: dimSub(end, start) };
+}
+
+/** The slice attributes with size-expression ends evaluated (the CPU reference runs at one size). */
+function atSizes(attrs: Attrs, env: Readonly<Record<string, number>>): Attrs {
+  const at = (v: AttrValue | undefined): AttrValue | undefined =>
+    Array.isArray(v) ? (v.map((e) => (e instanceof SymDim ? dimEval(e, env) : e)) as number[]) : v;
+  return { ...attrs, starts: at(attrs.starts) as AttrValue, ends: at(attrs.ends) as AttrValue };
 }
 
 /** The slice attributes of a node, without inputShape (as passed on to slice_grad and back). */
@@ -254,27 +330,32 @@ function cpuSlice(x: RefTensor, ax: readonly AxisSlice[], outShape: Shape): Floa
 registerOp({
   name: 'slice',
   kind: 'opaque',
+  dynamic: true,
   infer: ([x], attrs) => {
     const t = x as TensorType;
-    return { shape: resolveSlice(t.shape, attrs).map((s) => s.len), dtype: t.dtype };
+    return typeOf(
+      resolveSliceDims(dimsOf(t), attrs).map((s) => s.len),
+      t.dtype,
+    );
   },
-  cpu: ({ inputs, attrs, out }) => {
+  cpu: ({ inputs, attrs, out, env }) => {
     const x = inputs[0] as RefTensor;
-    return cpuSlice(x, resolveSlice(x.shape, attrs), out.shape);
+    return cpuSlice(x, resolveSlice(x.shape, atSizes(attrs, env)), out.shape);
   },
   grad: ({ inputs, attrs, dy }) => [
-    dy.builder.apply('slice_grad', [dy], { ...sliceAttrs(attrs), inputShape: [...(inputs[0] as Tensor).shape] }),
+    dy.builder.apply('slice_grad', [dy], { ...sliceAttrs(attrs), inputShape: [...(inputs[0] as Tensor).dims] }),
   ],
   lower: (a) => {
     const x = a.inputs[0] as LowerArgs['output'];
-    const ax = resolveSlice(x.type.shape, a.attrs);
-    const xs = stridesOf(x.type.shape);
-    const base = ax.reduce((acc, s, d) => acc + s.start * (xs[d] as number), 0);
-    const st = ax.map((s, d) => s.step * (xs[d] as number));
+    const ax = resolveSliceDims(dimsOf(x.type), a.attrs);
+    const xs = dimStrides(dimsOf(x.type));
+    const base = ax.reduce<Dim>((acc, s, d) => dimAdd(acc, dimMul(s.start, xs[d] as Dim)), 0);
+    const st = ax.map((s, d) => dimMul(s.step, xs[d] as Dim));
+    const outDims = dimsOf(a.output.type);
     return [
-      perThread(a.name, numel(a.output.type.shape), (kb, flat) => {
-        const c = unravel(kb, flat, a.output.type.shape);
-        storeOut(kb, a, flat, K.load(x.buf, addE(K.u32(base), dot(c, st))), { coords: c });
+      perThread(a.name, numelDims(outDims), (kb, flat) => {
+        const c = unravel(kb, flat, outDims);
+        storeOut(kb, a, flat, K.load(x.buf, addE(K.size(base), dot(c, st))), { coords: c });
       }),
     ];
   },
@@ -307,26 +388,26 @@ function cpuEmbed(
   });
 }
 
-function lowerEmbed(a: LowerArgs, off: readonly number[], step: readonly number[], fill: Expr): Kernel[] {
+function lowerEmbed(a: LowerArgs, off: readonly Dim[], step: readonly number[], fill: Expr): Kernel[] {
   const x = a.inputs[0] as LowerArgs['output'];
-  const inShape = x.type.shape;
-  const outShape = a.output.type.shape;
-  const xs = stridesOf(inShape);
+  const inShape = dimsOf(x.type);
+  const outShape = dimsOf(a.output.type);
+  const xs = dimStrides(inShape);
   return [
-    perThread(a.name, numel(outShape), (kb, flat) => {
+    perThread(a.name, numelDims(outShape), (kb, flat) => {
       const c = unravel(kb, flat, outShape);
       const conds: Expr[] = [];
       const q = c.map((cd, d) => {
-        const o = off[d] as number;
+        const o = off[d] as Dim;
         const s = step[d] as number;
-        const n = inShape[d] as number;
+        const n = inShape[d] as Dim;
         // An axis copied whole needs no test.
-        if (o === 0 && s === 1 && n === outShape[d]) return cd;
-        if (o > 0) conds.push(K.ge(cd, K.u32(o)));
-        const r = o > 0 ? kb.let('r', K.sub(K.max(cd, K.u32(o)), K.u32(o))) : cd;
+        if (o === 0 && s === 1 && dimEq(n, outShape[d] as Dim)) return cd;
+        if (o !== 0) conds.push(K.ge(cd, K.size(o)));
+        const r = o !== 0 ? kb.let('r', K.sub(K.max(cd, K.size(o)), K.size(o))) : cd;
         if (s !== 1) conds.push(K.eq(K.mod(r, K.u32(s)), K.u32(0)));
         const qd = s !== 1 ? kb.let('q', K.div(r, K.u32(s))) : r;
-        conds.push(K.lt(qd, K.u32(n)));
+        conds.push(K.lt(qd, K.size(n)));
         return qd;
       });
       if (conds.length === 0) {
@@ -347,17 +428,18 @@ function lowerEmbed(a: LowerArgs, off: readonly number[], step: readonly number[
 registerOp({
   name: 'slice_grad',
   kind: 'opaque',
+  dynamic: true,
   infer: ([dy], attrs) => {
     const t = dy as TensorType;
     const inShape = shapeAttr(attrs, 'inputShape');
-    const want = resolveSlice(inShape, attrs).map((s) => s.len);
-    if (t.shape.length !== want.length || !t.shape.every((d, i) => d === want[i])) {
-      fail(`dy has shape ${fmtShape(t.shape)}, but slicing ${fmtShape(inShape)} gives ${fmtShape(want)}`);
+    const want = resolveSliceDims(inShape, attrs).map((s) => s.len);
+    if (!sameDims(dimsOf(t), want)) {
+      fail(`dy has shape ${fmtShape(dimsOf(t))}, but slicing ${fmtShape(inShape)} gives ${fmtShape(want)}`);
     }
-    return { shape: inShape, dtype: t.dtype };
+    return typeOf(inShape, t.dtype);
   },
-  cpu: ({ inputs, attrs, out }) => {
-    const ax = resolveSlice(out.shape, attrs);
+  cpu: ({ inputs, attrs, out, env }) => {
+    const ax = resolveSlice(out.shape, atSizes(attrs, env));
     return cpuEmbed(
       inputs[0] as RefTensor,
       out.shape,
@@ -368,7 +450,7 @@ registerOp({
   },
   grad: ({ attrs, dy }) => [dy.builder.apply('slice', [dy], sliceAttrs(attrs))],
   lower: (a) => {
-    const ax = resolveSlice(a.output.type.shape, a.attrs);
+    const ax = resolveSliceDims(dimsOf(a.output.type), a.attrs);
     return lowerEmbed(
       a,
       ax.map((s) => s.start),
@@ -378,7 +460,7 @@ registerOp({
   },
 });
 
-function padsAttr(attrs: Attrs, shape: Shape): [number, number][] {
+function padsAttr(attrs: Attrs, shape: DimShape): [number, number][] {
   const v = attrs.pads;
   const ok =
     Array.isArray(v) && v.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => isInt(x) && x >= 0));
@@ -403,14 +485,16 @@ function padValue(attrs: Attrs, dt: DType): number {
 registerOp({
   name: 'pad',
   kind: 'opaque',
+  dynamic: true,
   infer: ([x], attrs) => {
     const t = x as TensorType;
-    const pads = padsAttr(attrs, t.shape);
+    const dims = dimsOf(t);
+    const pads = padsAttr(attrs, dims);
     padValue(attrs, t.dtype);
-    return {
-      shape: t.shape.map((d, i) => d + (pads[i] as [number, number])[0] + (pads[i] as [number, number])[1]),
-      dtype: t.dtype,
-    };
+    return typeOf(
+      dims.map((d, i) => dimAdd(d, (pads[i] as [number, number])[0] + (pads[i] as [number, number])[1])),
+      t.dtype,
+    );
   },
   cpu: ({ inputs, attrs, out }) => {
     const x = inputs[0] as RefTensor;
@@ -425,17 +509,13 @@ registerOp({
   },
   grad: ({ inputs, attrs, dy }) => {
     const x = inputs[0] as Tensor;
-    const pads = padsAttr(attrs, x.shape);
-    return [
-      dy.slice(
-        pads.map((p) => p[0]),
-        pads.map((p, d) => p[0] + (x.shape[d] as number)),
-      ),
-    ];
+    const pads = padsAttr(attrs, x.dims);
+    const ends = pads.map((p, d) => dimAdd(p[0], x.dims[d] as Dim));
+    return [dy.builder.apply('slice', [dy], { starts: pads.map((p) => p[0]), ends, steps: null })];
   },
   lower: (a) => {
     const x = a.inputs[0] as LowerArgs['output'];
-    const pads = padsAttr(a.attrs, x.type.shape);
+    const pads = padsAttr(a.attrs, dimsOf(x.type));
     const dt = x.type.dtype;
     return lowerEmbed(
       a,
@@ -451,25 +531,26 @@ registerOp({
 registerOp({
   name: 'concat',
   kind: 'opaque',
+  dynamic: true,
   infer: (inputs, attrs) => {
     const first = inputs[0];
     if (!first) fail('needs at least one input');
-    const rank = first.shape.length;
+    const fd = dimsOf(first);
+    const rank = fd.length;
     if (rank === 0) fail('cannot concatenate scalars (rank 0)');
     const axis = axisAttr(attrs, rank);
-    let total = 0;
+    let total: Dim = 0;
     inputs.forEach((t, k) => {
       if (t.dtype !== first.dtype) fail(`input ${k} has dtype ${t.dtype}, input 0 has ${first.dtype}`);
-      const same = t.shape.length === rank && t.shape.every((d, i) => i === axis || d === first.shape[i]);
+      const td = dimsOf(t);
+      const same = td.length === rank && td.every((d, i) => i === axis || dimEq(d, fd[i] as Dim));
       if (!same)
-        fail(
-          `input ${k} has shape ${fmtShape(t.shape)}, which differs from input 0's ${fmtShape(first.shape)} outside axis ${axis}`,
-        );
-      total += t.shape[axis] as number;
+        fail(`input ${k} has shape ${fmtShape(td)}, which differs from input 0's ${fmtShape(fd)} outside axis ${axis}`);
+      total = dimAdd(total, td[axis] as Dim);
     });
-    const shape = [...first.shape];
+    const shape = [...fd];
     shape[axis] = total;
-    return { shape, dtype: first.dtype };
+    return typeOf(shape, first.dtype);
   },
   cpu: ({ inputs, attrs, out }) => {
     const rank = out.shape.length;
@@ -491,56 +572,62 @@ registerOp({
   },
   grad: ({ inputs, attrs, dy }) => {
     const axis = normAxis(attrs.axis as number, dy.rank);
-    let off = 0;
+    let off: Dim = 0;
     return inputs.map((t) => {
-      const len = t.shape[axis] as number;
-      const starts = t.shape.map((_, d) => (d === axis ? off : 0));
-      const ends = t.shape.map((n, d) => (d === axis ? off + len : n));
-      off += len;
-      return dy.slice(starts, ends);
+      const len = t.dims[axis] as Dim;
+      const starts = t.dims.map((_, d) => (d === axis ? off : 0));
+      const ends = t.dims.map((_, d) => (d === axis ? dimAdd(off, len) : null));
+      off = dimAdd(off, len);
+      return dy.builder.apply('slice', [dy], { starts, ends, steps: null });
     });
   },
   lower: (a) => {
-    const shape = a.output.type.shape;
+    const shape = dimsOf(a.output.type);
     const axis = normAxis(a.attrs.axis as number, shape.length);
-    const outer = prod(shape, 0, axis);
-    const inner = prod(shape, axis + 1);
-    const total = shape[axis] as number;
+    const outer = prodDims(shape, 0, axis);
+    const inner = prodDims(shape, axis + 1);
+    const total = shape[axis] as Dim;
     // The output binding counts against the per-stage storage buffer limit.
     const perKernel = Math.max(1, a.limits.maxStorageBuffersPerShaderStage - 1);
     const kernels: Kernel[] = [];
-    let off = 0;
+    let off: Dim = 0;
     for (let g = 0; g < a.inputs.length; g += perKernel) {
       const group = a.inputs.slice(g, g + perKernel);
       const groupOff = off;
-      const lens = group.map((t) => t.type.shape[axis] as number);
-      const groupLen = lens.reduce((p, q) => p + q, 0);
-      off += groupLen;
+      const lens = group.map((t) => dimsOf(t.type)[axis] as Dim);
+      const groupLen = lens.reduce<Dim>((p, q) => dimAdd(p, q), 0);
+      off = dimAdd(off, groupLen);
       const name = a.inputs.length > perKernel ? `${a.name}_part${g / perKernel}` : a.name;
       kernels.push(
-        perThread(name, outer * groupLen * inner, (kb, flat) => {
+        perThread(name, dimProd([outer, groupLen, inner]), (kb, flat) => {
           // flat = (o * groupLen + j) * inner + i over this group's region of the output
-          const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.u32(inner)));
-          const oj = inner === 1 ? flat : kb.let('oj', K.div(flat, K.u32(inner)));
-          const j = groupLen === 1 ? K.u32(0) : kb.let('j', K.mod(oj, K.u32(groupLen)));
-          const o = outer === 1 ? K.u32(0) : kb.let('o', K.div(oj, K.u32(groupLen)));
-          const dst = kb.let('dst', addE(mulC(o, total * inner), addE(mulC(addE(j, K.u32(groupOff)), inner), i)));
-          const emit = (k: number, start: number): void => {
+          const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.size(inner)));
+          const oj = inner === 1 ? flat : kb.let('oj', K.div(flat, K.size(inner)));
+          const j = groupLen === 1 ? K.u32(0) : kb.let('j', K.mod(oj, K.size(groupLen)));
+          const o = outer === 1 ? K.u32(0) : kb.let('o', K.div(oj, K.size(groupLen)));
+          const dst = kb.let(
+            'dst',
+            addE(mulC(o, dimMul(total, inner)), addE(mulC(addE(j, K.size(groupOff)), inner), i)),
+          );
+          const emit = (k: number, start: Dim): void => {
             const t = group[k] as LowerArgs['output'];
-            const len = lens[k] as number;
-            const src = addE(mulC(o, len * inner), addE(mulC(start === 0 ? j : K.sub(j, K.u32(start)), inner), i));
+            const len = lens[k] as Dim;
+            const src = addE(
+              mulC(o, dimMul(len, inner)),
+              addE(mulC(start === 0 ? j : K.sub(j, K.size(start)), inner), i),
+            );
             const v = K.load(t.buf, src);
             kb.store(a.output.buf, dst, a.hasEpilogue ? a.epilogue(v, unravel(kb, dst, shape), dst) : v);
           };
           // if (j < end0) copy input 0 else if (j < end1) copy input 1 ... else copy the last
-          const chain = (k: number, start: number): void => {
+          const chain = (k: number, start: Dim): void => {
             if (k === group.length - 1) {
               emit(k, start);
               return;
             }
-            const end = start + (lens[k] as number);
+            const end = dimAdd(start, lens[k] as Dim);
             kb.if(
-              K.lt(j, K.u32(end)),
+              K.lt(j, K.size(end)),
               () => emit(k, start),
               () => chain(k + 1, end),
             );
@@ -572,17 +659,24 @@ function gatherIndex(v: number, n: number, shape: Shape, node: Node): number {
 }
 
 /** x (for gather_grad, dx) viewed as [outer, n, inner] around the gather axis; y (dy) is [outer, ni, inner]. */
-interface GatherGeom {
-  readonly outer: number;
-  readonly n: number;
-  readonly inner: number;
-  readonly ni: number;
+interface GatherGeom<D extends Dim = number> {
+  readonly outer: D;
+  readonly n: D;
+  readonly inner: D;
+  readonly ni: D;
 }
 
 function gatherGeom(xShape: Shape, axis: number, ni: number): GatherGeom {
-  const ax = normAxis(axis, xShape.length);
-  return { outer: prod(xShape, 0, ax), n: xShape[ax] as number, inner: prod(xShape, ax + 1), ni };
+  return gatherGeomDims(xShape, axis, ni) as GatherGeom;
 }
+
+function gatherGeomDims(xShape: DimShape, axis: number, ni: Dim): GatherGeom<Dim> {
+  const ax = normAxis(axis, xShape.length);
+  return { outer: prodDims(xShape, 0, ax), n: xShape[ax] as Dim, inner: prodDims(xShape, ax + 1), ni };
+}
+
+/** The gather kernels' index clamp into [0, n − 1] (see above). */
+const clampIndex = (i: Expr, n: Dim): Expr => K.cast('u32', K.call('clamp', i, K.i32(0), K.sub(sizeI32(n), K.i32(1))));
 
 /** Calls f(xi, yi) for every element the gather copies from x[xi] to y[yi], in the order (j, o, i). */
 function forEachGathered(
@@ -604,13 +698,15 @@ function forEachGathered(
 registerOp({
   name: 'gather',
   kind: 'opaque',
+  dynamic: true,
   infer: ([x, idx], attrs) => {
     const tx = x as TensorType;
     const ti = idx as TensorType;
     if (!ti) fail('needs inputs (x, indices)');
-    if (ti.dtype !== 'i32') fail(`indices must be i32, got ${ti.dtype}${fmtShape(ti.shape)}`);
-    const axis = axisAttr(attrs, tx.shape.length);
-    return { shape: [...tx.shape.slice(0, axis), ...ti.shape, ...tx.shape.slice(axis + 1)], dtype: tx.dtype };
+    if (ti.dtype !== 'i32') fail(`indices must be i32, got ${ti.dtype}${fmtShape(dimsOf(ti))}`);
+    const xd = dimsOf(tx);
+    const axis = axisAttr(attrs, xd.length);
+    return typeOf([...xd.slice(0, axis), ...dimsOf(ti), ...xd.slice(axis + 1)], tx.dtype);
   },
   cpu: ({ inputs, attrs, node }) => {
     const [x, ind] = inputs as [RefTensor, RefTensor];
@@ -623,20 +719,20 @@ registerOp({
   },
   grad: ({ inputs, attrs, dy }) => {
     const [x, ind] = inputs as [Tensor, Tensor];
-    return [dy.builder.apply('gather_grad', [dy, ind], { axis: attrs.axis ?? 0, inputShape: [...x.shape] }), null];
+    return [dy.builder.apply('gather_grad', [dy, ind], { axis: attrs.axis ?? 0, inputShape: [...x.dims] }), null];
   },
   lower: (a) => {
     const [x, ind] = a.inputs as [LowerArgs['output'], LowerArgs['output']];
-    const { outer, n, inner, ni } = gatherGeom(x.type.shape, a.attrs.axis as number, numel(ind.type.shape));
+    const { outer, n, inner, ni } = gatherGeomDims(dimsOf(x.type), a.attrs.axis as number, numelDims(dimsOf(ind.type)));
     return [
-      perThread(a.name, outer * ni * inner, (kb, flat) => {
-        const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.u32(inner)));
-        const oj = inner === 1 ? flat : kb.let('oj', K.div(flat, K.u32(inner)));
-        const j = ni === 1 ? K.u32(0) : kb.let('j', K.mod(oj, K.u32(ni)));
-        const o = outer === 1 ? K.u32(0) : kb.let('o', K.div(oj, K.u32(ni)));
+      perThread(a.name, dimProd([outer, ni, inner]), (kb, flat) => {
+        const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.size(inner)));
+        const oj = inner === 1 ? flat : kb.let('oj', K.div(flat, K.size(inner)));
+        const j = ni === 1 ? K.u32(0) : kb.let('j', K.mod(oj, K.size(ni)));
+        const o = outer === 1 ? K.u32(0) : kb.let('o', K.div(oj, K.size(ni)));
         // out-of-range indices are clamped (the CPU reference rejects them)
-        const k = kb.let('k', K.cast('u32', K.call('clamp', K.load(ind.buf, j), K.i32(0), K.i32(n - 1))));
-        const src = addE(mulC(o, n * inner), addE(mulC(k, inner), i));
+        const k = kb.let('k', clampIndex(K.load(ind.buf, j), n));
+        const src = addE(mulC(o, dimMul(n, inner)), addE(mulC(k, inner), i));
         storeOut(kb, a, flat, K.load(x.buf, src));
       }),
     ];
@@ -646,20 +742,21 @@ registerOp({
 registerOp({
   name: 'gather_grad',
   kind: 'opaque',
+  dynamic: true,
   infer: ([dy, idx], attrs) => {
     const td = dy as TensorType;
     const ti = idx as TensorType;
     if (!ti) fail('needs inputs (dy, indices)');
-    if (ti.dtype !== 'i32') fail(`indices must be i32, got ${ti.dtype}${fmtShape(ti.shape)}`);
+    if (ti.dtype !== 'i32') fail(`indices must be i32, got ${ti.dtype}${fmtShape(dimsOf(ti))}`);
     const inShape = shapeAttr(attrs, 'inputShape');
     const axis = axisAttr(attrs, inShape.length);
-    const want = [...inShape.slice(0, axis), ...ti.shape, ...inShape.slice(axis + 1)];
-    if (td.shape.length !== want.length || !td.shape.every((d, i) => d === want[i])) {
+    const want = [...inShape.slice(0, axis), ...dimsOf(ti), ...inShape.slice(axis + 1)];
+    if (!sameDims(dimsOf(td), want)) {
       fail(
-        `dy has shape ${fmtShape(td.shape)}, but gathering ${fmtShape(inShape)} along axis ${axis} gives ${fmtShape(want)}`,
+        `dy has shape ${fmtShape(dimsOf(td))}, but gathering ${fmtShape(inShape)} along axis ${axis} gives ${fmtShape(want)}`,
       );
     }
-    return { shape: inShape, dtype: td.dtype };
+    return typeOf(inShape, td.dtype);
   },
   cpu: ({ inputs, attrs, out, node }) => {
     const [dy, ind] = inputs as [RefTensor, RefTensor];
@@ -672,24 +769,24 @@ registerOp({
   grad: ({ inputs, attrs, dy }) => [dy.gather(inputs[1] as Tensor, attrs.axis as number), null],
   lower: (a) => {
     const [dy, ind] = a.inputs as [LowerArgs['output'], LowerArgs['output']];
-    const shape = a.output.type.shape;
-    const { outer, n, inner, ni } = gatherGeom(shape, a.attrs.axis as number, numel(ind.type.shape));
+    const shape = dimsOf(a.output.type);
+    const { outer, n, inner, ni } = gatherGeomDims(shape, a.attrs.axis as number, numelDims(dimsOf(ind.type)));
     const dt = a.output.type.dtype;
     return [
-      perThread(a.name, numel(shape), (kb, flat) => {
+      perThread(a.name, numelDims(shape), (kb, flat) => {
         // flat = (o * n + k) * inner + i; sum dy[o, j, i] over every j whose index is k
-        const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.u32(inner)));
-        const ok = inner === 1 ? flat : kb.let('ok', K.div(flat, K.u32(inner)));
-        const k = n === 1 ? K.u32(0) : kb.let('k', K.mod(ok, K.u32(n)));
-        const o = outer === 1 ? K.u32(0) : kb.let('o', K.div(ok, K.u32(n)));
-        const base = kb.let('base', addE(mulC(o, ni * inner), i));
+        const i = inner === 1 ? K.u32(0) : kb.let('i', K.mod(flat, K.size(inner)));
+        const ok = inner === 1 ? flat : kb.let('ok', K.div(flat, K.size(inner)));
+        const k = n === 1 ? K.u32(0) : kb.let('k', K.mod(ok, K.size(n)));
+        const o = outer === 1 ? K.u32(0) : kb.let('o', K.div(ok, K.size(n)));
+        const base = kb.let('base', addE(mulC(o, dimMul(ni, inner)), i));
         const acc = kb.var('acc', zeroOf(dt));
         kb.for(
           'j',
           0,
-          ni,
+          K.size(ni),
           (j) => {
-            const kj = K.cast('u32', K.call('clamp', K.load(ind.buf, j), K.i32(0), K.i32(n - 1)));
+            const kj = clampIndex(K.load(ind.buf, j), n);
             kb.if(K.eq(kj, k), () => kb.assign(acc, K.add(acc, K.load(dy.buf, addE(base, mulC(j, inner))))));
           },
           { t: 'u32' },

@@ -23,6 +23,7 @@ import {
   randomFeeds,
   relError,
 } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 const iota = (n: number): number[] => [...Array(n).keys()];
 
@@ -613,5 +614,63 @@ describe('GPU vs CPU', () => {
       /input "i" i32\[3\]: value 0 is -3, out of range: indices of gather along axis 0 of size 4/,
     );
     fed.destroy();
+  });
+});
+
+describe('movement ops: run-time sizes', () => {
+  it('transpose, slice, pad, concat and gather in one program for every size, with gradients', async () => {
+    await checkRunTimeSizes({
+      symbols: { N: 3, L: 19, M: 6 },
+      build: (g, { N, L, M }) => {
+        const x = g.input('x', [N as number, 4, L as number]);
+        const y = g.input('y', [N as number, 4, 5]);
+        const idx = g.input('idx', [M as number], 'i32');
+        const t = x.transpose([2, 0, 1]); // [L, N, 4]
+        const s = x.slice([0, 1], [1000, 3]); // the whole run-time axis N, a static cut of axis 1
+        const p = x.pad([
+          [1, 0],
+          [0, 0],
+          [2, 3],
+        ]);
+        const c = g.concat([y, x, y], 2); // [N, 4, L + 10]
+        const ga = x.gather(idx, 1); // [N, M, L]
+        const loss = t
+          .mul(t)
+          .sum()
+          .add(s.exp().sum())
+          .add(p.mul(p).mean())
+          .add(c.tanh().sum())
+          .add(ga.mul(ga).mul(ga).sum());
+        const [dx, dy] = grad(loss, [x, y]) as [Tensor, Tensor];
+        return { t, s, p, c, ga, dx, dy };
+      },
+      feeds: (g, seed) => {
+        const f = randomFeeds(g, seed);
+        const idx = g.graph.nodes.find((n) => n.name === 'idx');
+        f.idx = randInt(idx?.type.shape ?? [], seed + 5, 0, 4);
+        return f;
+      },
+      sizes: [
+        { N: 1, L: 1, M: 1 },
+        { N: 3, L: 19, M: 6 },
+        { N: 2, L: 7, M: 3 },
+        { N: 1, L: 18, M: 6 },
+        { N: 3, L: 2, M: 5 },
+        { N: 2, L: 11, M: 2 },
+      ],
+      tol: 1e-5,
+    });
+  });
+
+  it('a run-time-size axis is sliced whole, within its smallest size, or refused with the rule', () => {
+    const g = new GraphBuilder();
+    const N = g.dim('N', { max: 9, min: 3 });
+    const x = g.input('x', [N, 4]);
+    expect(x.slice([0], [1000]).dims).toEqual([N, 4]);
+    expect(x.slice([1], [3]).shape).toEqual([2, 4]);
+    expect(() => x.slice([0], [5])).toThrow(
+      /axis 0 of \[N,4\] sliced \[0:5:1\]: a run-time-size axis is cut only within its smallest size 3/,
+    );
+    expect(() => x.slice([-2], [1000])).toThrow(/takes no negative start/);
   });
 });

@@ -54,6 +54,7 @@ export async function checkRunTimeSizes(c: RunTimeSizeCase, seed = freshSeed()):
 
   const session = await Session.create(spec, { initial });
   const results: Record<string, HostTensor>[] = [];
+  const shapedFeeds: Record<string, { data: number[]; shape: number[] }>[] = [];
   let afterFirst = -1;
   for (const [k, s] of statics.entries()) {
     const feeds: Record<string, { data: number[]; shape: number[] }> = {};
@@ -61,6 +62,7 @@ export async function checkRunTimeSizes(c: RunTimeSizeCase, seed = freshSeed()):
       if (n.op !== 'input') continue;
       feeds[n.name as string] = { data: feedsAt[k]?.[n.name as string] as number[], shape: [...n.type.shape] };
     }
+    shapedFeeds.push(feeds);
     results.push(await session.run(feeds));
     if (k === 0) afterFirst = pipelineCount();
   }
@@ -76,6 +78,19 @@ export async function checkRunTimeSizes(c: RunTimeSizeCase, seed = freshSeed()):
       feeds,
       names.map((n) => (s.outs[n] as Tensor).id),
     );
+    // the interpreter on the polymorphic graph (its ops' CPU rules at run-time sizes) agrees too
+    const poly = interpret(
+      g.graph,
+      { ...shapedFeeds[k], ...initial },
+      names.map((n) => (outs[n] as Tensor).id),
+    );
+    names.forEach((name, i) => {
+      expect(poly[i]?.shape, `${name}: polymorphic interpreter shape at ${at}`).toEqual(ref[i]?.shape);
+      expect(
+        relError(poly[i]?.data as Float64Array, ref[i]?.data as Float64Array),
+        `${name}: polymorphic interpreter at ${at}`,
+      ).toBeLessThan(1e-12);
+    });
     const stat = await Session.create(compile(s.gs, { outputs: s.outs, limits }).spec, { initial });
     const inputFeeds = Object.fromEntries(
       s.gs.graph.nodes.filter((n) => n.op === 'input').map((n) => [n.name as string, feeds[n.name as string] ?? []]),
