@@ -237,11 +237,11 @@ describe('frcnn registry and shapes', () => {
       'features.7.weight',
       'features.7.bias',
     ]);
-    // the name map covers every parameter exactly once, and fc6 is split into binding-sized parts
-    const mapped = m.paramMap.entries.flatMap((e) => e.params).sort();
+    // the name map covers every parameter exactly once; fc6 is one parameter (the compiler splits it)
+    const mapped = m.paramMap.entries.map((e) => e.param).sort();
     expect(mapped).toEqual(params.map((n) => n.name as string).sort());
     const fc6 = m.paramMap.entries.find((e) => e.torchvision === 'classifier.0.weight');
-    expect(fc6?.params).toEqual([0, 1, 2, 3].map((i) => `classifier.0.weight.part${i}`));
+    expect(fc6?.param).toBe('classifier.0.weight');
     expect(fc6?.shape).toEqual([4096, 25088]);
     expect(m.paramMap.entries.find((e) => e.caffe === 'conv5_3[0]')?.torchvision).toBe('features.28.weight');
     const gz = new GraphBuilder();
@@ -360,6 +360,11 @@ describe('full-size graphs compile under the WebGPU default limits', () => {
       if (name === 'frcnn-vgg16') {
         expect(spec.kernels.some((k) => k.windows?.some(([off]) => off > 0))).toBe(true);
         expect(g.graph.nodes.filter((n) => n.op === 'slice' && n.type.shape.length === 4)).toHaveLength(0);
+        // fc6's weight, 4096×25088 f32 = 411 MB, is one parameter over maxBufferSize (256 MiB): chunked
+        const fc6 = spec.persistent.find((p) => p.name === 'classifier.0.weight');
+        expect(fc6?.chunks?.length).toBe(2);
+        expect(Math.max(...spec.buffers.map((b) => b.bytes))).toBeLessThanOrEqual(WEBGPU_DEFAULT_LIMITS.maxBufferSize);
+        expect(g.graph.nodes.filter((n) => n.op === 'param' && /\.part\d/.test(n.name ?? ''))).toHaveLength(0);
       }
     });
   }

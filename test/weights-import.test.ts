@@ -76,17 +76,16 @@ const contents = (tensors: Record<string, TensorToWrite>): SafetensorsContents =
 describe('torchvision VGG16 import: the real frcnn-vgg16 name map', () => {
   const map = vggParamMap();
 
-  it('maps exactly torchvision’s 30 keys with torchvision’s shapes; fc6 is 4 row blocks of 1024', () => {
+  it('maps exactly torchvision’s 30 keys with torchvision’s shapes, one parameter each', () => {
     const tv = map.entries.filter((e) => e.torchvision !== null);
     expect(new Map(tv.map((e) => [e.torchvision, [...e.shape]]))).toEqual(TV_SHAPES);
     const fc6 = tv.find((e) => e.torchvision === 'classifier.0.weight');
-    expect(fc6?.params).toEqual([0, 1, 2, 3].map((i) => `classifier.0.weight.part${i}`));
-    expect(fc6?.partRows).toEqual([1024, 1024, 1024, 1024]);
+    expect(fc6?.param).toBe('classifier.0.weight');
     const fc7 = tv.find((e) => e.torchvision === 'classifier.3.weight');
-    expect(fc7?.params).toEqual(['classifier.3.weight']);
+    expect(fc7?.param).toBe('classifier.3.weight');
     // our conv params carry torchvision's names
     for (const [i] of TV_CONVS)
-      expect(tv.find((e) => e.torchvision === `features.${i}.weight`)?.params).toEqual([`features.${i}.weight`]);
+      expect(tv.find((e) => e.torchvision === `features.${i}.weight`)?.param).toBe(`features.${i}.weight`);
   });
 
   it('an empty file lists all 30 missing keys', () => {
@@ -169,28 +168,7 @@ describe('torchvision VGG16 import: the real frcnn-vgg16 name map', () => {
   });
 });
 
-describe('torchvision VGG16 import: split weights and the flatten layout', () => {
-  it('cuts a split weight into its row blocks (rows from partRows)', () => {
-    const map = new ParamMap();
-    map.add({
-      params: ['classifier.0.weight.part0', 'classifier.0.weight.part1', 'classifier.0.weight.part2'],
-      torchvision: 'classifier.0.weight',
-      caffe: 'fc6[0]',
-      shape: [10, 6],
-      partRows: [4, 4, 2],
-    });
-    const w = Float32Array.from({ length: 60 }, (_, i) => i);
-    const r = mapTorchvisionVgg16(contents({ 'classifier.0.weight': { data: w, shape: [10, 6], dtype: 'f32' } }), map);
-    expect([...(r.params.get('classifier.0.weight.part0') ?? [])]).toEqual([...w.subarray(0, 24)]);
-    expect([...(r.params.get('classifier.0.weight.part1') ?? [])]).toEqual([...w.subarray(24, 48)]);
-    expect([...(r.params.get('classifier.0.weight.part2') ?? [])]).toEqual([...w.subarray(48, 60)]);
-    const broken = new ParamMap();
-    broken.add({ ...map.entries[0]!, partRows: [4, 4] });
-    expect(() =>
-      mapTorchvisionVgg16(contents({ 'classifier.0.weight': { data: w, shape: [10, 6], dtype: 'f32' } }), broken),
-    ).toThrow(/has no valid partRows/);
-  });
-
+describe('torchvision VGG16 import: the flatten layout', () => {
   it('our RoI head with imported fc6/fc7 computes torch’s classifier(flatten(pooled, 1)) (C-major flatten)', () => {
     const C = 4;
     const P = 2;

@@ -8,9 +8,7 @@
  * - classifier.0 (fc6) and classifier.3 (fc7): torch.nn.Linear layout [out, in], as ours. classifier.0's
  *   input is torch.flatten of the [512, 7, 7] avgpool output, index c·49 + y·7 + x; our RoI head
  *   flattens the RoIPool output [R, 512, 7, 7] with reshape([R, 512·49]), the same C-major order, so the
- *   weight needs no permutation. A weight our model splits into row blocks (fc6: 4096 × 25088 f32 is
- *   over one binding, so it is declared as `classifier.0.weight.part{i}`) is cut into those blocks
- *   (rows from ParamMap.partRows);
+ *   weight needs no permutation;
  * - classifier.6 (the 1000-class ImageNet classifier) has no counterpart (our cls_score/bbox_pred are
  *   new layers): ignored, with a note; so is any other key the model does not use (listed).
  *
@@ -91,21 +89,7 @@ export function mapTorchvisionVgg16(
     }
     if (t.stored !== 'F32') warnings.push(`"${key}": ${t.stored} converted to f32`);
     const data = t.data as Float32Array;
-    if (src.params.length === 1) params.set(src.params[0] as string, data);
-    else {
-      const rows = src.partRows;
-      const rowLen = src.shape.slice(1).reduce((a, b) => a * b, 1);
-      if (!rows || rows.length !== src.params.length || rows.reduce((a, b) => a + b, 0) !== src.shape[0])
-        throw new WgflowError(
-          `torchvision import: internal: split parameter ${src.params.join(', ')} has no valid partRows in the ParamMap`,
-        );
-      let row = 0;
-      src.params.forEach((name, i) => {
-        const r = rows[i] as number;
-        params.set(name, data.slice(row * rowLen, (row + r) * rowLen));
-        row += r;
-      });
-    }
+    params.set(src.param, data);
     imported.push(key);
   }
   const problems: string[] = [];

@@ -1,22 +1,20 @@
 /**
  * Building blocks of the Faster R-CNN models: conv + bias + ReLU, conv/pool blocks, and fully connected
- * layers (fc6's weight is still split into row parts that each fit one buffer under WebGPU's default limits).
+ * layers. No layer splits its tensors: one larger than a storage binding or a buffer (VGG16's conv1
+ * output, fc6's 411 MB weight) is split by the compiler (compiler/passes/bind.ts, chunk.ts).
  */
-import { WEBGPU_DEFAULT_LIMITS } from '../../compiler/limits.js';
 import { type GraphBuilder, type Init, init, type Tensor } from '../../compiler/tensor.js';
 import { linear } from '../../ops/matmul.js';
 
 /** Where a parameter of ours comes from in other checkpoints (for weight import). */
 export interface ParamSource {
-  /** Our parameter names; several when the tensor is split into row blocks (concatenate along axis 0). */
-  readonly params: readonly string[];
+  /** Our parameter name. */
+  readonly param: string;
   /** torchvision state_dict key (VGG16), or null. */
   readonly torchvision: string | null;
   /** Caffe layer name and blob index (0 weight, 1 bias) of the py-faster-rcnn prototxts. */
   readonly caffe: string;
   readonly shape: readonly number[];
-  /** Split weights: the rows (axis 0) of each part, in `params` order (sum = shape[0]). */
-  readonly partRows?: readonly number[];
 }
 
 export class ParamMap {
@@ -53,13 +51,13 @@ export function declareConv(g: GraphBuilder, s: ConvSpec, map?: ParamMap): ConvL
   const weight = g.param(`${s.name}.weight`, [s.cout, s.cin, s.k, s.k], s.weightInit ?? init.he(), { trainable });
   const bias = g.param(`${s.name}.bias`, [s.cout], init.zeros(), { trainable });
   map?.add({
-    params: [`${s.name}.weight`],
+    param: `${s.name}.weight`,
     torchvision: s.torchvision !== undefined ? `${s.torchvision}.weight` : null,
     caffe: `${s.caffe}[0]`,
     shape: [s.cout, s.cin, s.k, s.k],
   });
   map?.add({
-    params: [`${s.name}.bias`],
+    param: `${s.name}.bias`,
     torchvision: s.torchvision !== undefined ? `${s.torchvision}.bias` : null,
     caffe: `${s.caffe}[1]`,
     shape: [s.cout],
@@ -104,53 +102,28 @@ export interface LinearSpec {
 }
 
 /**
- * A fully connected layer y = x·Wᵀ + b (torch.nn.Linear layout, weight [out, in]). A weight larger than
- * one storage binding under the WebGPU DEFAULT limits (VGG16 fc6: 4096×25088 f32 = 411 MB; ZF fc6:
- * 151 MB) is declared as row blocks `${name}.weight.part{i}` ([out/P, in] each), multiplied separately
- * and concatenated along the features. The split uses the default limits (not the device's) so that
- * parameter names do not depend on the device; the ParamMap records how to cut an imported weight.
+ * A fully connected layer y = x·Wᵀ + b (torch.nn.Linear layout, weight [out, in]). VGG16's fc6 weight
+ * (4096×25088 f32 = 411 MB) is over one storage binding and one buffer under the WebGPU default limits:
+ * the compiler binds it as windows of chunked buffers, so the model declares it whole.
  */
 export function linearLayer(g: GraphBuilder, x: Tensor, s: LinearSpec, map?: ParamMap): Tensor {
   const trainable = s.trainable ?? true;
-  const max = Math.min(WEBGPU_DEFAULT_LIMITS.maxStorageBufferBindingSize, WEBGPU_DEFAULT_LIMITS.maxBufferSize);
-  const parts = Math.ceil((s.inFeatures * s.outFeatures * 4) / max);
   const bias = g.param(`${s.name}.bias`, [s.outFeatures], init.zeros(), { trainable });
   const tv = s.torchvision;
-  const record = (weightParams: string[], partRows?: number[]) => {
-    map?.add({
-      params: weightParams,
-      torchvision: tv !== undefined ? `${tv}.weight` : null,
-      caffe: `${s.caffe}[0]`,
-      shape: [s.outFeatures, s.inFeatures],
-      ...(partRows ? { partRows } : {}),
-    });
-    map?.add({
-      params: [`${s.name}.bias`],
-      torchvision: tv !== undefined ? `${tv}.bias` : null,
-      caffe: `${s.caffe}[1]`,
-      shape: [s.outFeatures],
-    });
-  };
-  if (parts <= 1) {
-    const w = g.param(`${s.name}.weight`, [s.outFeatures, s.inFeatures], s.weightInit, { trainable });
-    record([`${s.name}.weight`]);
-    return linear(x, w, bias);
-  }
-  const rows = Math.ceil(s.outFeatures / parts);
-  const names: string[] = [];
-  const partRows: number[] = [];
-  const ys: Tensor[] = [];
-  for (let i = 0; i * rows < s.outFeatures; i++) {
-    const r = Math.min(rows, s.outFeatures - i * rows);
-    const name = `${s.name}.weight.part${i}`;
-    names.push(name);
-    partRows.push(r);
-    // Fan-in based initializers see [r, in]: same fan_in as the whole weight (xavier's fan_out differs).
-    const w = g.param(name, [r, s.inFeatures], s.weightInit, { trainable });
-    ys.push(x.matmul(w, { transB: true }));
-  }
-  record(names, partRows);
-  return g.concat(ys, 1).add(bias);
+  const w = g.param(`${s.name}.weight`, [s.outFeatures, s.inFeatures], s.weightInit, { trainable });
+  map?.add({
+    param: `${s.name}.weight`,
+    torchvision: tv !== undefined ? `${tv}.weight` : null,
+    caffe: `${s.caffe}[0]`,
+    shape: [s.outFeatures, s.inFeatures],
+  });
+  map?.add({
+    param: `${s.name}.bias`,
+    torchvision: tv !== undefined ? `${tv}.bias` : null,
+    caffe: `${s.caffe}[1]`,
+    shape: [s.outFeatures],
+  });
+  return linear(x, w, bias);
 }
 
 /** A small linear layer's parameters: weight [out, in] ~ N(0, std), bias 0 (cls_score, bbox_pred). */
@@ -162,7 +135,7 @@ export function declareLinear(
   const trainable = s.trainable ?? true;
   const weight = g.param(`${s.name}.weight`, [s.outFeatures, s.inFeatures], init.normal(s.std), { trainable });
   const bias = g.param(`${s.name}.bias`, [s.outFeatures], init.zeros(), { trainable });
-  map?.add({ params: [`${s.name}.weight`], torchvision: null, caffe: `${s.caffe}[0]`, shape: [...weight.shape] });
-  map?.add({ params: [`${s.name}.bias`], torchvision: null, caffe: `${s.caffe}[1]`, shape: [...bias.shape] });
+  map?.add({ param: `${s.name}.weight`, torchvision: null, caffe: `${s.caffe}[0]`, shape: [...weight.shape] });
+  map?.add({ param: `${s.name}.bias`, torchvision: null, caffe: `${s.caffe}[1]`, shape: [...bias.shape] });
   return { weight, bias };
 }

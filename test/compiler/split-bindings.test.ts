@@ -12,6 +12,7 @@ import { interpret } from '../../compiler/interpreter.js';
 import { limitsFrom } from '../../compiler/limits.js';
 import { sgd } from '../../compiler/optim.js';
 import { GraphBuilder, init } from '../../compiler/tensor.js';
+import { linear } from '../../ops/matmul.js';
 import { closeDevice, getDevice } from '../../runtime/device.js';
 import { Session } from '../../runtime/session.js';
 import { freshSeed, rand, relError } from '../helpers.js';
@@ -98,6 +99,39 @@ describe('tensors over the binding limit', () => {
     const wAfter = await session.read('w');
     expect(relError(wAfter.data, ref[2]?.data as Float64Array)).toBeLessThan(1e-5);
     expect(Array.from(out.wNew?.data ?? [])).toEqual(Array.from(wAfter.data));
+    session.destroy();
+  });
+
+  it('a linear layer whose weight spans several buffers (VGG16 fc6, scaled down): forward and gradients', async () => {
+    // weight 700×300 f32 = 840 KB over buffers of at most 320 KiB: 3 chunks, bound as 64 KiB windows
+    const dev = await getDevice();
+    const limits = limitsFrom({
+      ...dev.limits,
+      maxStorageBufferBindingSize: 65536,
+      maxBufferSize: 327680,
+      maxStorageBuffersPerShaderStage: Math.min(16, dev.limits.maxStorageBuffersPerShaderStage ?? 8),
+    });
+    const g = new GraphBuilder();
+    const x = g.input('x', [5, 300]);
+    const w = g.param('w', [700, 300], init.normal(0.05));
+    const b = g.param('b', [700], init.normal(0.1));
+    const y = linear(x, w, b).relu();
+    const loss = y.mul(y).sum();
+    const [dx, dw] = grad(loss, [x, w]);
+    const { spec } = compile(g, { outputs: { y, dx: dx!, dw: dw! }, limits });
+    expect(spec.persistent.find((p) => p.name === 'w')?.chunks?.length).toBe(3);
+    const seed = freshSeed();
+    const xs = rand(5 * 300, seed);
+    const ws = rand(700 * 300, seed + 1, -0.05, 0.05);
+    const bs = rand(700, seed + 2, -0.1, 0.1);
+    const session = await Session.create(spec, { initial: { w: ws, b: bs } });
+    const out = await session.run({ x: xs });
+    const ref = interpret(g.graph, { x: xs, w: ws, b: bs }, [y.id, dx!.id, dw!.id]);
+    (['y', 'dx', 'dw'] as const).forEach((n, i) => {
+      expect(relError(out[n]?.data as Float32Array, ref[i]?.data as Float64Array), `${n} (seed ${seed})`).toBeLessThan(
+        1e-4,
+      );
+    });
     session.destroy();
   });
 
