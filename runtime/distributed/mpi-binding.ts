@@ -217,6 +217,13 @@ export async function loadMpiLibrary(opts: LoadMpiOptions = {}): Promise<MpiLibr
   // exceptions; under UCX's handler an out-of-bounds wasm access kills the process instead. UCX reads
   // its settings when libucs is loaded, so this must precede the dlopen. A value set by the user stays.
   if (process.env.UCX_ERROR_SIGNALS === undefined) process.env.UCX_ERROR_SIGNALS = '';
+  // UCX's memory events (libucm patching mmap/munmap/brk and malloc while MPI_Init runs) race with the
+  // threads Node already runs (V8's compiler and GC threads, libuv's pool): under load about one job in
+  // 50 of Debian's MPICH (ch4:ucx) segfaulted in glibc's malloc inside MPI_Init_thread (measured here,
+  // with a core dump; openucx/ucx#3831 is the same crash, gone with UCX_MEM_EVENTS=no). wgflow passes
+  // host buffers of a few MB per call, so UCX's registration cache, which those events feed, is not
+  // needed. A value set by the user stays (RDMA clusters may want the cache).
+  if (process.env.UCX_MEM_EVENTS === undefined) process.env.UCX_MEM_EVENTS = 'no';
   const failures: string[] = [];
   for (const file of files) {
     let lib: Koffi.LibraryHandle;
