@@ -58,14 +58,43 @@ function boxes(n: number, seed: number, lo: number, span: number): number[][] {
 const rows = (flat: ArrayLike<number>, cols: number) =>
   Array.from({ length: flat.length / cols }, (_, i) => Array.from(flat).slice(i * cols, (i + 1) * cols));
 
-function expectClose(got: number[][], want: number[][], rtol: number, what: string) {
+/**
+ * |got − want| ≤ rtol · max(1, |want|, scale): `scale[i][j]`, where given, is the size of the terms whose
+ * difference the value is (a float32 result near 0 from two large terms carries their rounding).
+ */
+function expectClose(got: number[][], want: number[][], rtol: number, what: string, scale?: number[][]) {
   expect(got.length, what).toBe(want.length);
   got.forEach((r, i) =>
     r.forEach((v, j) => {
       const w = (want[i] as number[])[j] as number;
-      expect(Math.abs(v - w), `${what}[${i}][${j}]: ${v} vs ${w}`).toBeLessThanOrEqual(rtol * Math.max(1, Math.abs(w)));
+      const s = scale ? ((scale[i] as number[])[j] as number) : 0;
+      expect(Math.abs(v - w), `${what}[${i}][${j}]: ${v} vs ${w}`).toBeLessThanOrEqual(
+        rtol * Math.max(1, Math.abs(w), s),
+      );
     }),
   );
+}
+
+/**
+ * The magnitude of the terms of each decoded coordinate, in float64: x1 = ctr − w/2 and x2 = ctr + w/2 are
+ * sums of |ctr| and w/2 (BoxCoder.decode_single, dw/dh clamped at ln(1000/16)).
+ */
+function decodeScale(codes: number[][], anchors: number[][], weights: readonly number[]): number[][] {
+  const clip = Math.log(1000 / 16);
+  const [wx, wy, ww, wh] = weights as [number, number, number, number];
+  return codes.map((row, i) => {
+    const [x1, y1, x2, y2] = anchors[i] as [number, number, number, number];
+    const aw = x2 - x1;
+    const ah = y2 - y1;
+    return row.map((_, j) => {
+      const k = j - (j % 4);
+      const [dx, dy, dw, dh] = row.slice(k, k + 4) as [number, number, number, number];
+      const x = j % 2 === 0;
+      const ctr = x ? (dx / wx) * aw + x1 + 0.5 * aw : (dy / wy) * ah + y1 + 0.5 * ah;
+      const half = 0.5 * Math.exp(Math.min(x ? dw / ww : dh / wh, clip)) * (x ? aw : ah);
+      return Math.abs(ctr) + half;
+    });
+  });
 }
 
 afterAll(async () => {
@@ -122,7 +151,13 @@ describe('eager detection ops against torchvision', () => {
       expect(rows(swapped.data, 4)[0]).not.toEqual(rows(enc.data, 4)[0]);
       const dec = await ops.decodeBoxes(codes, anchors, { weights });
       expect(dec.shape).toEqual([n, 12]);
-      expectClose(rows(dec.data, 12), tv[`decode_${name}`] as number[][], 2e-5, `decode ${name}`);
+      expectClose(
+        rows(dec.data, 12),
+        tv[`decode_${name}`] as number[][],
+        2e-5,
+        `decode ${name}`,
+        decodeScale(codes, anchors, weights),
+      );
     }
     const clipped = await ops.clipBoxes(perclass, size);
     expect(clipped.shape).toEqual([n, 12]);
