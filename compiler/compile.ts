@@ -320,6 +320,8 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
   const scratchBytes = new Map([...codes.values()].flatMap((c) => c.scratch.map((sc) => [sc.name, sc.bytes] as const)));
   const bytesOf = (name: string) => logical.get(name)?.bytes ?? scratchBytes.get(name) ?? 4;
   for (const gi of order) {
+    const group = fr.groups[gi] as (typeof fr.groups)[number];
+    const stage = graph.node(group.anchor ?? group.root).stage;
     for (const k0 of (codes.get(gi) as GroupCode).kernels) {
       const bound = bindKernel(k0, { physicalOf: phys, bytesOf, limits });
       maxBindings = Math.max(maxBindings, bound.bindings.length);
@@ -339,6 +341,7 @@ export function compile(builder: GraphBuilder, opts: CompileOptions = {}): Compi
         bindings: bound.bindings,
         ...(whole ? {} : { windows: bound.windows }),
         writes: bound.writes,
+        ...(stage !== undefined ? { stage } : {}),
       });
       stepsOut.push({ kind: 'dispatch', kernel: kernels.length - 1 });
     }

@@ -27,11 +27,15 @@ export interface Node {
   readonly site: string;
   /** Name of an input, parameter or state tensor. */
   readonly name?: string;
+  /** The model stage that declared the node (GraphBuilder.stage), e.g. "backbone"; kernels carry it. */
+  readonly stage?: string;
 }
 
 /** A flat SSA list of nodes; a node only refers to nodes before it. */
 export class Graph {
   readonly nodes: Node[] = [];
+  /** The stage recorded on nodes added from now on (GraphBuilder.stage sets it). */
+  currentStage: string | undefined;
 
   add(op: string, inputs: readonly number[], attrs: Attrs, type: TensorType, site: string, name?: string): Node {
     for (const i of inputs) {
@@ -45,6 +49,7 @@ export class Graph {
       type,
       site,
       ...(name !== undefined ? { name } : {}),
+      ...(this.currentStage !== undefined ? { stage: this.currentStage } : {}),
     };
     this.nodes.push(node);
     return node;

@@ -127,6 +127,28 @@ export class GraphBuilder {
 
   private readonly symbols = new Map<string, SymDim>();
 
+  /**
+   * Runs `build` with every node it declares tagged as model stage `name` (e.g. "backbone",
+   * "proposals", "head"): the compiled kernels carry the stage (KernelSpec.stage), so a profile can sum
+   * GPU time per stage (runtime/profile.ts stageTimes). Stages nest; the innermost names the node.
+   */
+  stage<T>(name: string, build: () => T): T {
+    if (typeof name !== 'string' || name.trim() === '')
+      throw new ShapeError(
+        'stage',
+        `the stage name must be a non-empty string, got ${fmtValue(name)}`,
+        [],
+        userCallSite(),
+      );
+    const outer = this.graph.currentStage;
+    this.graph.currentStage = name;
+    try {
+      return build();
+    } finally {
+      this.graph.currentStage = outer;
+    }
+  }
+
   private source(op: 'input' | 'param' | 'state', name: string, shape: DimShape, dtype: DType, attrs: Attrs): Tensor {
     const site = userCallSite();
     if (typeof name !== 'string' || name.trim() === '')

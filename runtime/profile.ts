@@ -167,3 +167,27 @@ export function topKernels(
     .sort((a, b) => b.totalMs - a.totalMs)
     .slice(0, top);
 }
+
+/** GPU time of one model stage in a profiled run (see GraphBuilder.stage). */
+export interface StageTime {
+  /** The stage's name; "other" for kernels of no declared stage. */
+  readonly stage: string;
+  readonly ms: number;
+  readonly dispatches: number;
+}
+
+/**
+ * Sums a run's dispatch times per model stage (`kernels`: the program's, e.g. session.spec.kernels, whose
+ * `stage` the compiler took from GraphBuilder.stage), in the order the stages first run.
+ */
+export function stageTimes(profile: StepProfile, kernels: readonly { readonly stage?: string }[]): StageTime[] {
+  const by = new Map<string, { ms: number; dispatches: number }>();
+  for (const d of profile.dispatches) {
+    const stage = kernels[d.kernel]?.stage ?? 'other';
+    const e = by.get(stage) ?? { ms: 0, dispatches: 0 };
+    e.ms += d.ms;
+    e.dispatches++;
+    by.set(stage, e);
+  }
+  return [...by.entries()].map(([stage, e]) => ({ stage, ...e }));
+}

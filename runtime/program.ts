@@ -56,6 +56,8 @@ export interface KernelSpec {
   readonly windows?: readonly (readonly [number, number])[];
   /** Which bindings the kernel writes (same order). */
   readonly writes: readonly boolean[];
+  /** The model stage of the kernel's nodes (GraphBuilder.stage), when the model declared stages. */
+  readonly stage?: string;
 }
 
 export type StepSpec =

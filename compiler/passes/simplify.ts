@@ -45,6 +45,7 @@ export function simplify(src: Graph, roots: readonly number[]): SimplifyResult {
       continue;
     }
     const inputs = n.inputs.map((i) => map[i] as number);
+    out.currentStage = n.stage; // the copy keeps the node's stage
     const def = getOp(n.op);
     const isSource = def.kind === 'source';
     // Fold: every input a constant, small output, not a named root (roots keep their identity).

@@ -127,28 +127,30 @@ export function buildFrcnnTrunk(
   opts: FrcnnOptions,
   proposalDefaults: ProposalOptions = PROPOSALS_TEST,
 ): FrcnnTrunk {
-  const base = buildFrcnnBase(g, opts);
+  const base = g.stage('backbone', () => buildFrcnnBase(g, opts));
   const { backbone, features, paramMap, imInfo } = base;
   const [Hc, Wc] = opts.canvas;
-  const rpn = rpnHead(
-    g,
-    features,
-    {
-      inChannels: backbone.channels,
-      channels: backbone.rpnChannels,
-      stride: backbone.stride,
-      ...(opts.baseAnchors ? { baseAnchors: opts.baseAnchors } : {}),
-    },
-    paramMap,
-  );
-  const proposals = proposalLayer(
-    g,
-    rpn,
-    imInfo,
-    { featureSize: (h, w) => backbone.featureSize(h, w), canvas: [Hc, Wc] },
-    { ...proposalDefaults, ...(opts.proposals ?? {}) },
-  );
-  return { ...base, rpn, proposals };
+  return g.stage('proposals', () => {
+    const rpn = rpnHead(
+      g,
+      features,
+      {
+        inChannels: backbone.channels,
+        channels: backbone.rpnChannels,
+        stride: backbone.stride,
+        ...(opts.baseAnchors ? { baseAnchors: opts.baseAnchors } : {}),
+      },
+      paramMap,
+    );
+    const proposals = proposalLayer(
+      g,
+      rpn,
+      imInfo,
+      { featureSize: (h, w) => backbone.featureSize(h, w), canvas: [Hc, Wc] },
+      { ...proposalDefaults, ...(opts.proposals ?? {}) },
+    );
+    return { ...base, rpn, proposals };
+  });
 }
 
 export interface FrcnnInference extends FrcnnTrunk {
@@ -165,23 +167,27 @@ export interface FrcnnInference extends FrcnnTrunk {
 export function buildFrcnnInference(g: GraphBuilder, opts: FrcnnOptions): FrcnnInference {
   const trunk = buildFrcnnTrunk(g, opts, PROPOSALS_TEST);
   const b = trunk.backbone;
-  const head = roiHead(
-    g,
-    trunk.features,
-    trunk.proposals.rois,
-    {
-      head: b.head,
-      inChannels: b.channels,
-      numClasses: opts.numClasses,
-      stride: b.stride,
-      ...(opts.pooling ? { pooling: opts.pooling } : {}),
-    },
-    trunk.paramMap,
+  const head = g.stage('head', () =>
+    roiHead(
+      g,
+      trunk.features,
+      trunk.proposals.rois,
+      {
+        head: b.head,
+        inChannels: b.channels,
+        numClasses: opts.numClasses,
+        stride: b.stride,
+        ...(opts.pooling ? { pooling: opts.pooling } : {}),
+      },
+      trunk.paramMap,
+    ),
   );
-  const detections = detectionPostprocess(g, trunk.proposals, head, trunk.imInfo, opts.numClasses, {
-    ...DETECTIONS_DEFAULT,
-    ...(opts.detections ?? {}),
-  });
+  const detections = g.stage('post-processing', () =>
+    detectionPostprocess(g, trunk.proposals, head, trunk.imInfo, opts.numClasses, {
+      ...DETECTIONS_DEFAULT,
+      ...(opts.detections ?? {}),
+    }),
+  );
   return {
     ...trunk,
     head,
