@@ -22,6 +22,7 @@ import {
   type ArtifactKernel,
   type ArtifactLimits,
   type ArtifactManifest,
+  type ArtifactTensor,
   type JsonValue,
 } from '../runtime/artifact-manifest.js';
 import { initialValues } from '../runtime/init.js';
@@ -116,6 +117,15 @@ export function requiredLimits(spec: ProgramSpec): ArtifactLimits {
     maxComputeWorkgroupSizeY: maxOf(spec.kernels.map((k) => k.workgroupSize[1])),
     maxComputeWorkgroupSizeZ: maxOf(spec.kernels.map((k) => k.workgroupSize[2])),
     maxComputeWorkgroupsPerDimension: maxOf(spec.kernels.flatMap((k) => [...k.dispatch])),
+  };
+}
+
+/** A tensor's run-time dims, chunk buffers and value range, where it has them (manifest version 2). */
+function sizeFields(t: TensorSpec): Pick<ArtifactTensor, 'dims' | 'chunks' | 'valueRange'> {
+  return {
+    ...(t.dims ? { dims: t.dims } : {}),
+    ...(t.chunks ? { chunks: t.chunks } : {}),
+    ...(t.valueRange ? { valueRange: t.valueRange } : {}),
   };
 }
 
@@ -234,6 +244,7 @@ export async function writeArtifact(dir: string, opts: WriteArtifactOptions): Pr
       shape: [...t.shape],
       buffer: t.buffer,
       ...(notes?.[t.name] !== undefined ? { description: notes[t.name] } : {}),
+      ...sizeFields(t),
     }));
   };
   const inputs = describe(spec.inputs, opts.inputs, 'input');
@@ -266,6 +277,10 @@ export async function writeArtifact(dir: string, opts: WriteArtifactOptions): Pr
         dispatch: k.dispatch,
         bindings: k.bindings,
         writes: k.writes,
+        ...(k.grid ? { grid: k.grid } : {}),
+        ...(k.sizes ? { sizes: k.sizes } : {}),
+        ...(k.windows ? { windows: k.windows } : {}),
+        ...(k.stage !== undefined ? { stage: k.stage } : {}),
       });
     }
     const constants: [string, TensorToWrite][] = spec.buffers
@@ -307,7 +322,9 @@ export async function writeArtifact(dir: string, opts: WriteArtifactOptions): Pr
         buffer: p.buffer,
         role: p.role,
         trainable: p.trainable,
+        ...sizeFields(p),
       })),
+      ...(spec.symbols && spec.symbols.length > 0 ? { symbols: spec.symbols } : {}),
       buffers: spec.buffers.map(({ data: _data, ...b }) => b),
       kernels,
       steps: spec.steps,

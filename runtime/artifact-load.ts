@@ -43,6 +43,11 @@ export interface LoadArtifactFromOptions {
   readonly weights?: { readonly bytes: Uint8Array; readonly where: string };
   /** Cap on the workgroups of one dispatch (default ARTIFACT_MAX_DISPATCH_WORKGROUPS, 2^24). */
   readonly maxDispatchWorkgroups?: number;
+  /**
+   * Time every dispatch with timestamp queries (Session `profile`; needs the device's 'timestamp-query'
+   * feature): `session.lastRunProfile` then has per-kernel times, `stageTimes` sums them by stage.
+   */
+  readonly profile?: boolean;
 }
 
 export interface LoadedArtifact {
@@ -136,6 +141,10 @@ async function readKernels(src: ArtifactSource, m: ArtifactManifest): Promise<Ke
     dispatch: k.dispatch,
     bindings: k.bindings,
     writes: k.writes,
+    ...(k.grid ? { grid: k.grid } : {}),
+    ...(k.sizes ? { sizes: k.sizes } : {}),
+    ...(k.windows ? { windows: k.windows } : {}),
+    ...(k.stage !== undefined ? { stage: k.stage } : {}),
   }));
 }
 
@@ -195,11 +204,14 @@ async function readConstants(src: ArtifactSource, m: ArtifactManifest): Promise<
 
 /** Rebuilds the ProgramSpec the runtime executes from a manifest, its kernel texts and its constants. */
 function programOf(m: ArtifactManifest, kernels: KernelSpec[], constants: Map<number, number[]>): ProgramSpec {
-  const tensor = ({ name, buffer, dtype, shape }: ArtifactManifest['inputs'][number]) => ({
+  const tensor = ({ name, buffer, dtype, shape, dims, chunks, valueRange }: ArtifactManifest['inputs'][number]) => ({
     name,
     buffer,
     dtype,
     shape,
+    ...(dims ? { dims } : {}),
+    ...(chunks ? { chunks } : {}),
+    ...(valueRange ? { valueRange } : {}),
   });
   return {
     format: 'wgflow-program',
@@ -214,6 +226,7 @@ function programOf(m: ArtifactManifest, kernels: KernelSpec[], constants: Map<nu
     inputs: m.inputs.map(tensor),
     outputs: m.outputs.map(tensor),
     persistent: m.persistent.map((p) => ({ ...tensor(p), role: p.role, trainable: p.trainable })),
+    ...(m.symbols ? { symbols: m.symbols } : {}),
     stats: m.stats,
   };
 }
@@ -248,6 +261,10 @@ export async function loadArtifactFrom(
     ? decodeSafetensors(opts.weights.bytes, opts.weights.where)
     : await readTensorsFrom(src, manifest.weights.file, 'weights file');
   const { initial, ignored } = matchWeights(manifest, tensors, weightsPath, opts.weights !== undefined);
-  const session = await Session.create(programOf(manifest, kernels, constants), { gpu, initial });
+  const session = await Session.create(programOf(manifest, kernels, constants), {
+    gpu,
+    initial,
+    ...(opts.profile ? { profile: true } : {}),
+  });
   return { dir, manifest, session, ignoredWeights: ignored };
 }

@@ -12,11 +12,19 @@
  * and dtypes, the device limits the program needs, and the caller's compile options and metadata.
  * Nothing here imports the compiler.
  */
+import type { DimJson, SymbolSpec } from './dims.js';
 import { WgflowError } from './errors.js';
-import type { BufferSpec, DTypeName, ProgramStats, StepSpec } from './program.js';
+import { checkDim, checkKernelSizes, checkSymbols, checkTensorSizes } from './manifest-sizes.js';
+import type { BufferSpec, DTypeName, GridJson, ProgramStats, StepSpec, ValueRange } from './program.js';
 
 export const ARTIFACT_FORMAT = 'wgflow-artifact';
-export const ARTIFACT_VERSION = 1;
+/**
+ * 2: kernels keep their run-time grid, size slots, binding windows and stage; tensors their run-time
+ * dims, chunk buffers and value ranges; the manifest its size symbols. Version 1 (none of these) is
+ * still read.
+ */
+export const ARTIFACT_VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 export const ARTIFACT_MANIFEST_FILE = 'manifest.json';
 export const ARTIFACT_WEIGHTS_FILE = 'weights.safetensors';
 export const ARTIFACT_CONSTANTS_FILE = 'constants.safetensors';
@@ -61,6 +69,12 @@ export interface ArtifactTensor {
   readonly shape: readonly number[];
   readonly buffer: number;
   readonly description?: string;
+  /** Every axis as a size expression, when some axis is a run-time size (`shape` is the upper bound). */
+  readonly dims?: readonly DimJson[];
+  /** A tensor over maxBufferSize: its buffers in order (`buffer` is the first). */
+  readonly chunks?: readonly number[];
+  /** The values an index input may hold (checked on the host before upload). */
+  readonly valueRange?: ValueRange;
 }
 
 export interface ArtifactPersistent extends ArtifactTensor {
@@ -78,6 +92,14 @@ export interface ArtifactKernel {
   readonly dispatch: readonly [number, number, number];
   readonly bindings: readonly number[];
   readonly writes: readonly boolean[];
+  /** The grid from run-time sizes (`dispatch` is then its upper bound). */
+  readonly grid?: GridJson;
+  /** Run-time sizes the kernel reads, in slot order. */
+  readonly sizes?: readonly DimJson[];
+  /** Per binding, [offset, bytes] of the part of the buffer bound (absent: whole buffers). */
+  readonly windows?: readonly (readonly [number, number])[];
+  /** The model stage of the kernel (GraphBuilder.stage). */
+  readonly stage?: string;
 }
 
 export interface ArtifactManifest {
@@ -93,6 +115,8 @@ export interface ArtifactManifest {
   /** The memory plan: every physical buffer (without `data`: const values are in the constants file). */
   readonly buffers: readonly Omit<BufferSpec, 'data'>[];
   readonly kernels: readonly ArtifactKernel[];
+  /** The run-time size symbols (absent: every size is static). */
+  readonly symbols?: readonly SymbolSpec[];
   /** The dispatch schedule: kernel dispatches and buffer copies, in order. */
   readonly steps: readonly StepSpec[];
   readonly limits: ArtifactLimits;
@@ -149,7 +173,7 @@ export function parseArtifactManifest(raw: unknown, where: string, opts: ParseMa
     return bad(
       `not a wgflow artifact manifest (format is ${JSON.stringify(raw.format)}, expected "${ARTIFACT_FORMAT}")`,
     );
-  if (raw.version !== ARTIFACT_VERSION)
+  if (!READABLE_VERSIONS.includes(raw.version as number))
     return bad(
       typeof raw.version === 'number' && raw.version > ARTIFACT_VERSION
         ? `artifact format version ${raw.version} is newer than this runtime reads (${ARTIFACT_VERSION}); update wgflow`
@@ -165,6 +189,8 @@ export function parseArtifactManifest(raw: unknown, where: string, opts: ParseMa
     if ('data' in b) bad(`buffers[${i}] has inline data (const values belong in the constants file)`);
   });
   const nb = buffers.length;
+  const bufferBytes = (buffers as { bytes: number }[]).map((b) => b.bytes);
+  const symbols = new Set(checkSymbols(raw.symbols, bad).map((s) => s.name));
   const tensorList = (key: 'inputs' | 'outputs' | 'persistent') =>
     (raw[key] as unknown[]).forEach((t, i) => {
       if (
@@ -176,6 +202,7 @@ export function parseArtifactManifest(raw: unknown, where: string, opts: ParseMa
         t.buffer >= nb
       )
         bad(`${key}[${i}] is not {name, dtype (f32|i32|u32), shape, buffer < ${nb}}`);
+      checkTensorSizes(t, `${key}[${i}]`, symbols, nb, bad);
     });
   tensorList('inputs');
   tensorList('outputs');
@@ -195,6 +222,7 @@ export function parseArtifactManifest(raw: unknown, where: string, opts: ParseMa
       k.writes.length !== (k.bindings as number[]).length
     )
       bad(`kernels[${i}] is not {name, file, sha256, workgroupSize, dispatch, bindings (< ${nb}), writes}`);
+    checkKernelSizes(k, `kernels[${i}]`, symbols, bufferBytes, bad);
   });
   (raw.steps as unknown[]).forEach((s, i) => {
     const ok =
@@ -202,6 +230,8 @@ export function parseArtifactManifest(raw: unknown, where: string, opts: ParseMa
       ((s.kind === 'dispatch' && isCount(s.kernel) && s.kernel < kernels.length) ||
         (s.kind === 'copy' && isCount(s.src) && isCount(s.dst) && s.src < nb && s.dst < nb && isCount(s.bytes)));
     if (!ok) bad(`steps[${i}] is not a dispatch of a kernel < ${kernels.length} or a copy between buffers < ${nb}`);
+    if (isObj(s) && s.kind === 'copy' && s.bytesDim !== undefined)
+      checkDim(s.bytesDim, symbols, `steps[${i}].bytesDim`, bad);
   });
   if (!isObj(raw.limits)) bad('"limits" is not an object');
   for (const k of ARTIFACT_LIMIT_NAMES)

@@ -138,7 +138,7 @@ describe('artifact: frcnn-small, written, loaded in-process and in a fresh runti
 
   it('writes the manifest, one WGSL file per distinct kernel, the weights, the constants and the typed module', async () => {
     const m = await readArtifactManifest(artDir);
-    expect([m.format, m.version, m.name, m.program]).toEqual(['wgflow-artifact', 1, 'frcnn-small', 'frcnn-infer']);
+    expect([m.format, m.version, m.name, m.program]).toEqual(['wgflow-artifact', 2, 'frcnn-small', 'frcnn-infer']);
     expect(m.inputs.map((t) => [t.name, t.dtype, t.shape])).toEqual([
       ['image', 'f32', [1, 3, H, W]],
       ['im_info', 'f32', [3]],
@@ -304,7 +304,7 @@ describe('artifact: frcnn-small, written, loaded in-process and in a fresh runti
     };
     const newer = variant('v-newer', (d) => editManifest(d, (m) => (m.version = 7)));
     await expect(loadArtifact(newer)).rejects.toThrow(
-      `artifact ${manifestPath(newer)}: artifact format version 7 is newer than this runtime reads (1); update wgflow`,
+      `artifact ${manifestPath(newer)}: artifact format version 7 is newer than this runtime reads (2); update wgflow`,
     );
     const m = await readArtifactManifest(artDir);
     const k3 = m.kernels[3]!.file;

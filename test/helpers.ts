@@ -8,7 +8,7 @@ import { compile } from '../compiler/compile.js';
 import { interpret } from '../compiler/interpreter.js';
 import { limitsFrom } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
-import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
+import { GraphBuilder, init, type Tensor } from '../compiler/tensor.js';
 import { numel, type Shape } from '../compiler/types.js';
 import { getDevice } from '../runtime/device.js';
 import { uniformStream } from '../runtime/init.js';
@@ -299,4 +299,37 @@ export function fanInParamFeeds(g: GraphBuilder, seed: number): Record<string, n
     feeds[name] = rand(shape, s, -a, a);
   }
   return feeds;
+}
+
+/**
+ * This adapter's limits with tiny buffers: bindings of 16 KiB and buffers of 20 KiB, so that a tensor of a
+ * few KB is split into windows and chunks (at most 16 storage buffers per stage: each window is a binding).
+ */
+export async function tinyBufferLimits(): Promise<ReturnType<typeof limitsFrom>> {
+  const dev = await getDevice();
+  return limitsFrom({
+    ...dev.limits,
+    maxStorageBufferBindingSize: 16384,
+    maxBufferSize: 20480,
+    maxStorageBuffersPerShaderStage: Math.min(16, dev.limits.maxStorageBuffersPerShaderStage ?? 8),
+  });
+}
+
+/** Seeded non-zero weights for every parameter of a program (uniform, Glorot-like scale; biases ±0.1). */
+export function seededWeights(spec: ProgramSpec, seed: number): Map<string, Float32Array> {
+  const weights = new Map<string, Float32Array>();
+  spec.persistent.forEach((p, k) => {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    const a = p.shape.length === 1 ? 0.1 : Math.sqrt(6 / (n / (p.shape[0] as number)));
+    weights.set(p.name, Float32Array.from(rand(n, seed + 7919 * (k + 1), -a, a)));
+  });
+  return weights;
+}
+
+/** y = tanh(x · w) over 9011 floats (36 KB: three chunks under {@link tinyBufferLimits}). */
+export function threeChunkGraph(g: GraphBuilder): { n: number; x: Tensor; w: Tensor; y: Tensor } {
+  const n = 9011;
+  const x = g.input('x', [n]);
+  const w = g.param('w', [n], init.normal(0.5));
+  return { n, x, w, y: x.mul(w).tanh() };
 }

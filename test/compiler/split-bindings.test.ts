@@ -15,7 +15,7 @@ import { GraphBuilder, init } from '../../compiler/tensor.js';
 import { linear } from '../../ops/matmul.js';
 import { closeDevice, getDevice } from '../../runtime/device.js';
 import { Session } from '../../runtime/session.js';
-import { freshSeed, rand, relError } from '../helpers.js';
+import { freshSeed, rand, relError, threeChunkGraph, tinyBufferLimits } from '../helpers.js';
 
 afterAll(closeDevice);
 
@@ -57,18 +57,9 @@ describe('tensors over the binding limit', () => {
   it('buffers over maxBufferSize become chunks: inputs, params, SGD state, outputs and copies across them', async () => {
     // windows of 16 KiB, buffers of at most 20 KiB → chunks of one window (16 KiB); lavapipe's 16
     // storage buffers per stage (each split tensor takes one binding per window)
-    const dev = await getDevice();
-    const limits = limitsFrom({
-      ...dev.limits,
-      maxStorageBufferBindingSize: 16384,
-      maxBufferSize: 20480,
-      maxStorageBuffersPerShaderStage: Math.min(16, dev.limits.maxStorageBuffersPerShaderStage ?? 8),
-    });
+    const limits = await tinyBufferLimits();
     const g = new GraphBuilder();
-    const n = 9011; // 36 KB: three chunks
-    const x = g.input('x', [n]);
-    const w = g.param('w', [n], init.normal(0.5));
-    const y = x.mul(w).tanh();
+    const { n, w, y } = threeChunkGraph(g);
     const loss = y.mul(y).sum();
     const step = sgd(loss, { momentum: 0.9 });
     const wNew = step.updates.find((u) => u.target.node.name === 'w')?.value as typeof w;

@@ -267,4 +267,78 @@ export const cases: CorpusCase[] = [
     expect: { error: 'WgflowError', message: /artifact URL "art\/" is not a URL .*must be absolute/ },
     run: () => loadArtifactFromUrl('art/'),
   },
+  tamper(
+    'window-past-buffer',
+    'a binding window past the end of its buffer',
+    (m) => {
+      const k = k0(m);
+      const bufs = m.buffers as { bytes: number }[];
+      k.windows = (k.bindings as number[]).map((b) => [0, (bufs[b]?.bytes ?? 0) + 64]);
+    },
+    /kernels\[0\]\.windows\[0\] is not \[offset, bytes\] inside buffer/,
+  ),
+  tamper(
+    'window-count',
+    'fewer binding windows than bindings',
+    (m) => {
+      k0(m).windows = [[0, 4]];
+    },
+    /kernels\[0\]\.windows is not one \[offset, bytes\] per binding/,
+  ),
+  tamper(
+    'sizes-undeclared-symbol',
+    'a kernel size slot naming an undeclared size symbol',
+    (m) => {
+      k0(m).sizes = [{ s: 'N' }];
+    },
+    /kernels\[0\]\.sizes\[0\]: size symbol "N" is not declared/,
+  ),
+  tamper(
+    'grid-deep',
+    'a grid expression nested 1000 deep',
+    (m) => {
+      let d: unknown = 1;
+      for (let i = 0; i < 1000; i++) d = { op: '+', a: [d] };
+      m.symbols = [{ name: 'N', min: 1, max: 4 }];
+      k0(m).grid = { linear: d };
+    },
+    /kernels\[0\]\.grid\.linear: size expression nested deeper than 32/,
+  ),
+  tamper(
+    'symbol-range',
+    'a size symbol with min > max',
+    (m) => {
+      m.symbols = [{ name: 'N', min: 5, max: 2 }];
+    },
+    /symbols\[0\] is not \{name, min ≥ 1, max ≥ min\}/,
+  ),
+  tamper(
+    'dims-length',
+    'an input with fewer dims than axes',
+    (m) => {
+      ((m.inputs as Record<string, unknown>[])[0] as Record<string, unknown>).dims = [1];
+    },
+    /inputs\[0\]\.dims is not a list of 2 size expressions/,
+  ),
+  tamper(
+    'chunks-bad-buffer',
+    'a tensor chunked into buffer 999',
+    (m) => {
+      const t = (m.inputs as Record<string, unknown>[])[0] as Record<string, unknown>;
+      t.chunks = [t.buffer, 999];
+    },
+    /inputs\[0\]\.chunks is not a list of buffers/,
+  ),
+  tamper(
+    'value-range-nan',
+    'an index input whose value range is not numbers',
+    (m) => {
+      ((m.inputs as Record<string, unknown>[])[0] as Record<string, unknown>).valueRange = {
+        min: 'a',
+        max: 3,
+        rule: 'x',
+      };
+    },
+    /inputs\[0\]\.valueRange is not \{min, max, allow\?, rule\}/,
+  ),
 ];
