@@ -20,6 +20,8 @@ export interface LoadArtifactUrlOptions {
   readonly fetch?: typeof fetch;
   /** Refuse a file larger than this (Content-Length, then the bytes received). */
   readonly maxBytes?: number;
+  /** Time every dispatch (needs 'timestamp-query'; see LoadArtifactFromOptions.profile). */
+  readonly profile?: boolean;
 }
 
 /** The artifact's base URL with a trailing slash, so that `kernels/k0.wgsl` resolves inside it. */
@@ -86,5 +88,9 @@ export async function loadArtifactFromUrl(
     if (!bytes) throw new WgflowError(`weights file ${u.href}: not found (HTTP 404)`);
     weights = { bytes, where: u.href };
   }
-  return loadArtifactFrom(src, { ...(opts.gpu ? { gpu: opts.gpu } : {}), ...(weights ? { weights } : {}) });
+  return loadArtifactFrom(src, {
+    ...(opts.gpu ? { gpu: opts.gpu } : {}),
+    ...(weights ? { weights } : {}),
+    ...(opts.profile ? { profile: true } : {}),
+  });
 }

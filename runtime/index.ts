@@ -19,14 +19,6 @@ export {
 } from './checkpoint.js';
 export { quietly } from './device.js';
 export * from './portable.js';
-export {
-  canProfile,
-  type DispatchTiming,
-  type KernelTotal,
-  kernelPattern,
-  type StepProfile,
-  topKernels,
-} from './profile.js';
 export { type ReadSafetensorsOptions, readSafetensors, writeSafetensors } from './safetensors.js';
 export {
   type ExpectedTensor,

@@ -39,7 +39,32 @@ export {
 export { closeDevice, type DeviceInfo, getDevice, NO_ADAPTER_HELP } from './device.js';
 export { type DimJson, evalDim, type SizeEnv, type SymbolSpec } from './dims.js';
 export { WgflowError } from './errors.js';
+export {
+  type CanvasSpec,
+  canvasScale,
+  IMAGENET_MEAN_RGB,
+  IMAGENET_STD_RGB,
+  PFR_PIXEL_MEANS_BGR,
+  type PreparedImage,
+  prepareImage,
+  type ResizeRule,
+  type RgbImage,
+  resizeBilinear,
+  resizeScale,
+  type ToFloatOptions,
+  toFloat32,
+} from './image-prep.js';
 export { initialValues, uniformStream } from './init.js';
+export {
+  canProfile,
+  type DispatchTiming,
+  type KernelTotal,
+  kernelPattern,
+  type StageTime,
+  type StepProfile,
+  stageTimes,
+  topKernels,
+} from './profile.js';
 export type {
   BufferSpec,
   DTypeName,

@@ -4,61 +4,10 @@
  * the ground truth in canvas coordinates (difficult objects excluded from training, as PFR).
  */
 import { WgflowError } from '../compiler/errors.js';
-import {
-  flipBoxesHorizontal,
-  flipImageHorizontal,
-  type ResizeRule,
-  type RgbImage,
-  resizeBilinear,
-  resizeScale,
-  type ToFloatOptions,
-  toFloat32,
-} from '../data/image.js';
+import { flipBoxesHorizontal, flipImageHorizontal, type RgbImage } from '../data/image.js';
 import type { BoxConvention, DetectionSample } from '../data/types.js';
 
-export interface CanvasSpec {
-  /** [H, W] of the compiled program's image input. */
-  readonly canvas: readonly [number, number];
-  readonly resize: ResizeRule;
-  readonly pixel: ToFloatOptions;
-}
-
-export interface PreparedImage {
-  /** f32 [1, 3, H, W]: the resized image top-left, zeros elsewhere (after normalization). */
-  readonly data: Float32Array;
-  /** (validH, validW, scale). */
-  readonly imInfo: [number, number, number];
-  readonly scale: number;
-  readonly origWidth: number;
-  readonly origHeight: number;
-}
-
-/** The scale that resizes an image by the rule and still fits the canvas. */
-export function canvasScale(height: number, width: number, spec: CanvasSpec): { scale: number; h: number; w: number } {
-  const [H, W] = spec.canvas;
-  let { scale, height: h, width: w } = resizeScale(height, width, spec.resize);
-  if (h > H || w > W) {
-    scale = Math.min(H / height, W / width);
-    h = Math.min(H, Math.round(height * scale));
-    w = Math.min(W, Math.round(width * scale));
-  }
-  return { scale, h, w };
-}
-
-export function prepareImage(img: RgbImage, spec: CanvasSpec): PreparedImage {
-  const [H, W] = spec.canvas;
-  const { scale, h, w } = canvasScale(img.height, img.width, spec);
-  const resized = h === img.height && w === img.width ? img : resizeBilinear(img, h, w);
-  const chw = toFloat32(resized, spec.pixel);
-  let data: Float32Array;
-  if (h === H && w === W) data = chw;
-  else {
-    data = new Float32Array(3 * H * W);
-    for (let c = 0; c < 3; c++)
-      for (let y = 0; y < h; y++) data.set(chw.subarray((c * h + y) * w, (c * h + y + 1) * w), (c * H + y) * W);
-  }
-  return { data, imInfo: [h, w, scale], scale, origWidth: img.width, origHeight: img.height };
-}
+export { type CanvasSpec, canvasScale, type PreparedImage, prepareImage } from '../runtime/image-prep.js';
 
 export interface GtFeeds {
   readonly gt_boxes: Float32Array;
