@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `wgflow` command line: compile, train, detect, eval, setup-gpu, bench, demo. `npx wgflow …` where
+ * The `wgflow` command line: compile, train, detect, eval, serve, setup-gpu, bench, demo. `npx wgflow …` where
  * the package is installed; `npm run wgflow -- <command> …` in a clone.
  *
  * Every bad argument ends the process with exit code 1 and one line `wgflow: <what is wrong>` on stderr
@@ -29,6 +29,12 @@ const positive = (name: string) => (v: string) => {
 const unitInterval = (name: string) => (v: string) => {
   const n = Number(v);
   if (!(v.trim() !== '' && n >= 0 && n <= 1)) throw new InvalidArgumentError(`${name} must be a number in [0, 1]`);
+  return n;
+};
+const portNumber = (v: string) => {
+  const n = Number(v);
+  if (!(v.trim() !== '' && Number.isInteger(n) && n >= 0 && n <= 65535))
+    throw new InvalidArgumentError('--port must be an integer in 0..65535 (0: any free port)');
   return n;
 };
 const choice = (flags: string, description: string, choices: readonly string[]) =>
@@ -146,6 +152,16 @@ program
   .option('--skip-bad', 'skip bad images/objects with a warning')
   .action(async (o) => {
     await evalCommand(o);
+  });
+
+program
+  .command('serve')
+  .description('serve the detection page for a compiled detector artifact on 127.0.0.1 (open it in a WebGPU browser)')
+  .argument('<artifact>', 'an artifact folder written by `wgflow compile`')
+  .option('--port <n>', 'TCP port on 127.0.0.1', portNumber, 8080)
+  .action(async (artifact: string, o: { port: number }) => {
+    const { serveCommand } = await import('./serve.js');
+    await serveCommand(artifact, o);
   });
 
 program

@@ -4,9 +4,10 @@
 // removes dist/ (no stale modules from renamed sources), compiles the library with
 // tsconfig.build.json (JavaScript, .d.ts, source maps with their sources inlined, since the .ts
 // files are not in the package), makes the CLI entry executable, and bundles the runtime's browser
-// build (scripts/bundle-browser.mjs).
+// build (scripts/bundle-browser.mjs) and copies the detection page (examples/web → dist/web, which
+// `wgflow serve` serves in an installed package).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,3 +33,5 @@ chmodSync(join(dist, 'cli', 'wgflow.js'), 0o755);
 const { bundleBrowserRuntime } = await import('./bundle-browser.mjs');
 const bundle = await bundleBrowserRuntime();
 console.log(`build: browser runtime ${(bundle.bytes / 1024).toFixed(1)} KiB (${bundle.inputs.length} modules)`);
+// The detection page `wgflow serve` serves (cli/serve.ts)
+cpSync(join(root, 'examples', 'web'), join(dist, 'web'), { recursive: true });

@@ -28,7 +28,7 @@ import { closeDevice, getDevice } from '../runtime/device.js';
 import type { HostTensor } from '../runtime/session.js';
 // @ts-expect-error: a plain .mjs build script without types
 import { bundleBrowserRuntime } from '../scripts/bundle-browser.mjs';
-import { freshSeed, rand } from './helpers.js';
+import { freshSeed, rand, seededWeights } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -124,12 +124,7 @@ describe.skipIf(!haveChromium)('the runtime in headless Chromium (WebGPU on Swif
       proposals: { minSize: 4, preNmsTopN: 300, postNmsTopN: 50 },
     });
     const spec = compile(g, { outputs: inf.outputs, limits, name: 'frcnn-infer', seed: 3 }).spec;
-    const weights = new Map<string, Float32Array>();
-    spec.persistent.forEach((p, k) => {
-      const n = p.shape.reduce((a, b) => a * b, 1);
-      const a = p.shape.length === 1 ? 0.1 : Math.sqrt(6 / (n / (p.shape[0] as number)));
-      weights.set(p.name, Float32Array.from(rand(n, seed + 7919 * (k + 1), -a, a)));
-    });
+    const weights = seededWeights(spec, seed);
     await writeArtifact(join(root, 'art'), { spec, name: 'frcnn-small', weights, typed: false });
     const node = await loadArtifact(join(root, 'art'));
     reference = await node.session.run({ image, im_info: IM_INFO });
