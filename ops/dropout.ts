@@ -58,6 +58,7 @@ export function dropoutKeeps(i: number, seedHash: number, threshold: number): bo
 registerOp({
   name: 'dropout',
   kind: 'elementwise',
+  dynamic: true,
   infer: (inputs, attrs) => {
     if (inputs.length !== 1 && inputs.length !== 2)
       fail(`takes x and an optional step seed, got ${inputs.length} inputs`);

@@ -203,6 +203,7 @@ function betaAttr(attrs: LowerArgs['attrs']): number {
 registerOp({
   name: 'smooth_l1',
   kind: 'elementwise',
+  dynamic: true,
   infer: (inputs, attrs) => {
     if (inputs.length !== 1) fail(`takes one input, got ${inputs.length}`);
     const x = inputs[0] as TensorType;

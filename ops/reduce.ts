@@ -22,7 +22,7 @@ import {
   typeOf,
 } from '../compiler/types.js';
 import { storeOut } from './kit/store.js';
-import { rowGeom, rowKernel } from './rows.js';
+import { rowGeom, rowGeomDims, rowKernel } from './rows.js';
 import { boolAttr, numAttr, numsAttr } from './util.js';
 
 /** Checks `attrs.axes` against a rank: integers in [0, rank), ascending, no repeats. */
@@ -151,11 +151,12 @@ export function axisAttr(attrs: Attrs, shape: Shape): number {
 registerOp({
   name: 'argmax',
   kind: 'opaque',
+  dynamic: true,
   infer: (inputs, attrs) => {
     if (inputs.length !== 1) fail(`takes one input, got ${inputs.length}`);
     const x = inputs[0] as TensorType;
     const axis = axisAttr(attrs, x.shape);
-    return { shape: reducedShape(x.shape, [axis], boolAttr(attrs, 'keepDims')), dtype: 'i32' };
+    return typeOf(reducedShape(dimsOf(x), [axis], boolAttr(attrs, 'keepDims')), 'i32');
   },
   cpu: ({ inputs, attrs }) => {
     const x = inputs[0] as RefTensor;
@@ -181,10 +182,8 @@ registerOp({
   lower: (args) => {
     const x = args.inputs[0]?.buf;
     if (!x) throw new Error('internal: argmax without an input');
-    const geom = rowGeom(
-      args.inputs[0]?.type.shape as Shape,
-      axisAttr(args.attrs, args.inputs[0]?.type.shape as Shape),
-    );
+    const xt = args.inputs[0]?.type as TensorType;
+    const geom = rowGeomDims(dimsOf(xt), axisAttr(args.attrs, xt.shape));
     const kernel = rowKernel(`${args.name}`, geom, args.limits, (c) => {
       const { kb } = c;
       // Every invocation starts from element 0, so ties resolve to the first index without sentinels.

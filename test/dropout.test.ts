@@ -7,6 +7,7 @@ import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { pcgHash } from '../ops/dropout.js';
 import { checkGpuVsCpu, checkGradientsSeeded, freshSeed, interpretOne, rand } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 describe('dropout', () => {
   it('checks its attributes', () => {
@@ -161,5 +162,27 @@ describe('dropout with a per-step seed input', () => {
       { x: rand([5, 6], freshSeed()), step: [99] },
       { seed: freshSeed() },
     );
+  });
+});
+
+describe('dropout: run-time sizes', () => {
+  it('one program for every size: the mask is the static shape’s (flat index over the actual dims), with gradients', async () => {
+    await checkRunTimeSizes({
+      symbols: { N: 5, L: 37 },
+      build: (g, { N, L }) => {
+        const x = g.input('x', [N as number, 3, L as number]);
+        const w = g.input('w', [N as number, 3, L as number]);
+        const y = x.dropout(0.3, 1234);
+        const [dx] = grad(y.mul(w).sum(), [x]) as [Tensor];
+        return { y, dx };
+      },
+      sizes: [
+        { N: 5, L: 37 },
+        { N: 1, L: 1 },
+        { N: 2, L: 36 },
+        { N: 4, L: 7 },
+      ],
+      tol: 1e-6,
+    });
   });
 });

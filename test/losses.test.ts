@@ -10,6 +10,7 @@ import { smoothL1, smoothL1Loss, softmaxCrossEntropy } from '../ops/losses.js';
 import { getDevice } from '../runtime/device.js';
 import { Session } from '../runtime/session.js';
 import { checkGpuVsCpu, freshSeed, gradCheckRandom, interpretAll, rand, randInt } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 /** Float64 oracle: per-row cross-entropy, 0 for ignored rows. */
 function ceOracle(logits: number[], labels: number[], c: number, ignore: number): number[] {
@@ -259,5 +260,28 @@ describe('GPU vs CPU', () => {
         return { none, l1, loss, dp: dp as Tensor };
       });
     }
+  });
+});
+
+describe('smooth_l1: run-time sizes', () => {
+  it('one program for every size, both branches, with gradients', async () => {
+    await checkRunTimeSizes({
+      symbols: { N: 9, C: 13 },
+      build: (g, { N, C }) => {
+        const p = g.input('p', [N as number, C as number]);
+        const t = g.input('t', [N as number, C as number]);
+        const per = smoothL1(p.sub(t).mul(3), 1 / 9);
+        const loss = smoothL1Loss(p, t, { beta: 1, reduction: 'sum' });
+        const [dp] = grad(per.sum().add(loss), [p]) as [Tensor];
+        return { per, loss, dp };
+      },
+      sizes: [
+        { N: 9, C: 13 },
+        { N: 1, C: 1 },
+        { N: 4, C: 12 },
+        { N: 8, C: 5 },
+      ],
+      tol: 1e-5,
+    });
   });
 });

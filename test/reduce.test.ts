@@ -7,6 +7,7 @@ import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import type { DType, Shape } from '../compiler/types.js';
 import { checkGpuVsCpu, freshSeed, gradCheckRandom, interpretOne, rand, randInt } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 /** Naive reduction oracle over explicit multi-indices. */
 function naive(data: number[], shape: Shape, axes: number[], op: 'sum' | 'max'): number[] {
@@ -254,4 +255,28 @@ describe('GPU vs CPU', () => {
       );
     }
   });
+});
+
+describe('argmax: run-time sizes', () => {
+  for (const [label, maxLen] of [
+    ['one thread per row', 29],
+    ['one workgroup per row', 300],
+  ] as const) {
+    it(`one program for every row count and length (${label}), over the last and a middle axis`, async () => {
+      await checkRunTimeSizes({
+        symbols: { N: 5, L: maxLen },
+        build: (g, { N, L }) => {
+          const x = g.input('x', [N as number, 3, L as number]);
+          return { last: x.argmax(2), middle: x.argmax(1, true), first: x.argmax(0) };
+        },
+        sizes: [
+          { N: 5, L: maxLen },
+          { N: 1, L: 1 },
+          { N: 2, L: maxLen - 1 },
+          { N: 4, L: 6 },
+        ],
+        tol: 0,
+      });
+    });
+  }
 });
