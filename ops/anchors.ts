@@ -143,7 +143,7 @@ registerOp({
   name: 'shift_anchors',
   kind: 'opaque',
   infer: ([b], attrs) => {
-    const a = checkBoxes(b, 'base anchors');
+    const a = checkBoxes(b, 'base anchors') as number; // a static op: no run-time sizes reach it
     strideOf(attrs);
     return { shape: [posInt(attrs, 'height') * posInt(attrs, 'width') * a, 4], dtype: 'f32' };
   },
@@ -211,7 +211,7 @@ registerOp({
     borderOf(attrs);
     imageDim(attrs, 'imageHeight');
     imageDim(attrs, 'imageWidth');
-    return { shape: [checkBoxes(b, 'anchors')], dtype: 'u32' };
+    return { shape: [checkBoxes(b, 'anchors') as number], dtype: 'u32' };
   },
   cpu: ({ inputs, attrs }) => {
     const b = inputs[0] as RefTensor;

@@ -23,13 +23,14 @@
  * decode: the upper clamp on dw/dh (TV's ln(1000/16)) makes the gradient 0 above the clamp (½ exactly at it).
  */
 import { grad } from '../compiler/autodiff.js';
+import { type Dim, dimProd } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type GradArgs, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { GraphBuilder, Tensor } from '../compiler/tensor.js';
-import { fmtType, numel, type TensorType } from '../compiler/types.js';
+import { dimsOf, fmtType, numel, sameDims, type TensorType, typeOf } from '../compiler/types.js';
 import { type Box, iouF64 } from './kit/iou.js';
 import { perThread } from './kit/launch.js';
 import { storeOut } from './kit/store.js';
@@ -79,14 +80,25 @@ function minSizeOf(attrs: Attrs): number {
   return v;
 }
 
-/** Checks a boxes input: f32 [N,4] (or [N,4K] with `perClass`). Returns N. */
-export function checkBoxes(t: TensorType | undefined, what: string, perClass = false): number {
+/**
+ * Checks a boxes input: f32 [N,4] (or [N,4K] with `perClass`; 4K is a static size). Returns N, which may
+ * be a run-time size.
+ */
+export function checkBoxes(t: TensorType | undefined, what: string, perClass = false): Dim {
   if (!t) fail(`missing input ${what}`);
+  const dims = dimsOf(t);
+  const width = dims[1];
   const ok =
-    t.dtype === 'f32' && t.shape.length === 2 && (perClass ? (t.shape[1] as number) % 4 === 0 : t.shape[1] === 4);
+    t.dtype === 'f32' &&
+    dims.length === 2 &&
+    typeof width === 'number' &&
+    (perClass ? width % 4 === 0 && width > 0 : width === 4);
   if (!ok) fail(`${what} must be f32 [N,${perClass ? '4K' : '4'}] boxes (x1,y1,x2,y2), got ${fmtType(t)}`);
-  return t.shape[0] as number;
+  return dims[0] as Dim;
 }
+
+/** The row count N of a lowered boxes input (a size expression where N is a run-time size). */
+const rowsOf = (t: TensorType): Dim => dimsOf(t)[0] as Dim;
 
 // ---------------------------------------------------------------- kernel helpers
 
@@ -176,8 +188,8 @@ const sizeOf = (lo: Tensor, hi: Tensor, plusOne: boolean): Tensor => (plusOne ? 
 
 /** box_iou from elementwise ops on broadcast [N,M,2] tensors. */
 export function boxIouComposite(a: Tensor, b: Tensor, plusOne: boolean): Tensor {
-  const n = a.shape[0] as number;
-  const m = b.shape[0] as number;
+  const n = a.dims[0] as Dim;
+  const m = b.dims[0] as Dim;
   const [la, ha] = loHi(a);
   const [lb, hb] = loHi(b);
   const whA = sizeOf(la, ha, plusOne);
@@ -203,7 +215,7 @@ export function boxAreaComposite(b: Tensor, plusOne: boolean): Tensor {
   const wh = sizeOf(lo, hi, plusOne);
   return cols(wh, 0, 1)
     .mul(cols(wh, 1, 2))
-    .reshape([b.shape[0] as number]);
+    .reshape([b.dims[0] as Dim]);
 }
 
 /** (centre, size) of [N,4] boxes, each [N,2]. */
@@ -232,7 +244,7 @@ export function boxDecodeComposite(
   plusOne: boolean,
 ): Tensor {
   const g = anchors.builder;
-  const n = anchors.shape[0] as number;
+  const n = anchors.dims[0] as Dim;
   const k = (deltas.shape[1] as number) / 4;
   const [ac, aw] = centreSize(anchors, plusOne);
   const acr = ac.reshape([n, 1, 2]);
@@ -251,7 +263,7 @@ export function boxDecodeComposite(
 /** torchvision box_convert from elementwise ops (through xyxy, as TV does). */
 export function boxConvertComposite(b: Tensor, from: BoxFormat, to: BoxFormat): Tensor {
   const g = b.builder;
-  if (from === to) return b.reshape(b.shape);
+  if (from === to) return b.reshape(b.dims);
   let lo = cols(b, 0, 2);
   let hi = cols(b, 2, 4);
   if (from === 'xywh') hi = lo.add(hi);
@@ -266,7 +278,7 @@ export function boxConvertComposite(b: Tensor, from: BoxFormat, to: BoxFormat): 
  * own identity view, so an input passed twice (box_iou(x, x)) gets each use's share only.
  */
 function compositeVjp(inputs: readonly Tensor[], dy: Tensor, f: (xs: Tensor[]) => Tensor): (Tensor | null)[] {
-  const proxies = inputs.map((t) => t.reshape(t.shape));
+  const proxies = inputs.map((t) => t.reshape(t.dims));
   return grad(f(proxies), proxies, dy);
 }
 
@@ -275,11 +287,12 @@ function compositeVjp(inputs: readonly Tensor[], dy: Tensor, f: (xs: Tensor[]) =
 registerOp({
   name: 'box_iou',
   kind: 'opaque',
+  dynamic: true,
   infer: ([a, b], attrs) => {
     plusOneOf(attrs);
     const n = checkBoxes(a, 'boxes1');
     const m = checkBoxes(b, 'boxes2');
-    return { shape: [n, m], dtype: 'f32' };
+    return typeOf([n, m], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const [a, b] = inputs as [RefTensor, RefTensor];
@@ -300,12 +313,12 @@ registerOp({
   lower: (a) => {
     const [ba, bb] = a.inputs as [LowerArgs['output'], LowerArgs['output']];
     const plusOne = plusOneOf(a.attrs);
-    const n = ba.type.shape[0] as number;
-    const m = bb.type.shape[0] as number;
+    const n = rowsOf(ba.type);
+    const m = rowsOf(bb.type);
     return [
-      perThread(a.name, n * m, (kb, t) => {
-        const i = m === 1 ? t : kb.let('i', K.div(t, K.u32(m)));
-        const j = m === 1 ? K.u32(0) : kb.let('j', K.mod(t, K.u32(m)));
+      perThread(a.name, dimProd([n, m]), (kb, t) => {
+        const i = m === 1 ? t : kb.let('i', K.div(t, K.size(m)));
+        const j = m === 1 ? K.u32(0) : kb.let('j', K.mod(t, K.size(m)));
         const p = loadRow(kb, ba.buf, K.mul(i, K.u32(4)), 'a');
         const q = loadRow(kb, bb.buf, K.mul(j, K.u32(4)), 'b');
         const [a0, a1, a2, a3] = p as [Expr, Expr, Expr, Expr];
@@ -333,9 +346,10 @@ registerOp({
 registerOp({
   name: 'box_area',
   kind: 'opaque',
+  dynamic: true,
   infer: ([b], attrs) => {
     plusOneOf(attrs);
-    return { shape: [checkBoxes(b, 'boxes')], dtype: 'f32' };
+    return typeOf([checkBoxes(b, 'boxes')], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const b = inputs[0] as RefTensor;
@@ -356,7 +370,7 @@ registerOp({
     const b = a.inputs[0] as LowerArgs['output'];
     const plusOne = plusOneOf(a.attrs);
     return [
-      perThread(a.name, b.type.shape[0] as number, (kb, t) => {
+      perThread(a.name, rowsOf(b.type), (kb, t) => {
         const [x1, y1, x2, y2] = loadRow(kb, b.buf, K.mul(t, K.u32(4)), 'b') as [Expr, Expr, Expr, Expr];
         storeOut(kb, a, t, K.mul(extent(x1, x2, plusOne), extent(y1, y2, plusOne)));
       }),
@@ -377,16 +391,17 @@ function centreSizeK(kb: K.KernelBuilder, r: readonly Expr[], plusOne: boolean, 
 registerOp({
   name: 'box_encode',
   kind: 'opaque',
+  dynamic: true,
   infer: ([a, g], attrs) => {
     plusOneOf(attrs);
     weightsOf(attrs);
     const n = checkBoxes(a, 'anchors');
     const m = checkBoxes(g, 'gt');
-    if (n !== m)
+    if (!sameDims([n], [m]))
       fail(
         `anchors and gt must have the same number of rows, got ${fmtType(a as TensorType)} and ${fmtType(g as TensorType)}`,
       );
-    return { shape: [n, 4], dtype: 'f32' };
+    return typeOf([n, 4], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const [a, g] = inputs as [RefTensor, RefTensor];
@@ -407,7 +422,7 @@ registerOp({
     const plusOne = plusOneOf(a.attrs);
     const [wx, wy, ww, wh] = weightsOf(a.attrs);
     return [
-      perThread(a.name, ba.type.shape[0] as number, (kb, t) => {
+      perThread(a.name, rowsOf(ba.type), (kb, t) => {
         const base = kb.let('base', K.mul(t, K.u32(4)));
         const [acx, acy, aw, ah] = centreSizeK(kb, loadRow(kb, ba.buf, base, 'a'), plusOne, 'a') as [
           Expr,
@@ -438,17 +453,18 @@ registerOp({
 registerOp({
   name: 'box_decode',
   kind: 'opaque',
+  dynamic: true,
   infer: ([a, d], attrs) => {
     plusOneOf(attrs);
     weightsOf(attrs);
     clampOf(attrs);
     const n = checkBoxes(a, 'anchors');
     const m = checkBoxes(d, 'deltas', true);
-    if (n !== m)
+    if (!sameDims([n], [m]))
       fail(
         `anchors and deltas must have the same number of rows, got ${fmtType(a as TensorType)} and ${fmtType(d as TensorType)}`,
       );
-    return { shape: [...(d as TensorType).shape], dtype: 'f32' };
+    return typeOf(dimsOf(d as TensorType), 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const [a, d] = inputs as [RefTensor, RefTensor];
@@ -476,11 +492,11 @@ registerOp({
     const plusOne = plusOneOf(a.attrs);
     const [wx, wy, ww, wh] = weightsOf(a.attrs);
     const clamp = clampOf(a.attrs);
-    const n = ba.type.shape[0] as number;
+    const n = rowsOf(ba.type);
     const k = (bd.type.shape[1] as number) / 4;
     // one thread per (row, class): t = row·K + class; its 4 deltas start at 4t
     return [
-      perThread(a.name, n * k, (kb, t) => {
+      perThread(a.name, dimProd([n, k]), (kb, t) => {
         const row = k === 1 ? t : kb.let('row', K.div(t, K.u32(k)));
         const [acx, acy, aw, ah] = centreSizeK(kb, loadRow(kb, ba.buf, K.mul(row, K.u32(4)), 'a'), plusOne, 'a') as [
           Expr,
@@ -507,10 +523,11 @@ registerOp({
 registerOp({
   name: 'box_convert',
   kind: 'opaque',
+  dynamic: true,
   infer: ([b], attrs) => {
     formatOf(attrs, 'from');
     formatOf(attrs, 'to');
-    return { shape: [checkBoxes(b, 'boxes'), 4], dtype: 'f32' };
+    return typeOf([checkBoxes(b, 'boxes'), 4], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const b = inputs[0] as RefTensor;
@@ -531,7 +548,7 @@ registerOp({
     const from = formatOf(a.attrs, 'from');
     const to = formatOf(a.attrs, 'to');
     return [
-      perThread(a.name, b.type.shape[0] as number, (kb, t) => {
+      perThread(a.name, rowsOf(b.type), (kb, t) => {
         const base = kb.let('base', K.mul(t, K.u32(4)));
         const r = loadRow(kb, b.buf, base, 'b') as [Expr, Expr, Expr, Expr];
         let vals: Expr[] = r;
@@ -565,10 +582,11 @@ registerOp({
 registerOp({
   name: 'small_box_mask',
   kind: 'opaque',
+  dynamic: true,
   infer: ([b], attrs) => {
     plusOneOf(attrs);
     minSizeOf(attrs);
-    return { shape: [checkBoxes(b, 'boxes')], dtype: 'u32' };
+    return typeOf([checkBoxes(b, 'boxes')], 'u32');
   },
   cpu: ({ inputs, attrs }) => {
     const b = inputs[0] as RefTensor;
@@ -587,7 +605,7 @@ registerOp({
     const plusOne = plusOneOf(a.attrs);
     const m = K.f32(minSizeOf(a.attrs));
     return [
-      perThread(a.name, b.type.shape[0] as number, (kb, t) => {
+      perThread(a.name, rowsOf(b.type), (kb, t) => {
         const [x1, y1, x2, y2] = loadRow(kb, b.buf, K.mul(t, K.u32(4)), 'b') as [Expr, Expr, Expr, Expr];
         const keep = K.and(K.ge(extent(x1, x2, plusOne), m), K.ge(extent(y1, y2, plusOne), m));
         storeOut(kb, a, t, K.select(keep, K.u32(1), K.u32(0)));

@@ -31,6 +31,7 @@ import { type Box, iouF64 } from '../ops/kit/iou.js';
 import { closeDevice } from '../runtime/device.js';
 import { f16round } from './half.js';
 import { checkGpuVsCpu, checkGradientsSeeded, freshSeed, rand } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 afterAll(async () => {
   await clearEagerCache();
@@ -823,5 +824,44 @@ describe('properties (fast-check; each run is one GPU call over a batch of 64 ra
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+describe('box ops: run-time sizes', () => {
+  it('one program for every N and M: iou, area, encode, decode (K = 3), convert, small-box mask, with gradients', async () => {
+    await checkRunTimeSizes({
+      symbols: { N: 7, M: 5 },
+      build: (g, { N, M }) => {
+        const a = g.input('a', [N as number, 4]);
+        const b = g.input('b', [M as number, 4]);
+        const gt = g.input('gt', [N as number, 4]);
+        const d = g.input('d', [N as number, 12]);
+        const iou = boxIou(a, b);
+        const area = boxArea(a, { plusOne: true });
+        const codes = encodeBoxes(gt, a, { weights: [10, 10, 5, 5] });
+        const boxes = decodeBoxes(d, a, { weights: [10, 10, 5, 5] });
+        const cxcywh = boxConvert(b, 'xyxy', 'cxcywh');
+        const keep = smallBoxMask(a, 12);
+        const total = iou.sum().add(area.mul(1e-3).sum()).add(codes.sum()).add(boxes.mul(1e-2).sum()).add(cxcywh.sum());
+        const [da, db, dgt, dd] = grad(total, [a, b, gt, d]) as [Tensor, Tensor, Tensor, Tensor];
+        return { iou, area, codes, boxes, cxcywh, keep, da, db, dgt, dd };
+      },
+      sizes: [
+        { N: 7, M: 5 },
+        { N: 1, M: 1 },
+        { N: 3, M: 4 },
+        { N: 6, M: 2 },
+      ],
+      tol: 1e-4,
+      feeds: (g, seed) => {
+        const feeds: Record<string, number[]> = {};
+        for (const [k, n] of g.graph.nodes.filter((n) => n.op === 'input').entries()) {
+          const [rows, cols] = n.type.shape as [number, number];
+          feeds[n.name as string] =
+            n.name === 'd' ? rand(rows * cols, seed + k, -1, 1) : randBoxes(rows, seed + 7919 * (k + 1), 60, 2, 30);
+        }
+        return feeds;
+      },
+    });
   });
 });
