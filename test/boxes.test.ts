@@ -846,12 +846,14 @@ describe('box ops: run-time sizes', () => {
         const [da, db, dgt, dd] = grad(total, [a, b, gt, d]) as [Tensor, Tensor, Tensor, Tensor];
         return { iou, area, codes, boxes, cxcywh, keep, da, db, dgt, dd };
       },
-      sizes: [
-        { N: 7, M: 5 },
-        { N: 1, M: 1 },
-        { N: 3, M: 4 },
-        { N: 6, M: 2 },
-      ],
+      sizes: (
+        [
+          [7, 5],
+          [1, 1],
+          [3, 4],
+          [6, 2],
+        ] as const
+      ).map(([N, M]) => ({ N, M })),
       tol: 1e-4,
       feeds: (g, seed) => {
         const feeds: Record<string, number[]> = {};

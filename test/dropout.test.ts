@@ -176,12 +176,14 @@ describe('dropout: run-time sizes', () => {
         const [dx] = grad(y.mul(w).sum(), [x]) as [Tensor];
         return { y, dx };
       },
-      sizes: [
-        { N: 5, L: 37 },
-        { N: 1, L: 1 },
-        { N: 2, L: 36 },
-        { N: 4, L: 7 },
-      ],
+      sizes: (
+        [
+          [5, 37],
+          [1, 1],
+          [2, 36],
+          [4, 7],
+        ] as const
+      ).map(([N, L]) => ({ N, L })),
       tol: 1e-6,
     });
   });
