@@ -8,7 +8,8 @@ import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { fmtType, type TensorType } from '../compiler/types.js';
+import type { Dim } from '../compiler/dims.js';
+import { dimsOf, fmtShape, fmtType, sameDims, type TensorType, typeOf } from '../compiler/types.js';
 import { storeOut } from './kit/store.js';
 import { type RowCtx, rowKernel } from './rows.js';
 import { rowMaxSumExp } from './softmax.js';
@@ -23,20 +24,24 @@ function ignoreAttr(attrs: LowerArgs['attrs']): number {
   return ii;
 }
 
-/** Shape rule shared by the loss and its gradient: logits f32[N,C], labels i32[N] (and dy f32[N]). */
-function checkCe(inputs: readonly TensorType[], withDy: boolean): { n: number; c: number } {
+/**
+ * Shape rule shared by the loss and its gradient: logits f32[N,C], labels i32[N] (and dy f32[N]). N may be a
+ * run-time size; C is static.
+ */
+function checkCe(inputs: readonly TensorType[], withDy: boolean): { n: Dim; c: number } {
   const want = withDy ? 3 : 2;
   if (inputs.length !== want)
     fail(`takes ${want} inputs (logits, labels${withDy ? ', dy' : ''}), got ${inputs.length}`);
   const [logits, labels, dy] = inputs as [TensorType, TensorType, TensorType | undefined];
-  if (logits.dtype !== 'f32' || logits.shape.length !== 2) fail(`logits must be f32[N,C], got ${fmtType(logits)}`);
-  const [n, c] = logits.shape as [number, number];
+  const [n, c] = dimsOf(logits) as [Dim, Dim];
+  if (logits.dtype !== 'f32' || logits.shape.length !== 2 || typeof c !== 'number')
+    fail(`logits must be f32[N,C] with a static class count C, got ${fmtType(logits)}`);
   if (labels.dtype !== 'i32')
     fail(`labels must be i32 (class indices), got ${fmtType(labels)}; cast them with .cast('i32')`);
-  if (labels.shape.length !== 1 || labels.shape[0] !== n)
-    fail(`labels must be i32[${n}] to match logits ${fmtType(logits)}, got ${fmtType(labels)}`);
-  if (dy && (dy.dtype !== 'f32' || dy.shape.length !== 1 || dy.shape[0] !== n))
-    fail(`dy must be f32[${n}], got ${fmtType(dy)}`);
+  if (!sameDims(dimsOf(labels), [n]))
+    fail(`labels must be i32${fmtShape([n])} to match logits ${fmtType(logits)}, got ${fmtType(labels)}`);
+  if (dy && (dy.dtype !== 'f32' || !sameDims(dimsOf(dy), [n])))
+    fail(`dy must be f32${fmtShape([n])}, got ${fmtType(dy)}`);
   return { n, c };
 }
 
@@ -84,7 +89,7 @@ function ceRowKernel(
 ): Kernel[] {
   const [la, lb] = args.inputs;
   if (!la || !lb) throw new Error(`internal: ${args.node.op} needs logits and labels`);
-  const [n, c] = la.type.shape as [number, number];
+  const [n, c] = dimsOf(la.type) as [Dim, number];
   const ii = ignoreAttr(args.attrs);
   const kernel = rowKernel(
     args.name,
@@ -99,10 +104,11 @@ function ceRowKernel(
 registerOp({
   name: 'softmax_cross_entropy',
   kind: 'opaque',
+  dynamic: true,
   infer: (inputs, attrs) => {
     const { n } = checkCe(inputs, false);
     ignoreAttr(attrs);
-    return { shape: [n], dtype: 'f32' };
+    return typeOf([n], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const [logits, labels] = inputs as [RefTensor, RefTensor];
@@ -136,10 +142,11 @@ registerOp({
 registerOp({
   name: 'softmax_cross_entropy_grad',
   kind: 'opaque',
+  dynamic: true,
   infer: (inputs, attrs) => {
     const { n, c } = checkCe(inputs, true);
     ignoreAttr(attrs);
-    return { shape: [n, c], dtype: 'f32' };
+    return typeOf([n, c], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const [logits, labels, dy] = inputs as [RefTensor, RefTensor, RefTensor];

@@ -281,3 +281,36 @@ describe('smooth_l1: run-time sizes', () => {
     });
   });
 });
+
+describe('softmax_cross_entropy: run-time sizes', () => {
+  for (const [label, classes] of [
+    ['one thread per row', 21],
+    ['one workgroup per row', 300],
+  ] as const) {
+    it(`one program for every row count (${label}), ignored rows included, with gradients`, async () => {
+      await checkRunTimeSizes({
+        symbols: { N: 11 },
+        build: (g, { N }) => {
+          const logits = g.input('logits', [N as number, classes]);
+          const labels = g.input('labels', [N as number], 'i32');
+          const w = g.input('w', [N as number]);
+          const per = softmaxCrossEntropy(logits, labels, { reduction: 'none' });
+          const mean = softmaxCrossEntropy(logits, labels);
+          const [dl] = grad(per.mul(w).sum().add(mean), [logits]) as [Tensor];
+          return { per, mean, dl };
+        },
+        sizes: [11, 1, 10, 4].map((N) => ({ N })),
+        tol: 1e-5,
+        // labels in [-1, C): -1 is the ignoreIndex
+        feeds: (g, seed) => {
+          const n = g.graph.nodes.find((x) => x.name === 'labels')?.type.shape[0] as number;
+          return {
+            logits: rand(n * classes, seed, -3, 3),
+            labels: randInt(n, seed + 1, -1, classes),
+            w: rand(n, seed + 2),
+          };
+        },
+      });
+    });
+  }
+});
