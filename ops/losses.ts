@@ -34,8 +34,8 @@ function checkCe(inputs: readonly TensorType[], withDy: boolean): { n: Dim; c: n
     fail(`takes ${want} inputs (logits, labels${withDy ? ', dy' : ''}), got ${inputs.length}`);
   const [logits, labels, dy] = inputs as [TensorType, TensorType, TensorType | undefined];
   const [n, c] = dimsOf(logits) as [Dim, Dim];
-  if (logits.dtype !== 'f32' || logits.shape.length !== 2 || typeof c !== 'number')
-    fail(`logits must be f32[N,C] with a static class count C, got ${fmtType(logits)}`);
+  if (logits.dtype !== 'f32' || logits.shape.length !== 2) fail(`logits must be f32[N,C], got ${fmtType(logits)}`);
+  if (typeof c !== 'number') fail(`the class count C of logits ${fmtType(logits)} must be a static size`);
   if (labels.dtype !== 'i32')
     fail(`labels must be i32 (class indices), got ${fmtType(labels)}; cast them with .cast('i32')`);
   if (!sameDims(dimsOf(labels), [n]))
