@@ -2,6 +2,7 @@
  * Matrix multiplication (batched, with transposed operands) and the shared tiled GEMM kernel
  * generator that conv2d's implicit GEMM also uses. `linear` is torch's nn.Linear as matmul + add.
  */
+import { type Dim, dimCeilDiv, dimEq, dimMax, dimMul, dimProd } from '../compiler/dims.js';
 import { fail } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import type { Expr, Kernel } from '../compiler/kernel/ast.js';
@@ -9,7 +10,7 @@ import * as K from '../compiler/kernel/build.js';
 import type { DeviceLimits } from '../compiler/limits.js';
 import { type LowerArgs, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { fmtShape, numel, type Shape, type TensorType } from '../compiler/types.js';
+import { type DimShape, dimsOf, fmtShape, numel, type TensorType, typeOf } from '../compiler/types.js';
 import { sumToShape } from './util.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -31,9 +32,10 @@ export interface GemmTile {
 /** A GEMM C[b][m][n] = Σ_k A[b][m][k]·B[b][k][n] described by how to read A and B and write C. */
 export interface GemmProblem {
   readonly name: string;
-  readonly M: number;
-  readonly N: number;
-  readonly K: number;
+  /** M, N and K may be run-time sizes (the grid, the bounds checks and the k loop then read them). */
+  readonly M: Dim;
+  readonly N: Dim;
+  readonly K: Dim;
   /** Independent problems (one per workgroup layer). */
   readonly batch: number;
   readonly tile: GemmTile;
@@ -66,6 +68,19 @@ export function modC(x: Expr, d: number): Expr {
   if (d === 1) return K.u32(0);
   return isPow2(d) ? K.bitAnd(x, K.u32(d - 1)) : K.mod(x, K.u32(d));
 }
+
+/** u32 x / d for a size that may be a run-time size. */
+function divD(x: Expr, d: Dim): Expr {
+  return typeof d === 'number' ? divC(x, d) : K.div(x, K.size(d));
+}
+
+/** u32 x % d for a size that may be a run-time size. */
+function modD(x: Expr, d: Dim): Expr {
+  return typeof d === 'number' ? modC(x, d) : K.mod(x, K.size(d));
+}
+
+/** Whether a size is a static multiple of a block (no bounds check needed). */
+const evenIn = (d: Dim, block: number): boolean => typeof d === 'number' && d % block === 0;
 
 /** Threads per workgroup of a tile. */
 export function tileThreads(t: GemmTile): number {
@@ -163,14 +178,14 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
   const WX = BN / TN;
   const WY = BM / TM;
   const T = WX * WY;
-  const gx = ceilDiv(p.N, BN);
-  const gy = ceilDiv(p.M, BM);
-  const groups = gx * gy * p.batch;
-  const evenM = p.M % BM === 0;
-  const evenN = p.N % BN === 0;
-  const evenK = p.K % BK === 0;
+  const gx = dimCeilDiv(p.N, BN);
+  const gy = dimCeilDiv(p.M, BM);
+  const groups = dimProd([gx, gy, p.batch]);
+  const evenM = evenIn(p.M, BM);
+  const evenN = evenIn(p.N, BN);
+  const evenK = evenIn(p.K, BK);
   // Grids past the per-dimension limit get folded into 2-D, which may add workgroups past the end.
-  const mayFold = groups > limits.maxComputeWorkgroupsPerDimension;
+  const mayFold = dimMax(groups) > limits.maxComputeWorkgroupsPerDimension;
 
   const kb = new K.KernelBuilder(p.name);
   const As = kb.array('As', 'f32', BM * BK, 'workgroup');
@@ -183,10 +198,10 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
   const loop = (base: string, n: number, body: (i: Expr) => void): void => kb.for(base, u(0), u(n), body, { t: 'u32' });
 
   const wg = kb.let('wg', K.builtin('wg_linear'));
-  const bx = kb.let('bx', modC(wg, gx));
-  const rest = kb.let('rest', divC(wg, gx));
-  const by = kb.let('by', modC(rest, gy));
-  const bzRaw = kb.let('bz', divC(rest, gy));
+  const bx = kb.let('bx', modD(wg, gx));
+  const rest = kb.let('rest', divD(wg, gx));
+  const by = kb.let('by', modD(rest, gy));
+  const bzRaw = kb.let('bz', divD(rest, gy));
   // Extra workgroups (from grid folding) compute a clamped problem and store nothing.
   const bz = p.batch === 1 ? u(0) : kb.let('bzc', K.min(bzRaw, u(p.batch - 1)));
   // local_invocation_id.x, not local_invocation_index: lavapipe derives the latter with runtime
@@ -210,7 +225,7 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
     rowLen: number,
     kt: Expr,
     base: Expr,
-    size: number,
+    size: Dim,
     even: boolean,
     load: (o: Expr, k: Expr) => Expr,
   ): void => {
@@ -225,8 +240,8 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
       const go = kb.let('go', K.add(base, oo));
       const dst = K.add(K.mul(kk, u(rowLen)), oo);
       const conds: Expr[] = [];
-      if (!even) conds.push(K.lt(go, u(size)));
-      if (!evenK) conds.push(K.lt(gk, u(p.K)));
+      if (!even) conds.push(K.lt(go, K.size(size)));
+      if (!evenK) conds.push(K.lt(gk, K.size(p.K)));
       const cond = and(conds);
       if (cond === null) {
         kb.astore(arr, dst, load(go, gk));
@@ -241,7 +256,7 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
   kb.for(
     'kt',
     u(0),
-    u(p.K),
+    K.size(p.K),
     (kt) => {
       stage(As, p.aContig === 'k', BM, kt, m0, p.M, evenM, (m, k) => p.loadA(kb, bz, m, k));
       stage(Bs, p.bContig === 'k', BN, kt, n0, p.N, evenN, (n, k) => p.loadB(kb, bz, k, n));
@@ -268,8 +283,8 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
   const storeConds = (gm: Expr, gn: Expr): Expr | null => {
     const conds: Expr[] = [];
     if (mayFold) conds.push(K.lt(bzRaw, u(p.batch)));
-    if (!evenM) conds.push(K.lt(gm, u(p.M)));
-    if (!evenN) conds.push(K.lt(gn, u(p.N)));
+    if (!evenM) conds.push(K.lt(gm, K.size(p.M)));
+    if (!evenN) conds.push(K.lt(gn, K.size(p.N)));
     return and(conds);
   };
   loop('i', TM, (i) => {
@@ -289,10 +304,11 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
 // matmul op
 // ---------------------------------------------------------------------------------------------
 
-interface MatmulDims {
-  readonly M: number;
-  readonly N: number;
-  readonly K: number;
+/** M, N and K may be run-time sizes; batch dims are static. */
+interface MatmulDims<D extends Dim = Dim> {
+  readonly M: D;
+  readonly N: D;
+  readonly K: D;
   /** Output batch dims. */
   readonly batchShape: number[];
   readonly aBatched: boolean;
@@ -307,22 +323,24 @@ function transFlags(attrs: Attrs): { transA: boolean; transB: boolean } {
   return { transA: ta, transB: tb };
 }
 
-function matmulDims(a: Shape, b: Shape, attrs: Attrs): MatmulDims {
+function matmulDims(a: DimShape, b: DimShape, attrs: Attrs): MatmulDims {
   const { transA, transB } = transFlags(attrs);
   if (a.length < 2 || b.length < 2) fail(`operands must have rank ≥ 2, got A ${fmtShape(a)} and B ${fmtShape(b)}`);
   const ra = a.length;
   const rb = b.length;
-  const M = (transA ? a[ra - 1] : a[ra - 2]) as number;
-  const Ka = (transA ? a[ra - 2] : a[ra - 1]) as number;
-  const Kb = (transB ? b[rb - 1] : b[rb - 2]) as number;
-  const N = (transB ? b[rb - 2] : b[rb - 1]) as number;
-  if (Ka !== Kb) {
+  const M = (transA ? a[ra - 1] : a[ra - 2]) as Dim;
+  const Ka = (transA ? a[ra - 2] : a[ra - 1]) as Dim;
+  const Kb = (transB ? b[rb - 1] : b[rb - 2]) as Dim;
+  const N = (transB ? b[rb - 2] : b[rb - 1]) as Dim;
+  if (!dimEq(Ka, Kb)) {
     fail(
       `inner dimensions differ: A ${fmtShape(a)}${transA ? ' (transposed)' : ''} has K=${Ka}, B ${fmtShape(b)}${transB ? ' (transposed)' : ''} has K=${Kb}`,
     );
   }
   const ba = a.slice(0, ra - 2);
   const bb = b.slice(0, rb - 2);
+  if (![...ba, ...bb].every((d) => typeof d === 'number'))
+    fail(`batch dimensions must be static sizes, got A ${fmtShape(a)} and B ${fmtShape(b)}`);
   if (ba.length > 0 && bb.length > 0 && !(ba.length === bb.length && ba.every((d, i) => d === bb[i]))) {
     fail(
       `batch dimensions ${fmtShape(ba)} and ${fmtShape(bb)} differ (they must match exactly, or one operand must be rank 2)`,
@@ -332,7 +350,7 @@ function matmulDims(a: Shape, b: Shape, attrs: Attrs): MatmulDims {
     M,
     N,
     K: Ka,
-    batchShape: ba.length > 0 ? [...ba] : [...bb],
+    batchShape: (ba.length > 0 ? [...ba] : [...bb]) as number[],
     aBatched: ba.length > 0,
     bBatched: bb.length > 0,
   };
@@ -341,17 +359,18 @@ function matmulDims(a: Shape, b: Shape, attrs: Attrs): MatmulDims {
 registerOp({
   name: 'matmul',
   kind: 'gemm',
+  dynamic: true,
   infer: ([a, b], attrs) => {
     const ta = a as TensorType;
     const tb = b as TensorType;
     if (ta.dtype !== 'f32' || tb.dtype !== 'f32') fail(`needs f32 operands, got ${ta.dtype} and ${tb.dtype}`);
-    const d = matmulDims(ta.shape, tb.shape, attrs);
-    return { shape: [...d.batchShape, d.M, d.N], dtype: 'f32' };
+    const d = matmulDims(dimsOf(ta), dimsOf(tb), attrs);
+    return typeOf([...d.batchShape, d.M, d.N], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const [a, b] = inputs as [(typeof inputs)[0] & object, (typeof inputs)[0] & object];
     const { transA, transB } = transFlags(attrs);
-    const d = matmulDims(a.shape, b.shape, attrs);
+    const d = matmulDims(a.shape, b.shape, attrs) as MatmulDims<number>;
     const { M, N, K: Kd } = d;
     const batch = numel(d.batchShape);
     const out = new Float64Array(batch * M * N);
@@ -377,13 +396,13 @@ registerOp({
   grad: ({ inputs, attrs, dy }) => {
     const [a, b] = inputs as [Tensor, Tensor];
     const { transA, transB } = transFlags(attrs);
-    const d = matmulDims(a.shape, b.shape, attrs);
+    const d = matmulDims(a.dims, b.dims, attrs);
     const { M, N, K: Kd } = d;
     // Y = op(A)·op(B).  d op(A) = dY·op(B)ᵀ,  d op(B) = op(A)ᵀ·dY.
     let da: Tensor;
     if (d.bBatched || !d.aBatched || transA) {
       da = transA ? b.matmul(dy, { transA: transB, transB: true }) : dy.matmul(b, { transB: !transB });
-      da = sumToShape(da, a.shape);
+      da = sumToShape(da, a.dims);
     } else {
       // B is shared across the batch and A is [batch..., M, K]: fold the batch into M.
       da = dy.matmul(b, { transB: !transB });
@@ -392,12 +411,12 @@ registerOp({
     if (!d.bBatched && d.aBatched && !transA) {
       // B shared over a batched, non-transposed A: fold the batch into the contraction.
       const batch = numel(d.batchShape);
-      const a2 = a.reshape([batch * M, Kd]);
-      const dy2 = dy.reshape([batch * M, N]);
+      const a2 = a.reshape([dimMul(batch, M), Kd]);
+      const dy2 = dy.reshape([dimMul(batch, M), N]);
       db = transB ? dy2.matmul(a2, { transA: true }) : a2.matmul(dy2, { transA: true });
     } else {
       db = transB ? dy.matmul(a, { transA: true, transB: transA }) : a.matmul(dy, { transA: !transA });
-      db = sumToShape(db, b.shape);
+      db = sumToShape(db, b.dims);
     }
     return [da, db];
   },
@@ -407,29 +426,30 @@ registerOp({
 function lowerMatmul(args: LowerArgs): Kernel {
   const [ia, ib] = args.inputs as [LowerArgs['inputs'][0] & object, LowerArgs['inputs'][0] & object];
   const { transA, transB } = transFlags(args.attrs);
-  const d = matmulDims(ia.type.shape, ib.type.shape, args.attrs);
+  const d = matmulDims(dimsOf(ia.type), dimsOf(ib.type), args.attrs);
   const { M, N, K: Kd, batchShape } = d;
   const batch = numel(batchShape);
   const u = K.u32;
+  const sz = K.size;
   const A = ia.buf;
   const B = ib.buf;
   const C = args.output.buf;
   // A batched and non-transposed, B shared: the batch folds into M (one big GEMM).
   const fold = batch > 1 && d.aBatched && !d.bBatched && !transA;
-  const gM = fold ? batch * M : M;
+  const gM = fold ? dimMul(batch, M) : M;
   const gBatch = fold ? 1 : batch;
-  const aStride = d.aBatched && !fold ? M * Kd : 0;
-  const bStride = d.bBatched ? Kd * N : 0;
-  const off = (b: Expr, stride: number, idx: Expr): Expr =>
-    stride === 0 || gBatch === 1 ? idx : K.add(K.mul(b, u(stride)), idx);
+  const aStride = d.aBatched && !fold ? dimMul(M, Kd) : 0;
+  const bStride = d.bBatched ? dimMul(Kd, N) : 0;
+  const off = (b: Expr, stride: Dim, idx: Expr): Expr =>
+    stride === 0 || gBatch === 1 ? idx : K.add(K.mul(b, sz(stride)), idx);
 
   /** Output coordinates [batch..., m, n] of element (b, m, n) of the (possibly folded) GEMM. */
   const coords = (b: Expr, m: Expr, n: Expr): Expr[] => {
     let bLin = b;
     let mm = m;
     if (fold) {
-      bLin = K.div(m, u(M));
-      mm = K.mod(m, u(M));
+      bLin = K.div(m, sz(M));
+      mm = K.mod(m, sz(M));
     }
     const cs: Expr[] = [];
     let t = bLin;
@@ -448,15 +468,16 @@ function lowerMatmul(args: LowerArgs): Kernel {
       N,
       K: Kd,
       batch: gBatch,
-      tile: chooseTile(gM, N, Kd, gBatch, args.limits),
+      // tiles chosen for the largest sizes
+      tile: chooseTile(dimMax(gM), dimMax(N), dimMax(Kd), gBatch, args.limits),
       aContig: transA ? 'm' : 'k',
       bContig: transB ? 'k' : 'n',
       loadA: (_kb, b, m, k) =>
-        K.load(A, off(b, aStride, transA ? K.add(K.mul(k, u(M)), m) : K.add(K.mul(m, u(Kd)), k))),
+        K.load(A, off(b, aStride, transA ? K.add(K.mul(k, sz(M)), m) : K.add(K.mul(m, sz(Kd)), k))),
       loadB: (_kb, b, k, n) =>
-        K.load(B, off(b, bStride, transB ? K.add(K.mul(n, u(Kd)), k) : K.add(K.mul(k, u(N)), n))),
+        K.load(B, off(b, bStride, transB ? K.add(K.mul(n, sz(Kd)), k) : K.add(K.mul(k, sz(N)), n))),
       store: (kb, b, m, n, acc) => {
-        const flat = kb.let('flat', K.add(K.mul(gBatch === 1 ? m : K.add(K.mul(b, u(M)), m), u(N)), n));
+        const flat = kb.let('flat', K.add(K.mul(gBatch === 1 ? m : K.add(K.mul(b, sz(M)), m), sz(N)), n));
         kb.store(C, flat, args.epilogue(acc, coords(b, m, n), flat));
       },
     },

@@ -8,6 +8,7 @@ import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { numel, type Shape } from '../compiler/types.js';
 import { chooseTile, linear, tileCost, tileFits } from '../ops/matmul.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 /** Naive reference: op(A)·op(B) over a batch, with a rank-2 operand shared by every batch entry. */
 function naive(a: number[], as: Shape, b: number[], bs: Shape, transA: boolean, transB: boolean): number[] {
@@ -203,6 +204,29 @@ describe('matmul on the GPU', () => {
       const loss = y.mul(y).sum();
       const [da, db] = grad(loss, [a, b]) as [Tensor, Tensor];
       return { da, db };
+    });
+  });
+});
+
+describe('matmul: run-time sizes', () => {
+  it('one program for every row count: linear + bias + relu (fused epilogue), transposed and batched operands, gradients (the weight gradient contracts over the run-time axis)', async () => {
+    await checkRunTimeSizes({
+      symbols: { N: 70 },
+      build: (g, { N }) => {
+        const x = g.input('x', [N as number, 37]);
+        const w = g.input('w', [23, 37]);
+        const bias = g.input('bias', [23]);
+        const y = linear(x, w, bias).relu();
+        const xb = g.input('xb', [2, N as number, 9]);
+        const b = g.input('b', [9, 6]);
+        const z = xb.matmul(b);
+        const loss = y.sum().add(z.mul(z).sum());
+        // dw = dyᵀ·x and db = xbᵀ·dz contract over the run-time axis
+        const [dx, dw, dxb, db] = grad(loss, [x, w, xb, b]) as [Tensor, Tensor, Tensor, Tensor];
+        return { y, z, dx, dw, dxb, db };
+      },
+      sizes: [70, 1, 33].map((N) => ({ N })),
+      tol: 1e-5,
     });
   });
 });
