@@ -3,12 +3,13 @@
  * with an ignored label) and smooth L1 (an elementwise op that fuses), plus the user-facing
  * functions that apply a reduction.
  */
+
+import type { Dim } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import type { Dim } from '../compiler/dims.js';
 import { dimsOf, fmtShape, fmtType, sameDims, type TensorType, typeOf } from '../compiler/types.js';
 import { storeOut } from './kit/store.js';
 import { type RowCtx, rowKernel } from './rows.js';
