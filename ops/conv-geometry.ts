@@ -3,9 +3,10 @@
  * {stride, padding, dilation, groups} attributes, output sizes, the checked sizes of one
  * convolution and a float64 walk over its taps.
  */
+import { type Dim, dimAdd, dimFloorDiv, dimMin } from '../compiler/dims.js';
 import { fail } from '../compiler/errors.js';
 import { type Attrs, fmtValue } from '../compiler/ir.js';
-import { fmtShape, type Shape } from '../compiler/types.js';
+import { type DimShape, fmtShape, type Shape } from '../compiler/types.js';
 
 export interface Conv2dAttrs {
   readonly sh: number;
@@ -20,6 +21,12 @@ export interface Conv2dAttrs {
 /** Output extent along one axis: floor((in + 2·pad − dil·(k−1) − 1) / stride) + 1 (≤ 0 when the kernel does not fit). */
 export function conv2dOutSize(inSize: number, k: number, stride: number, pad: number, dil: number): number {
   return Math.floor((inSize + 2 * pad - dil * (k - 1) - 1) / stride) + 1;
+}
+
+/** {@link conv2dOutSize} of an extent that may be a run-time size (a size expression then). */
+export function conv2dOutDim(inSize: Dim, k: number, stride: number, pad: number, dil: number): Dim {
+  if (typeof inSize === 'number') return conv2dOutSize(inSize, k, stride, pad, dil);
+  return dimAdd(dimFloorDiv(dimAdd(inSize, 2 * pad - dil * (k - 1) - 1), stride), 1);
 }
 
 function pairOf(attrs: Attrs, key: string, min: number): [number, number] {
@@ -45,17 +52,20 @@ export function conv2dAttrs(attrs: Attrs): Conv2dAttrs {
   return { sh, sw, ph, pw, dh, dw, groups };
 }
 
-/** Every size of a convolution, after the shape rule's checks. */
-export interface Conv2dDims extends Conv2dAttrs {
-  readonly N: number;
+/**
+ * Every size of a convolution, after the shape rule's checks. With `D = Dim`, N, H, W, OH and OW may be
+ * run-time sizes (channels and kernel sizes are static).
+ */
+export interface Conv2dDims<D extends Dim = number> extends Conv2dAttrs {
+  readonly N: D;
   readonly C: number;
-  readonly H: number;
-  readonly W: number;
+  readonly H: D;
+  readonly W: D;
   readonly O: number;
   readonly KH: number;
   readonly KW: number;
-  readonly OH: number;
-  readonly OW: number;
+  readonly OH: D;
+  readonly OW: D;
   /** Channels per group: C / groups and O / groups. */
   readonly Cg: number;
   readonly Og: number;
@@ -71,7 +81,22 @@ export function checkConv2dDims(
   a: Conv2dAttrs,
   names: { readonly x: string; readonly w: string } = { x: 'input', w: 'weight' },
 ): Conv2dDims {
-  const [N, C, H, W] = x as [number, number, number, number];
+  return checkConv2dDimsDyn(x, w, a, names) as Conv2dDims;
+}
+
+/**
+ * {@link checkConv2dDims} where the batch and spatial sizes of x may be run-time sizes; channels and the
+ * weight are static, and the output must be at least 1×1 for the smallest input.
+ */
+export function checkConv2dDimsDyn(
+  x: DimShape,
+  w: DimShape,
+  a: Conv2dAttrs,
+  names: { readonly x: string; readonly w: string } = { x: 'input', w: 'weight' },
+): Conv2dDims<Dim> {
+  const [N, C, H, W] = x as [Dim, Dim, Dim, Dim];
+  if (typeof C !== 'number' || !w.every((d) => typeof d === 'number'))
+    fail(`channels and the weight must be static sizes, got ${names.x} ${fmtShape(x)} and ${names.w} ${fmtShape(w)}`);
   const [O, I, KH, KW] = w as [number, number, number, number];
   if (C % a.groups !== 0) {
     fail(`input channels ${C} (${names.x} ${fmtShape(x)}) are not divisible by groups=${a.groups}`);
@@ -84,11 +109,12 @@ export function checkConv2dDims(
       `channel mismatch: ${names.w} ${fmtShape(w)} has ${I} input channels, but ${names.x} ${fmtShape(x)} has C/groups = ${C}/${a.groups} = ${C / a.groups}`,
     );
   }
-  const OH = conv2dOutSize(H, KH, a.sh, a.ph, a.dh);
-  const OW = conv2dOutSize(W, KW, a.sw, a.pw, a.dw);
-  if (OH <= 0 || OW <= 0) {
+  const OH = conv2dOutDim(H, KH, a.sh, a.ph, a.dh);
+  const OW = conv2dOutDim(W, KW, a.sw, a.pw, a.dw);
+  if (dimMin(OH) <= 0 || dimMin(OW) <= 0) {
+    const [oh, ow] = [conv2dOutSize(dimMin(H), KH, a.sh, a.ph, a.dh), conv2dOutSize(dimMin(W), KW, a.sw, a.pw, a.dw)];
     fail(
-      `output size ${OH}x${OW} ≤ 0: kernel ${KH}x${KW} with dilation ${a.dh}x${a.dw} does not fit ${names.x} ${H}x${W} padded by ${a.ph}x${a.pw}`,
+      `output size ${oh}x${ow} ≤ 0: kernel ${KH}x${KW} with dilation ${a.dh}x${a.dw} does not fit ${names.x} ${dimMin(H)}x${dimMin(W)} padded by ${a.ph}x${a.pw}`,
     );
   }
   return { ...a, N, C, H, W, O, KH, KW, OH, OW, Cg: C / a.groups, Og: O / a.groups };

@@ -5,21 +5,23 @@
  * im2col matrix) is gathered from x on the fly while it is staged. The fused elementwise epilogue
  * is applied at the store, so conv + bias + ReLU is one dispatch.
  */
-import { fail } from '../compiler/errors.js';
+import { type Dim, dimMax, dimProd } from '../compiler/dims.js';
+import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import type { Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { fmtShape, type Shape, type TensorType } from '../compiler/types.js';
-import { type Conv2dDims, checkConv2dDims, conv2dAttrs, forEachConv2dTap } from './conv-geometry.js';
-import { chooseTile, divC, gemmKernel, modC } from './matmul.js';
+import { type DimShape, dimsOf, fmtShape, type TensorType, typeOf } from '../compiler/types.js';
+import { type Conv2dDims, checkConv2dDimsDyn, conv2dAttrs, forEachConv2dTap } from './conv-geometry.js';
+import { chooseTile, divD, gemmKernel, modD } from './matmul.js';
 
-export function conv2dDims(x: Shape, w: Shape, attrs: Attrs): Conv2dDims {
+/** The sizes of a conv2d; N, H and W may be run-time sizes (the forward op; its gradients are static). */
+export function conv2dDims(x: DimShape, w: DimShape, attrs: Attrs): Conv2dDims<Dim> {
   const a = conv2dAttrs(attrs);
   if (x.length !== 4) fail(`input must be NCHW (rank 4), got ${fmtShape(x)}`);
   if (w.length !== 4) fail(`weight must be OIHW (rank 4), got ${fmtShape(w)}`);
-  return checkConv2dDims(x, w, a);
+  return checkConv2dDimsDyn(x, w, a);
 }
 
 /** Float64 direct convolution. */
@@ -36,20 +38,25 @@ function conv2dRef(x: RefTensor, w: RefTensor, d: Conv2dDims): Float64Array {
 registerOp({
   name: 'conv2d',
   kind: 'gemm',
+  dynamic: true,
   infer: ([x, w], attrs) => {
     const tx = x as TensorType;
     const tw = w as TensorType;
     if (tx.dtype !== 'f32' || tw.dtype !== 'f32') fail(`needs f32 input and weight, got ${tx.dtype} and ${tw.dtype}`);
-    const d = conv2dDims(tx.shape, tw.shape, attrs);
-    return { shape: [d.N, d.O, d.OH, d.OW], dtype: 'f32' };
+    const d = conv2dDims(dimsOf(tx), dimsOf(tw), attrs);
+    return typeOf([d.N, d.O, d.OH, d.OW], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const [x, w] = inputs as [RefTensor, RefTensor];
-    return conv2dRef(x, w, conv2dDims(x.shape, w.shape, attrs));
+    return conv2dRef(x, w, conv2dDims(x.shape, w.shape, attrs) as Conv2dDims);
   },
   grad: ({ inputs, attrs, dy }) => {
     // Both are gather formulations in ops/conv2d-grad.ts (conv attributes + the shape to produce).
     const [x, w] = inputs as [Tensor, Tensor];
+    if (x.dynamic)
+      throw new WgflowError(
+        `conv2d: the gradient of a convolution over run-time sizes (input ${fmtShape(x.dims)}) is not supported yet: use static shapes to train`,
+      );
     const b = dy.builder;
     return [
       b.apply('conv2d_grad_input', [dy, w], { ...attrs, inputShape: [...x.shape] }),
@@ -61,17 +68,20 @@ registerOp({
 
 function lowerConv2d(args: LowerArgs): ReturnType<typeof gemmKernel> {
   const [ix, iw] = args.inputs as [LowerArgs['inputs'][0] & object, LowerArgs['inputs'][0] & object];
-  const d = conv2dDims(ix.type.shape, iw.type.shape, args.attrs);
+  const d = conv2dDims(dimsOf(ix.type), dimsOf(iw.type), args.attrs);
   const { C, H, W, O, KH, KW, OH, OW, Cg, Og } = d;
   const u = K.u32;
+  const sz = K.size;
   const X = ix.buf;
   const Wb = iw.buf;
   const Y = args.output.buf;
-  const M = d.N * OH * OW;
+  const M = dimProd([d.N, OH, OW]);
   const Kd = Cg * KH * KW;
-  // Padding taps can be skipped statically when no window ever leaves the input.
-  const rowsInside = d.ph === 0 && (OH - 1) * d.sh + (KH - 1) * d.dh < H;
-  const colsInside = d.pw === 0 && (OW - 1) * d.sw + (KW - 1) * d.dw < W;
+  // Padding taps can be skipped statically when no window ever leaves the input (static sizes only).
+  const inside = (o: Dim, s: number, k: number, dl: number, p: number, i: Dim): boolean =>
+    typeof o === 'number' && typeof i === 'number' && p === 0 && (o - 1) * s + (k - 1) * dl < i;
+  const rowsInside = inside(OH, d.sh, KH, d.dh, d.ph, H);
+  const colsInside = inside(OW, d.sw, KW, d.dw, d.pw, W);
 
   return gemmKernel(
     {
@@ -80,28 +90,28 @@ function lowerConv2d(args: LowerArgs): ReturnType<typeof gemmKernel> {
       N: Og,
       K: Kd,
       batch: d.groups,
-      tile: chooseTile(M, Og, Kd, d.groups, args.limits),
+      tile: chooseTile(dimMax(M), Og, Kd, d.groups, args.limits),
       // For a fixed tap, consecutive output pixels read consecutive input pixels (stride 1).
       aContig: 'm',
       bContig: 'k',
       loadA: (kb, g, m, k) => {
         // m = (n, oh, ow), k = (ci, kh, kw); input pixel (oh·sh − ph + kh·dh, ow·sw − pw + kw·dw).
-        const ow = kb.let('ow', modC(m, OW));
-        const t = kb.let('t', divC(m, OW));
-        const oh = kb.let('oh', modC(t, OH));
-        const n = kb.let('n', divC(t, OH));
-        const kw = kb.let('kw', modC(k, KW));
-        const t2 = kb.let('t2', divC(k, KW));
-        const kh = kb.let('kh', modC(t2, KH));
-        const ci = kb.let('ci', divC(t2, KH));
+        const ow = kb.let('ow', modD(m, OW));
+        const t = kb.let('t', divD(m, OW));
+        const oh = kb.let('oh', modD(t, OH));
+        const n = kb.let('n', divD(t, OH));
+        const kw = kb.let('kw', modD(k, KW));
+        const t2 = kb.let('t2', divD(k, KW));
+        const kh = kb.let('kh', modD(t2, KH));
+        const ci = kb.let('ci', divD(t2, KH));
         // u32 arithmetic: a tap above or left of the input wraps to a huge value and fails `< H`.
         const ih = kb.let('ih', K.sub(K.add(K.mul(oh, u(d.sh)), K.mul(kh, u(d.dh))), u(d.ph)));
         const iwv = kb.let('iw', K.sub(K.add(K.mul(ow, u(d.sw)), K.mul(kw, u(d.dw))), u(d.pw)));
         const c = d.groups === 1 ? ci : K.add(K.mul(g, u(Cg)), ci);
-        const idx = K.add(K.mul(K.add(K.mul(K.add(K.mul(n, u(C)), c), u(H)), ih), u(W)), iwv);
+        const idx = K.add(K.mul(K.add(K.mul(K.add(K.mul(n, u(C)), c), sz(H)), ih), sz(W)), iwv);
         const conds: Expr[] = [];
-        if (!rowsInside) conds.push(K.lt(ih, u(H)));
-        if (!colsInside) conds.push(K.lt(iwv, u(W)));
+        if (!rowsInside) conds.push(K.lt(ih, sz(H)));
+        if (!colsInside) conds.push(K.lt(iwv, sz(W)));
         if (conds.length === 0) return K.load(X, idx);
         const v = kb.var('xv', K.f32(0));
         kb.if(
@@ -113,12 +123,12 @@ function lowerConv2d(args: LowerArgs): ReturnType<typeof gemmKernel> {
       // weight [O, Cg·KH·KW] row-major: column o of group g is row g·Og + o.
       loadB: (_kb, g, k, o) => K.load(Wb, K.add(K.mul(d.groups === 1 ? o : K.add(K.mul(g, u(Og)), o), u(Kd)), k)),
       store: (kb, g, m, o, acc) => {
-        const ow = kb.let('sow', modC(m, OW));
-        const t = kb.let('st', divC(m, OW));
-        const oh = kb.let('soh', modC(t, OH));
-        const n = kb.let('sn', divC(t, OH));
+        const ow = kb.let('sow', modD(m, OW));
+        const t = kb.let('st', divD(m, OW));
+        const oh = kb.let('soh', modD(t, OH));
+        const n = kb.let('sn', divD(t, OH));
         const oc = d.groups === 1 ? o : kb.let('oc', K.add(K.mul(g, u(Og)), o));
-        const flat = kb.let('flat', K.add(K.mul(K.add(K.mul(K.add(K.mul(n, u(O)), oc), u(OH)), oh), u(OW)), ow));
+        const flat = kb.let('flat', K.add(K.mul(K.add(K.mul(K.add(K.mul(n, u(O)), oc), sz(OH)), oh), sz(OW)), ow));
         kb.store(Y, flat, args.epilogue(acc, [n, oc, oh, ow], flat));
       },
     },

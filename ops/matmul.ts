@@ -70,12 +70,12 @@ export function modC(x: Expr, d: number): Expr {
 }
 
 /** u32 x / d for a size that may be a run-time size. */
-function divD(x: Expr, d: Dim): Expr {
+export function divD(x: Expr, d: Dim): Expr {
   return typeof d === 'number' ? divC(x, d) : K.div(x, K.size(d));
 }
 
 /** u32 x % d for a size that may be a run-time size. */
-function modD(x: Expr, d: Dim): Expr {
+export function modD(x: Expr, d: Dim): Expr {
   return typeof d === 'number' ? modC(x, d) : K.mod(x, K.size(d));
 }
 

@@ -6,6 +6,7 @@ import type { RefTensor } from '../compiler/registry.js';
 import { type Conv2dOptions, GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { conv2dOutSize } from '../ops/conv-geometry.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 type P2 = [number, number];
 interface Case {
@@ -224,5 +225,39 @@ describe('conv2d on the GPU', () => {
       const [dx, dw] = grad(y.mul(y).sum(), [x, w]) as [Tensor, Tensor];
       return { dx, dw };
     });
+  });
+});
+
+describe('conv2d: run-time sizes', () => {
+  it('one program for every batch and image size: padded, strided, grouped and dilated, with a fused bias + relu', async () => {
+    await checkRunTimeSizes({
+      symbols: { N: 2, H: 19, W: 23 },
+      build: (g, { N, H, W }) => {
+        const x = g.input('x', [N as number, 3, H as number, W as number]);
+        const w1 = g.input('w1', [4, 3, 3, 3]);
+        const b1 = g.input('b1', [1, 4, 1, 1]);
+        const w2 = g.input('w2', [5, 4, 3, 3]);
+        const w3 = g.input('w3', [6, 2, 3, 3]);
+        const y1 = x.conv2d(w1, { padding: 1 }).add(b1).relu();
+        const y2 = y1.conv2d(w2, { stride: 2, padding: 1 });
+        const y3 = y1.conv2d(w3, { groups: 2, dilation: 2, padding: 2 });
+        return { y1, y2, y3 };
+      },
+      sizes: [
+        [2, 19, 23],
+        [1, 1, 1],
+        [2, 6, 17],
+        [1, 19, 4],
+      ].map(([N, H, W]) => ({ N: N as number, H: H as number, W: W as number })),
+      tol: 1e-5,
+    });
+  });
+
+  it('its gradient over run-time sizes is refused with a clear error', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [1, 2, g.dim('H', { max: 8 }), 8]);
+    const w = g.input('w', [3, 2, 3, 3]);
+    const y = x.conv2d(w, { padding: 1 });
+    expect(() => grad(y.sum(), [w])).toThrow(/conv2d: the gradient of a convolution over run-time sizes/);
   });
 });
