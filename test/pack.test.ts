@@ -20,7 +20,7 @@
  * Small on purpose (a 64×80 canvas, 8 images, 20 iterations); on a cold Mesa shader cache the first
  * training step still takes minutes, hence the long hang guard.
  */
-import { type ExecFileOptions, execFile } from 'node:child_process';
+import { type ExecFileOptions, execFile, spawn } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -173,7 +173,8 @@ describe('npm pack → install into an empty project', () => {
     expect(v.stdout.trim()).toBe(VERSION);
     const h = await npx('wgflow', '--help');
     ok(h, '--help');
-    for (const c of ['compile', 'train', 'detect', 'eval', 'setup-gpu', 'bench', 'demo']) expect(h.stdout).toContain(c);
+    for (const c of ['compile', 'train', 'detect', 'eval', 'serve', 'setup-gpu', 'bench', 'demo'])
+      expect(h.stdout).toContain(c);
     expect(h.stdout).toMatch(/clone only/);
     const b = await npx('wgflow', 'bench');
     expect(b.code).toBe(1);
@@ -198,6 +199,43 @@ console.log(boxes.length);
     );
     const t = await tsc(['use-art.ts', 'art/frcnn-small.ts'], { node: true });
     ok(t, 'tsc of the typed module');
+  });
+
+  it('wgflow serve art: the packaged page, its browser runtime (dist/browser) and the artifact; SIGTERM stops it', async () => {
+    // the installed bin itself (node_modules/.bin/wgflow points at it), so that SIGTERM reaches the server
+    const bin = join(pkgDir, 'dist', 'cli', 'wgflow.js');
+    const child = spawn(process.execPath, [bin, 'serve', 'art', '--port', '0'], {
+      cwd: project,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stderr?.on('data', (d) => {
+      out += String(d);
+    });
+    const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+    try {
+      const url = await new Promise<string>((found, bad) => {
+        child.stdout?.on('data', (d) => {
+          out += String(d);
+          const m = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+          if (m) found(m[1] as string);
+        });
+        void exited.then((code) => bad(new Error(`wgflow serve exited ${code}: ${out}`)));
+      });
+      const page = await fetch(url);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('app.js');
+      expect((await fetch(`${url}app.js`)).status).toBe(200);
+      const served = new Uint8Array(await (await fetch(`${url}runtime/wgflow-runtime.js`)).arrayBuffer());
+      const shipped = readFileSync(join(pkgDir, 'dist', 'browser', 'wgflow-runtime.js'));
+      expect(Buffer.from(served).equals(shipped), 'the page gets the package’s browser build').toBe(true);
+      const manifest = (await (await fetch(`${url}artifact/manifest.json`)).json()) as { name: string };
+      expect(manifest.name).toBe('frcnn-small');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited, out).toBe(0);
   });
 
   it('train 20 iterations, detect: only wgflow lines on stderr, COCO results with x2 = x + w', async () => {
