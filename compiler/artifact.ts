@@ -22,10 +22,10 @@ import {
   type ArtifactKernel,
   type ArtifactLimits,
   type ArtifactManifest,
-  type ArtifactTensor,
   type JsonValue,
 } from '../runtime/artifact-manifest.js';
 import { initialValues } from '../runtime/init.js';
+import { kernelSizeFields, tensorSizeFields } from '../runtime/manifest-sizes.js';
 import type { DTypeName, ProgramSpec, TensorSpec } from '../runtime/program.js';
 import { type TensorToWrite, writeSafetensors } from '../runtime/safetensors.js';
 import type { TypedArray } from '../runtime/session.js';
@@ -117,15 +117,6 @@ export function requiredLimits(spec: ProgramSpec): ArtifactLimits {
     maxComputeWorkgroupSizeY: maxOf(spec.kernels.map((k) => k.workgroupSize[1])),
     maxComputeWorkgroupSizeZ: maxOf(spec.kernels.map((k) => k.workgroupSize[2])),
     maxComputeWorkgroupsPerDimension: maxOf(spec.kernels.flatMap((k) => [...k.dispatch])),
-  };
-}
-
-/** A tensor's run-time dims, chunk buffers and value range, where it has them (manifest version 2). */
-function sizeFields(t: TensorSpec): Pick<ArtifactTensor, 'dims' | 'chunks' | 'valueRange'> {
-  return {
-    ...(t.dims ? { dims: t.dims } : {}),
-    ...(t.chunks ? { chunks: t.chunks } : {}),
-    ...(t.valueRange ? { valueRange: t.valueRange } : {}),
   };
 }
 
@@ -244,7 +235,7 @@ export async function writeArtifact(dir: string, opts: WriteArtifactOptions): Pr
       shape: [...t.shape],
       buffer: t.buffer,
       ...(notes?.[t.name] !== undefined ? { description: notes[t.name] } : {}),
-      ...sizeFields(t),
+      ...tensorSizeFields(t),
     }));
   };
   const inputs = describe(spec.inputs, opts.inputs, 'input');
@@ -277,10 +268,7 @@ export async function writeArtifact(dir: string, opts: WriteArtifactOptions): Pr
         dispatch: k.dispatch,
         bindings: k.bindings,
         writes: k.writes,
-        ...(k.grid ? { grid: k.grid } : {}),
-        ...(k.sizes ? { sizes: k.sizes } : {}),
-        ...(k.windows ? { windows: k.windows } : {}),
-        ...(k.stage !== undefined ? { stage: k.stage } : {}),
+        ...kernelSizeFields(k),
       });
     }
     const constants: [string, TensorToWrite][] = spec.buffers
@@ -322,7 +310,7 @@ export async function writeArtifact(dir: string, opts: WriteArtifactOptions): Pr
         buffer: p.buffer,
         role: p.role,
         trainable: p.trainable,
-        ...sizeFields(p),
+        ...tensorSizeFields(p),
       })),
       ...(spec.symbols && spec.symbols.length > 0 ? { symbols: spec.symbols } : {}),
       buffers: spec.buffers.map(({ data: _data, ...b }) => b),

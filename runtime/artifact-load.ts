@@ -19,6 +19,7 @@ import {
 } from './artifact-manifest.js';
 import { type DeviceInfo, getDevice } from './device.js';
 import { WgflowError } from './errors.js';
+import { kernelSizeFields, tensorSizeFields } from './manifest-sizes.js';
 import type { KernelSpec, ProgramSpec } from './program.js';
 import { decodeSafetensors, type SafeTensor } from './safetensors-codec.js';
 import { Session, type TypedArray } from './session.js';
@@ -141,10 +142,7 @@ async function readKernels(src: ArtifactSource, m: ArtifactManifest): Promise<Ke
     dispatch: k.dispatch,
     bindings: k.bindings,
     writes: k.writes,
-    ...(k.grid ? { grid: k.grid } : {}),
-    ...(k.sizes ? { sizes: k.sizes } : {}),
-    ...(k.windows ? { windows: k.windows } : {}),
-    ...(k.stage !== undefined ? { stage: k.stage } : {}),
+    ...kernelSizeFields(k),
   }));
 }
 
@@ -204,14 +202,12 @@ async function readConstants(src: ArtifactSource, m: ArtifactManifest): Promise<
 
 /** Rebuilds the ProgramSpec the runtime executes from a manifest, its kernel texts and its constants. */
 function programOf(m: ArtifactManifest, kernels: KernelSpec[], constants: Map<number, number[]>): ProgramSpec {
-  const tensor = ({ name, buffer, dtype, shape, dims, chunks, valueRange }: ArtifactManifest['inputs'][number]) => ({
-    name,
-    buffer,
-    dtype,
-    shape,
-    ...(dims ? { dims } : {}),
-    ...(chunks ? { chunks } : {}),
-    ...(valueRange ? { valueRange } : {}),
+  const tensor = (t: ArtifactManifest['inputs'][number]) => ({
+    name: t.name,
+    buffer: t.buffer,
+    dtype: t.dtype,
+    shape: t.shape,
+    ...tensorSizeFields(t),
   });
   return {
     format: 'wgflow-program',

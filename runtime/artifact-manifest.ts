@@ -14,7 +14,7 @@
  */
 import type { DimJson, SymbolSpec } from './dims.js';
 import { WgflowError } from './errors.js';
-import { checkDim, checkKernelSizes, checkSymbols, checkTensorSizes } from './manifest-sizes.js';
+import { checkDim, checkKernelSizes, checkSymbols, checkTensorSizes, isCount, isObj } from './manifest-sizes.js';
 import type { BufferSpec, DTypeName, GridJson, ProgramStats, StepSpec, ValueRange } from './program.js';
 
 export const ARTIFACT_FORMAT = 'wgflow-artifact';
@@ -141,10 +141,6 @@ export interface ArtifactManifest {
 const DTYPES = new Set(['f32', 'i32', 'u32']);
 const ROLES = new Set(['input', 'param', 'state', 'const', 'temp']);
 
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isCountList = (v: unknown, n?: number): v is number[] =>
   Array.isArray(v) && (n === undefined || v.length === n) && v.every(isCount);
 

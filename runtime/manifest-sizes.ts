@@ -4,13 +4,39 @@
  * tensor dims, chunks and value ranges. A field that fails names itself; `bad` throws.
  */
 import type { DimJson, SymbolSpec } from './dims.js';
+import type { KernelSpec, TensorSpec } from './program.js';
 
 type Bad = (what: string) => never;
 
-function isObj(v: unknown): v is Record<string, unknown> {
+/** A JSON object (not null, not a list). */
+export function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
-const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+/** A non-negative safe integer. */
+export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** A kernel's optional run-time fields, copied as they are (between a KernelSpec and the manifest). */
+export function kernelSizeFields(
+  k: Pick<KernelSpec, 'grid' | 'sizes' | 'windows' | 'stage'>,
+): Pick<KernelSpec, 'grid' | 'sizes' | 'windows' | 'stage'> {
+  return {
+    ...(k.grid ? { grid: k.grid } : {}),
+    ...(k.sizes ? { sizes: k.sizes } : {}),
+    ...(k.windows ? { windows: k.windows } : {}),
+    ...(k.stage !== undefined ? { stage: k.stage } : {}),
+  };
+}
+
+/** A tensor's optional run-time dims, chunk buffers and value range, copied as they are. */
+export function tensorSizeFields(
+  t: Pick<TensorSpec, 'dims' | 'chunks' | 'valueRange'>,
+): Pick<TensorSpec, 'dims' | 'chunks' | 'valueRange'> {
+  return {
+    ...(t.dims ? { dims: t.dims } : {}),
+    ...(t.chunks ? { chunks: t.chunks } : {}),
+    ...(t.valueRange ? { valueRange: t.valueRange } : {}),
+  };
+}
 
 /** Deepest size expression accepted (the compiler's are a few levels; a deeper one is corrupt). */
 const MAX_DIM_DEPTH = 32;
