@@ -14,7 +14,9 @@ import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry
 import type { Tensor } from '../compiler/tensor.js';
 import { type DimShape, dimsOf, fmtShape, type TensorType, typeOf } from '../compiler/types.js';
 import { type Conv2dDims, checkConv2dDimsDyn, conv2dAttrs, forEachConv2dTap } from './conv-geometry.js';
-import { chooseTile, divD, gemmKernel, modD } from './matmul.js';
+import { chooseTile, gemmKernel } from './kit/gemm.js';
+import { orZero } from './kit/guard.js';
+import { divD, modD } from './kit/indexing.js';
 
 /** The sizes of a conv2d; N, H and W may be run-time sizes (the forward op; its gradients are static). */
 export function conv2dDims(x: DimShape, w: DimShape, attrs: Attrs): Conv2dDims<Dim> {
@@ -90,38 +92,41 @@ function lowerConv2d(args: LowerArgs): ReturnType<typeof gemmKernel> {
       N: Og,
       K: Kd,
       batch: d.groups,
-      tile: chooseTile(dimMax(M), Og, Kd, d.groups, args.limits),
+      tile: chooseTile(dimMax(M), Og, Kd, d.groups, args.limits, args.tuning.gemm),
       // For a fixed tap, consecutive output pixels read consecutive input pixels (stride 1).
       aContig: 'm',
       bContig: 'k',
-      loadA: (kb, g, m, k) => {
-        // m = (n, oh, ow), k = (ci, kh, kw); input pixel (oh·sh − ph + kh·dh, ow·sw − pw + kw·dw).
+      loadA: (kb, g, m) => {
+        // m = (n, oh, ow), decoded once per row; k = (ci, kh, kw) per element; input pixel
+        // (oh·sh − ph + kh·dh, ow·sw − pw + kw·dw). u32 arithmetic: a tap above or left of the input
+        // wraps to a huge value and fails `< H`.
         const ow = kb.let('ow', modD(m, OW));
         const t = kb.let('t', divD(m, OW));
         const oh = kb.let('oh', modD(t, OH));
         const n = kb.let('n', divD(t, OH));
-        const kw = kb.let('kw', modD(k, KW));
-        const t2 = kb.let('t2', divD(k, KW));
-        const kh = kb.let('kh', modD(t2, KH));
-        const ci = kb.let('ci', divD(t2, KH));
-        // u32 arithmetic: a tap above or left of the input wraps to a huge value and fails `< H`.
-        const ih = kb.let('ih', K.sub(K.add(K.mul(oh, u(d.sh)), K.mul(kh, u(d.dh))), u(d.ph)));
-        const iwv = kb.let('iw', K.sub(K.add(K.mul(ow, u(d.sw)), K.mul(kw, u(d.dw))), u(d.pw)));
-        const c = d.groups === 1 ? ci : K.add(K.mul(g, u(Cg)), ci);
-        const idx = K.add(K.mul(K.add(K.mul(K.add(K.mul(n, u(C)), c), sz(H)), ih), sz(W)), iwv);
-        const conds: Expr[] = [];
-        if (!rowsInside) conds.push(K.lt(ih, sz(H)));
-        if (!colsInside) conds.push(K.lt(iwv, sz(W)));
-        if (conds.length === 0) return K.load(X, idx);
-        const v = kb.var('xv', K.f32(0));
-        kb.if(
-          conds.reduce((p, q) => K.and(p, q)),
-          () => kb.assign(v, K.load(X, idx)),
-        );
-        return v;
+        const ih0 = kb.let('ih0', K.sub(K.mul(oh, u(d.sh)), u(d.ph)));
+        const iw0 = kb.let('iw0', K.sub(K.mul(ow, u(d.sw)), u(d.pw)));
+        const c0 = kb.let('c0', K.mul(n, u(C)));
+        return (k) => {
+          const kw = kb.let('kw', modD(k, KW));
+          const t2 = kb.let('t2', divD(k, KW));
+          const kh = kb.let('kh', modD(t2, KH));
+          const ci = kb.let('ci', divD(t2, KH));
+          const ih = kb.let('ih', K.add(ih0, K.mul(kh, u(d.dh))));
+          const iwv = kb.let('iw', K.add(iw0, K.mul(kw, u(d.dw))));
+          const c = K.add(c0, d.groups === 1 ? ci : K.add(K.mul(g, u(Cg)), ci));
+          const idx = K.add(K.mul(K.add(K.mul(c, sz(H)), ih), sz(W)), iwv);
+          const conds: Expr[] = [];
+          if (!rowsInside) conds.push(K.lt(ih, sz(H)));
+          if (!colsInside) conds.push(K.lt(iwv, sz(W)));
+          return orZero(kb, conds, () => K.load(X, idx), 'xv');
+        };
       },
       // weight [O, Cg·KH·KW] row-major: column o of group g is row g·Og + o.
-      loadB: (_kb, g, k, o) => K.load(Wb, K.add(K.mul(d.groups === 1 ? o : K.add(K.mul(g, u(Og)), o), u(Kd)), k)),
+      loadB: (kb, g, o) => {
+        const row = kb.let('wrow', K.mul(d.groups === 1 ? o : K.add(K.mul(g, u(Og)), o), u(Kd)));
+        return (k) => K.load(Wb, K.add(row, k));
+      },
       store: (kb, g, m, o, acc) => {
         const ow = kb.let('sow', modD(m, OW));
         const t = kb.let('st', divD(m, OW));

@@ -1,12 +1,12 @@
 /** conv2d_grad_input / conv2d_grad_weight: shape rules, float64 references, GPU kernels. */
 import { describe, expect, it } from 'vitest';
+import { compile } from '../compiler/compile.js';
 import { interpret } from '../compiler/interpreter.js';
 import type { Attrs } from '../compiler/ir.js';
 import { WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
 import { hasOp, type RefTensor } from '../compiler/registry.js';
 import { GraphBuilder } from '../compiler/tensor.js';
 import { conv2dOutSize } from '../ops/conv-geometry.js';
-import { chooseTile } from '../ops/conv2d-grad.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
 
 interface Case {
@@ -213,23 +213,20 @@ describe('conv2d gradients: float64 references', () => {
   });
 });
 
-describe('conv2d gradients: tiles', () => {
-  it('fit the device limits and cover thin problems', () => {
-    for (const [M, N] of [
-      [1, 1],
-      [182, 5],
-      [100352, 64],
-      [64, 576],
-      [512, 4608],
-      [3, 27],
-    ] as const) {
-      const t = chooseTile(M, N, WEBGPU_DEFAULT_LIMITS);
-      const threads = (t.TM / t.RM) * (t.TN / t.RN);
-      expect(threads).toBeLessThanOrEqual(WEBGPU_DEFAULT_LIMITS.maxComputeInvocationsPerWorkgroup);
-      expect((t.TM + t.TN) * t.TK * 4).toBeLessThanOrEqual(WEBGPU_DEFAULT_LIMITS.maxComputeWorkgroupStorageSize);
-      expect(t.TM % t.RM).toBe(0);
-      expect(t.TN % t.RN).toBe(0);
-    }
+describe('conv2d gradients: split-K', () => {
+  it('splits the weight gradient of a long K (two kernels) and not of a short one', () => {
+    const kernels = (c: Case): string[] => {
+      const g = new GraphBuilder();
+      const dw = g.apply('conv2d_grad_weight', [g.input('x', c.x), g.input('dy', dyShape(c))], {
+        ...convAttrs(c),
+        weightShape: [...c.w],
+      });
+      return compile(g, { outputs: { dw }, limits: WEBGPU_DEFAULT_LIMITS }).kernels.map((k) => k.name);
+    };
+    const long = kernels({ x: [2, 16, 40, 40], w: [32, 16, 3, 3], padding: 1 });
+    expect(long).toHaveLength(2);
+    expect(long[1]).toMatch(/_sum$/);
+    expect(kernels({ x: [2, 5, 7, 13], w: [6, 5, 3, 3], padding: 1 })).toHaveLength(1);
   });
 });
 

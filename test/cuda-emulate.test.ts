@@ -130,6 +130,31 @@ describe.skipIf(!gxx)('generated CUDA C, run on the host, matches the CPU interp
     }
   }, 120_000);
 
+  it("GEMMs compiled with the CUDA target's own tuning table (256-thread blocks, split-K)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgflow-cuda-emu-'));
+    dirs.push(dir);
+    const g = new GraphBuilder();
+    const a = g.input('a', [70, 53]);
+    const b = g.input('b', [53, 90]);
+    const w = g.input('w', [6, 3, 3, 3]);
+    const dy = g.input('dy', [3, 6, 40, 24]);
+    const x = g.input('x', [3, 3, 40, 47]);
+    const conv = { stride: [1, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };
+    const mm = a.matmul(b);
+    const dx = g.apply('conv2d_grad_input', [dy, w], { ...conv, inputShape: [3, 3, 40, 47] });
+    const dw = g.apply('conv2d_grad_weight', [x, dy], { ...conv, weightShape: [6, 3, 3, 3] });
+    const compiled = compile(g, { outputs: { mm, dx, dw }, limits: limitsFrom({}), target: 'cuda' });
+    const threads = compiled.spec.kernels.filter((k) => !k.name.endsWith('_sum')).map((k) => k.workgroupSize[0]);
+    // the CUDA table's blocks, not lavapipe's 8-to-32-thread ones
+    for (const t of threads) expect(t).toBeGreaterThanOrEqual(64);
+    expect(compiled.spec.kernels.some((k) => k.name.endsWith('_sum'))).toBe(true);
+    const feeds = { a: rand(70 * 53, 1), b: rand(53 * 90, 2), w: rand(162, 3), dy: rand(3 * 6 * 40 * 24, 4) };
+    const r = runEmulator(buildEmulator(compiled, dir), compiled.spec, { ...feeds, x: rand(3 * 3 * 40 * 47, 5) }, dir);
+    const refs = interpret(g.graph, { ...feeds, x: rand(3 * 3 * 40 * 47, 5) }, [mm.id, dx.id, dw.id]);
+    for (const [k, n] of ['mm', 'dx', 'dw'].entries())
+      expect(relError(r.outputs[n] as Float32Array, (refs[k] as RefTensor).data), n).toBeLessThan(1e-5);
+  }, 120_000);
+
   it('2-D folded grids (16 workgroups per dimension)', () => {
     const p = foldedGrids();
     expect(p.compiled.spec.kernels.filter((k) => k.dispatch[1] > 1).length).toBeGreaterThan(2);

@@ -6,7 +6,8 @@ import { limitsFrom, WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import { numel, type Shape } from '../compiler/types.js';
-import { chooseTile, linear, tileCost, tileFits } from '../ops/matmul.js';
+import { chooseTile, tileCost, tileFits } from '../ops/kit/gemm.js';
+import { linear } from '../ops/matmul.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
 import { checkRunTimeSizes } from './run-time-sizes.js';
 
