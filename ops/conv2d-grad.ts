@@ -13,16 +13,23 @@
  * Both run on the kit's one GEMM generator (ops/kit/gemm.ts), as matmul and conv2d do.
  *
  * The forward op (ops/conv2d.ts) calls these two from its gradient rule with the conv attributes
- * {stride, padding, dilation, groups} plus inputShape / weightShape.
+ * {stride, padding, dilation, groups} plus inputShape / weightShape; over run-time sizes (N, H, W),
+ * grad_input takes the forward input itself as a third input for its shape instead of inputShape.
  */
-import { dimMax, dimMul, dimProd } from '../compiler/dims.js';
+import { type Dim, dimEq, dimMax, dimMul, dimProd } from '../compiler/dims.js';
 import { fail } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, registerOp } from '../compiler/registry.js';
-import { fmtShape, type Shape, type TensorType } from '../compiler/types.js';
-import { type Conv2dAttrs, type Conv2dDims, checkConv2dDims, conv2dAttrs, forEachConv2dTap } from './conv-geometry.js';
+import { type DimShape, dimsOf, fmtShape, type TensorType, typeOf } from '../compiler/types.js';
+import {
+  type Conv2dAttrs,
+  type Conv2dDims,
+  checkConv2dDimsDyn,
+  conv2dAttrs,
+  forEachConv2dTap,
+} from './conv-geometry.js';
 import { chooseTile, chooseTileSplitK, gemmKernel, splitKSum } from './kit/gemm.js';
 import { orZero } from './kit/guard.js';
 import { divC, divD, modC, modD, unflatten } from './kit/indexing.js';
@@ -39,17 +46,17 @@ function shape4(attrs: Attrs, key: string): [number, number, number, number] {
   return [v[0] as number, v[1] as number, v[2] as number, v[3] as number];
 }
 
-/** The sizes of one convolution, after checking that x, w and dy agree. */
+/** The sizes of one convolution, after checking that x, w and dy agree (N, H and W may be run-time sizes). */
 function checkDims(
-  x: Shape,
-  w: Shape,
-  dy: Shape,
+  x: DimShape,
+  w: DimShape,
+  dy: DimShape,
   a: Conv2dAttrs,
   names: { x: string; w: string; dy: string },
-): Conv2dDims {
-  const d = checkConv2dDims(x, w, a, names);
+): Conv2dDims<Dim> {
+  const d = checkConv2dDimsDyn(x, w, a, names);
   const want = [d.N, d.O, d.OH, d.OW];
-  if (dy.length !== 4 || !dy.every((n, i) => n === want[i])) {
+  if (dy.length !== 4 || !dy.every((n, i) => dimEq(n, want[i] as Dim))) {
     fail(
       `${names.dy} ${fmtShape(dy)} should be ${fmtShape(want)} for ${names.x} ${fmtShape(x)} and ${names.w} ${fmtShape(w)}`,
     );
@@ -57,22 +64,31 @@ function checkDims(
   return d;
 }
 
-function need4f32(t: TensorType | undefined, what: string): Shape {
+function need4f32(t: TensorType | undefined, what: string): DimShape {
   if (!t) fail(`missing input ${what}`);
-  if (t.shape.length !== 4) fail(`${what} must be rank 4 (NCHW / OIHW), got ${fmtShape(t.shape)}`);
+  const dims = dimsOf(t);
+  if (dims.length !== 4) fail(`${what} must be rank 4 (NCHW / OIHW), got ${fmtShape(dims)}`);
   if (t.dtype !== 'f32') fail(`${what} must be f32, got ${t.dtype}`);
-  return t.shape;
+  return dims;
 }
 
-function gradInputDims(inputs: readonly TensorType[], attrs: Attrs): Conv2dDims {
-  if (inputs.length !== 2) fail(`takes [dy, weight], got ${inputs.length} inputs`);
+/**
+ * [dy, weight] with the forward input's shape in `inputShape`, or [dy, weight, x] where x (the forward
+ * input, not read) gives that shape: the form the gradient of a convolution over run-time sizes takes,
+ * whose input size is not a function of dy's (floor division by the stride).
+ */
+function gradInputDims(inputs: readonly TensorType[], attrs: Attrs): Conv2dDims<Dim> {
+  if (inputs.length !== 2 && inputs.length !== 3)
+    fail(`takes [dy, weight] or [dy, weight, x], got ${inputs.length} inputs`);
   const dy = need4f32(inputs[0], 'dy');
   const w = need4f32(inputs[1], 'weight');
-  const x = shape4(attrs, 'inputShape');
-  return checkDims(x, w, dy, conv2dAttrs(attrs), { x: 'inputShape', w: 'weight', dy: 'dy' });
+  const like = inputs[2];
+  const x = like ? need4f32(like, 'x') : shape4(attrs, 'inputShape');
+  const xName = like ? 'x' : 'inputShape';
+  return checkDims(x, w, dy, conv2dAttrs(attrs), { x: xName, w: 'weight', dy: 'dy' });
 }
 
-function gradWeightDims(inputs: readonly TensorType[], attrs: Attrs): Conv2dDims {
+function gradWeightDims(inputs: readonly TensorType[], attrs: Attrs): Conv2dDims<Dim> {
   if (inputs.length !== 2) fail(`takes [x, dy], got ${inputs.length} inputs`);
   const x = need4f32(inputs[0], 'x');
   const dy = need4f32(inputs[1], 'dy');
@@ -237,15 +253,16 @@ export function lowerGradWeight(args: LowerArgs): Kernel[] {
 registerOp({
   name: 'conv2d_grad_input',
   kind: 'opaque',
+  dynamic: true,
   infer: (inputs, attrs) => {
     const d = gradInputDims(inputs, attrs);
-    return { shape: [d.N, d.C, d.H, d.W], dtype: 'f32' };
+    return typeOf([d.N, d.C, d.H, d.W], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const d = gradInputDims(
       inputs.map((t) => ({ shape: t.shape, dtype: t.dtype })),
       attrs,
-    );
+    ) as Conv2dDims;
     const dy = (inputs[0] as { data: Float64Array }).data;
     const w = (inputs[1] as { data: Float64Array }).data;
     const dx = new Float64Array(d.N * d.C * d.H * d.W);
@@ -260,15 +277,16 @@ registerOp({
 registerOp({
   name: 'conv2d_grad_weight',
   kind: 'opaque',
+  dynamic: true,
   infer: (inputs, attrs) => {
     const d = gradWeightDims(inputs, attrs);
-    return { shape: [d.O, d.Cg, d.KH, d.KW], dtype: 'f32' };
+    return typeOf([d.O, d.Cg, d.KH, d.KW], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const d = gradWeightDims(
       inputs.map((t) => ({ shape: t.shape, dtype: t.dtype })),
       attrs,
-    );
+    ) as Conv2dDims;
     const x = (inputs[0] as { data: Float64Array }).data;
     const dy = (inputs[1] as { data: Float64Array }).data;
     const dw = new Float64Array(d.O * d.Cg * d.KH * d.KW);

@@ -6,7 +6,7 @@
  * is applied at the store, so conv + bias + ReLU is one dispatch.
  */
 import { type Dim, dimMax, dimProd } from '../compiler/dims.js';
-import { fail, WgflowError } from '../compiler/errors.js';
+import { fail } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import type { Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
@@ -18,7 +18,7 @@ import { chooseTile, gemmKernel } from './kit/gemm.js';
 import { orZero } from './kit/guard.js';
 import { divD, modD } from './kit/indexing.js';
 
-/** The sizes of a conv2d; N, H and W may be run-time sizes (the forward op; its gradients are static). */
+/** The sizes of a conv2d; N, H and W may be run-time sizes (also in its gradients). */
 export function conv2dDims(x: DimShape, w: DimShape, attrs: Attrs): Conv2dDims<Dim> {
   const a = conv2dAttrs(attrs);
   if (x.length !== 4) fail(`input must be NCHW (rank 4), got ${fmtShape(x)}`);
@@ -55,13 +55,12 @@ registerOp({
   grad: ({ inputs, attrs, dy }) => {
     // Both are gather formulations in ops/conv2d-grad.ts (conv attributes + the shape to produce).
     const [x, w] = inputs as [Tensor, Tensor];
-    if (x.dynamic)
-      throw new WgflowError(
-        `conv2d: the gradient of a convolution over run-time sizes (input ${fmtShape(x.dims)}) is not supported yet: use static shapes to train`,
-      );
     const b = dy.builder;
     return [
-      b.apply('conv2d_grad_input', [dy, w], { ...attrs, inputShape: [...x.shape] }),
+      // over run-time sizes, x itself (not read) carries the shape to produce
+      x.dynamic
+        ? b.apply('conv2d_grad_input', [dy, w, x], attrs)
+        : b.apply('conv2d_grad_input', [dy, w], { ...attrs, inputShape: [...x.shape] }),
       b.apply('conv2d_grad_weight', [x, dy], { ...attrs, weightShape: [...w.shape] }),
     ];
   },
