@@ -32,6 +32,7 @@ import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import type { DeviceLimits } from '../compiler/limits.js';
 import type { LowerArgs } from '../compiler/registry.js';
+import { type BoxK, emitArea, emitIou, emitOne } from './kit/iou-emit.js';
 
 /** A box in kernel expressions: corners and area (float32). */
 export interface BoxExprs {
@@ -43,25 +44,7 @@ export interface BoxExprs {
 }
 
 /**
- * The +1 of the PFR convention as a value the shader compiler cannot see as a constant: with a
- * literal 1.0, drivers reassociate (x2 - x1) + 1.0 (Mesa does: it became x2 + (1 - x1), off by an
- * ulp), which breaks the exact float32 agreement with the reference. NaN only where x is NaN, which
- * then poisons the result anyway.
- */
-export function emitOne(kb: K.KernelBuilder, x: Expr): Expr {
-  return kb.let('one', K.select(K.call('isnan', x), K.f32(Number.NaN), K.f32(1)));
-}
-
-const plus = (d: Expr, one: Expr | undefined): Expr => (one ? K.add(d, one) : d);
-
-/** Area (x2 - x1 [+1]) · (y2 - y1 [+1]) in float32. */
-export function emitArea(kb: K.KernelBuilder, x1: Expr, y1: Expr, x2: Expr, y2: Expr, plusOne: boolean): Expr {
-  const one = plusOne ? emitOne(kb, x1) : undefined;
-  return kb.let('area', K.mul(kb.let('w', plus(K.sub(x2, x1), one)), kb.let('h', plus(K.sub(y2, y1), one))));
-}
-
-/**
- * Whether box `a` (the higher-scored one) suppresses box `c`: iou = inter / ((area_a + area_c) - inter)
+ * Whether box `a` (the higher-scored one) suppresses box `c`: their float32 IoU (ops/kit/iou-emit.ts)
  * compared with the float32 threshold. NaN (0/0 for two empty boxes) compares false: never suppresses.
  */
 export function emitSuppresses(
@@ -71,15 +54,8 @@ export function emitSuppresses(
   o: { readonly plusOne: boolean; readonly inclusive: boolean; readonly threshold: number },
 ): Expr {
   const one = o.plusOne ? emitOne(kb, a.x1) : undefined;
-  const xx1 = kb.let('xx1', K.max(a.x1, c.x1));
-  const yy1 = kb.let('yy1', K.max(a.y1, c.y1));
-  const xx2 = kb.let('xx2', K.min(a.x2, c.x2));
-  const yy2 = kb.let('yy2', K.min(a.y2, c.y2));
-  const dw = kb.let('dw', plus(K.sub(xx2, xx1), one));
-  const dh = kb.let('dh', plus(K.sub(yy2, yy1), one));
-  const inter = kb.let('inter', K.mul(K.max(dw, K.f32(0)), K.max(dh, K.f32(0))));
-  const uni = kb.let('uni', K.sub(K.add(a.area, c.area), inter));
-  const iou = kb.let('iou', K.div(inter, uni));
+  const box = (b: BoxExprs): BoxK => [b.x1, b.y1, b.x2, b.y2];
+  const iou = emitIou(kb, box(a), a.area, box(c), c.area, one);
   const thr = K.f32(o.threshold);
   return o.inclusive ? K.ge(iou, thr) : K.gt(iou, thr);
 }
@@ -271,10 +247,11 @@ export function lowerGreedyNmsKernels(o: GreedyNmsLowering): Kernel[] {
       Expr,
       Expr,
     ];
-    return { x1, y1, x2, y2, area: emitArea(kb, x1, y1, x2, y2, o.plusOne) };
+    return { x1, y1, x2, y2, area: emitArea(kb, [x1, y1, x2, y2], o.plusOne ? emitOne(kb, x1) : undefined) };
   };
-  const blockBox = (t: Expr): BoxExprs => {
-    const [x1, y1, x2, y2, area] = blk.map((a, j) => kb.let(`s${j}`, kb.aload(a, 'f32', t))) as [
+  /** Box i (u32) of five workgroup arrays (x1, y1, x2, y2, area). */
+  const arraysBox = (arrs: readonly string[], i: Expr, tag: string): BoxExprs => {
+    const [x1, y1, x2, y2, area] = arrs.map((a, j) => kb.let(`${tag}${j}`, kb.aload(a, 'f32', i))) as [
       Expr,
       Expr,
       Expr,
@@ -283,18 +260,10 @@ export function lowerGreedyNmsKernels(o: GreedyNmsLowering): Kernel[] {
     ];
     return { x1, y1, x2, y2, area };
   };
+  const blockBox = (t: Expr): BoxExprs => arraysBox(blk, t, 's');
   /** Kept box j (u32). */
-  const keptBox = (j: Expr): BoxExprs => {
-    if (!o.geometry.keptBoxes) return inputBox(kb.aload(kept[0] as string, 'u32', j));
-    const [x1, y1, x2, y2, area] = kept.map((a, q) => kb.let(`k${q}`, kb.aload(a, 'f32', j))) as [
-      Expr,
-      Expr,
-      Expr,
-      Expr,
-      Expr,
-    ];
-    return { x1, y1, x2, y2, area };
-  };
+  const keptBox = (j: Expr): BoxExprs =>
+    o.geometry.keptBoxes ? arraysBox(kept, j, 'k') : inputBox(kb.aload(kept[0] as string, 'u32', j));
   /** Tree node `node` (u32) := the better of its children (the left one on ties: lower run, lower index). */
   const replay = (node: Expr): void => {
     const l = kb.let('tl', kb.aload(tree, 'u32', K.mul(node, u(2))));

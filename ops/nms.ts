@@ -46,7 +46,8 @@ import { type BufArg, type LowerArgs, type RefTensor, registerOp } from '../comp
 import type { Tensor } from '../compiler/tensor.js';
 import { fmtShape, numel, type TensorType } from '../compiler/types.js';
 import { boxAreaF32, iouF32 } from './kit/iou.js';
-import { emitOne, greedyNmsGeometry, lowerGreedyNmsKernels } from './nms-greedy.js';
+import { type BoxK, emitArea, emitIou, emitOne } from './kit/iou-emit.js';
+import { greedyNmsGeometry, lowerGreedyNmsKernels } from './nms-greedy.js';
 import { linearWorkgroupSize } from './rows.js';
 import { cpuArgsortRow, lowerArgsortKernels } from './sort.js';
 
@@ -278,23 +279,22 @@ function lowerBitmaskKernels(
       };
       /** The +1 of the PFR convention, not a literal (see emitOne). */
       const oneFrom = (x: Expr): Expr => emitOne(kb, x);
-      const plus = (d: Expr, one: Expr | undefined): Expr => (one ? K.add(d, one) : d);
-      const areaExpr = (c: Expr[], one: Expr | undefined): Expr => {
-        const [x1, y1, x2, y2] = c as [Expr, Expr, Expr, Expr];
-        return K.mul(kb.let('w', plus(K.sub(x2, x1), one)), kb.let('h', plus(K.sub(y2, y1), one)));
-      };
       const j0 = kb.let('j0', K.add(K.mul(col, K.u32(32)), t));
       kb.if(K.and(K.lt(j0, K.u32(n)), K.eq(K.builtin('lid_y'), K.u32(0))), () => {
         const c = loadBox(j0);
         c.forEach((v, k) => kb.astore(cache[k] as string, t, v));
-        kb.astore(cache[4] as string, t, kb.let('area', areaExpr(c, plusOne ? oneFrom(c[0] as Expr) : undefined)));
+        kb.astore(
+          cache[4] as string,
+          t,
+          emitArea(kb, c as unknown as BoxK, plusOne ? oneFrom(c[0] as Expr) : undefined),
+        );
       });
       kb.barrier();
       const i = kb.let('i', K.add(K.mul(row, K.u32(32)), t));
       kb.if(K.and(K.lt(i, K.u32(n)), K.le(row, col)), () => {
         const [ax1, ay1, ax2, ay2] = loadBox(i) as [Expr, Expr, Expr, Expr];
         const oneA = plusOne ? oneFrom(ax1) : undefined;
-        const areaA = kb.let('areaa', areaExpr([ax1, ay1, ax2, ay2], oneA));
+        const areaA = emitArea(kb, [ax1, ay1, ax2, ay2], oneA);
         const bits = kb.var('bits', K.u32(0));
         const start = kb.let('start', K.select(K.eq(row, col), K.add(t, K.u32(1)), K.u32(0)));
         const colSize = kb.let('colsize', K.min(K.sub(K.u32(n), K.mul(col, K.u32(32))), K.u32(32)));
@@ -304,15 +304,7 @@ function lowerBitmaskKernels(
           colSize,
           (jj) => {
             const sx = (k: number) => kb.aload(cache[k] as string, 'f32', jj);
-            const xx1 = kb.let('xx1', K.max(ax1, sx(0)));
-            const yy1 = kb.let('yy1', K.max(ay1, sx(1)));
-            const xx2 = kb.let('xx2', K.min(ax2, sx(2)));
-            const yy2 = kb.let('yy2', K.min(ay2, sx(3)));
-            const dw = kb.let('dw', plus(K.sub(xx2, xx1), oneA));
-            const dh = kb.let('dh', plus(K.sub(yy2, yy1), oneA));
-            const inter = kb.let('inter', K.mul(K.max(dw, K.f32(0)), K.max(dh, K.f32(0))));
-            const uni = kb.let('uni', K.sub(K.add(areaA, sx(4)), inter));
-            const iou = kb.let('iou', K.div(inter, uni));
+            const iou = emitIou(kb, [ax1, ay1, ax2, ay2], areaA, [sx(0), sx(1), sx(2), sx(3)], sx(4), oneA);
             // NaN (0/0 for two empty boxes) compares false: never suppresses
             kb.if(a.inclusive ? K.ge(iou, thr) : K.gt(iou, thr), () =>
               kb.assign(bits, K.bitOr(bits, K.shl(K.u32(1), jj))),

@@ -75,6 +75,7 @@ import { fmtShape, fmtType, numel, type TensorType } from '../compiler/types.js'
 import { encodeBoxes } from './boxes.js';
 import { pcgHash } from './dropout.js';
 import { iouF32 } from './kit/iou.js';
+import { type BoxK, emitArea, emitIou, emitOne } from './kit/iou-emit.js';
 import { perThread } from './kit/launch.js';
 import { roundHalfEven } from './kit/rounding.js';
 import { f32Threshold } from './nms.js';
@@ -357,20 +358,13 @@ function countK(kb: K.KernelBuilder, buf: BufRef, b: Expr, cap: number): Expr {
   return kb.let('cnt', K.cast('u32', K.max(K.min(K.load(buf, b), K.i32(cap)), K.i32(0))));
 }
 
-/** The float32 IoU of the kernels (see the file comment); boxes as 4 expressions each. */
+/** The float32 IoU of the kernels (ops/kit/iou-emit.ts; 0 unless the boxes intersect); boxes as 4 expressions each. */
 function iouK(kb: K.KernelBuilder, p: readonly Expr[], q: readonly Expr[], plusOne: boolean): Expr {
-  const [a0, a1, a2, a3] = p as [Expr, Expr, Expr, Expr];
-  const [b0, b1, b2, b3] = q as [Expr, Expr, Expr, Expr];
-  // the +1 as a value the shader compiler cannot fold (see ops/nms.ts)
-  const one = plusOne ? kb.let('one', K.select(K.call('isnan', a0), K.f32(Number.NaN), K.f32(1))) : undefined;
-  const ext = (lo: Expr, hi: Expr) => kb.let('e', one ? K.add(K.sub(hi, lo), one) : K.sub(hi, lo));
-  const areaA = kb.let('areaa', K.mul(ext(a0, a2), ext(a1, a3)));
-  const areaB = kb.let('areab', K.mul(ext(b0, b2), ext(b1, b3)));
-  const w = ext(K.max(a0, b0), K.min(a2, b2));
-  const h = ext(K.max(a1, b1), K.min(a3, b3));
-  const inter = kb.let('inter', K.mul(K.max(w, K.f32(0)), K.max(h, K.f32(0))));
-  const uni = kb.let('uni', K.sub(K.add(areaA, areaB), inter));
-  return kb.let('iou', K.select(K.gt(inter, K.f32(0)), K.div(inter, uni), K.f32(0)));
+  const a = p as BoxK;
+  const b = q as BoxK;
+  // the +1 as a value the shader compiler cannot fold (see emitOne)
+  const one = plusOne ? emitOne(kb, a[0]) : undefined;
+  return emitIou(kb, a, emitArea(kb, a, one), b, emitArea(kb, b, one), one, { zeroIfDisjoint: true });
 }
 
 function loadBox(kb: K.KernelBuilder, buf: BufRef, row: Expr, name: string): Expr[] {
