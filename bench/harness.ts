@@ -17,6 +17,11 @@ export interface BenchRow {
 export interface TimeOptions {
   readonly warmup?: number;
   readonly runs?: number;
+  /**
+   * The shapes to feed, by input name, for a program with run-time sizes (fed as { data, shape }); the
+   * other inputs get their declared (largest) shapes.
+   */
+  readonly shapes?: Readonly<Record<string, readonly number[]>>;
 }
 
 /** Seeded uniform [-1, 1) values. */
@@ -46,12 +51,14 @@ export async function timeGraph(
   const outputs = build(g);
   const { spec } = compile(g, { outputs, limits: limitsFrom(dev.limits), name: workload });
   const session = await Session.create(spec, { gpu: dev });
-  const feeds: Record<string, Float32Array> = {};
+  const feeds: Record<string, Float32Array | { data: Float32Array; shape: number[] }> = {};
   spec.inputs.forEach((t, k) => {
-    feeds[t.name] = seeded(
-      t.shape.reduce((a, b) => a * b, 1),
+    const shape = opts.shapes?.[t.name];
+    const data = seeded(
+      (shape ?? t.shape).reduce((a, b) => a * b, 1),
       17 + k,
     );
+    feeds[t.name] = shape ? { data, shape: [...shape] } : data;
   });
   const warmup = opts.warmup ?? 2;
   const runs = opts.runs ?? 5;

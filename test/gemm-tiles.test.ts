@@ -41,8 +41,8 @@ describe('GEMM tiles, each forced in turn, match the CPU interpreter', () => {
           const dy = g.input('dy', [2, 7, 9, 6]);
           const xl = g.input('xl', [3, 3, 40, 47]);
           const dyl = g.input('dyl', [3, 6, 40, 24]);
-          // the three ways of staging an operand: along k (matmul's A and B), one row per thread and
-          // several rows per thread (the gradients' operands, by tile); conv2d forward shares them
+          // operands contiguous along k (matmul's A and B) and along the rows or columns (the
+          // gradients' operands), with and without padding taps; conv2d forward stages the same ways
           return {
             mm: a.matmul(b, { transB: true }),
             dx: g.apply('conv2d_grad_input', [dy, w], { ...conv, inputShape: [2, 5, 9, 11] }),
