@@ -1,5 +1,9 @@
-/** The kernel suite: matmul 1024³, conv 3×3 64→64 at 64×64, and VGG16's 13 conv layers at 224×224 (batch 1). */
-import { GraphBuilder } from '../index.js';
+/**
+ * The kernel suite: matmul 1024³ and conv 3×3 64→64 at 64×64, each for its exact shape and as one program
+ * over run-time sizes, and VGG16's 13 conv layers at 224×224 (batch 1).
+ */
+import type { Dim } from '../compiler/dims.js';
+import { GraphBuilder, type Tensor } from '../index.js';
 import { type BenchRow, type TimeOptions, timeGraph } from './harness.js';
 
 /** VGG16 (configuration D) conv layers: [in, out, spatial size]. */
@@ -27,34 +31,57 @@ export async function kernelSuite(opts: TimeOptions = {}, log: (s: string) => vo
     rows.push(r);
     log(`${r.workload}: ${r.medianMs.toFixed(1)} ms, ${r.gflops.toFixed(2)} GFLOP/s`);
   };
-  push(
-    await timeGraph(
+  // Each kernel twice: compiled for its exact shape, and as one program for every size within bounds
+  // (sizes read from a uniform at run time), run at the same shape. The ratio is logged.
+  const pair = async (
+    name: string,
+    gflop: number,
+    build: (g: GraphBuilder, d: Readonly<Record<string, Dim>>) => Record<string, Tensor>,
+    exact: Readonly<Record<string, number>>,
+    bounds: Readonly<Record<string, number>>,
+    shapes: (d: Readonly<Record<string, number>>) => Readonly<Record<string, readonly number[]>>,
+    boundsLabel: string,
+  ): Promise<void> => {
+    const fixed = await timeGraph('kernels', name, gflop, (g) => build(g, exact), new GraphBuilder(), opts);
+    push(fixed);
+    const poly = await timeGraph(
       'kernels',
-      'matmul 1024x1024x1024',
-      (2 * 1024 ** 3) / 1e9,
+      `${name}, one program for ${boundsLabel}`,
+      gflop,
       (g) => {
-        const a = g.input('a', [1024, 1024]);
-        const b = g.input('b', [1024, 1024]);
-        return { c: a.matmul(b) };
+        const d: Record<string, Dim> = {};
+        for (const [k, max] of Object.entries(bounds)) d[k] = g.dim(k, { max });
+        return build(g, d);
       },
       new GraphBuilder(),
-      opts,
-    ),
+      { ...opts, shapes: shapes(exact) },
+    );
+    push(poly);
+    log(`  run-time sizes / exact shape (minima): ${(poly.minMs / fixed.minMs).toFixed(2)}x`);
+  };
+  const n = (d: Dim | undefined): number => d as number;
+  await pair(
+    'matmul 1024x1024x1024',
+    (2 * 1024 ** 3) / 1e9,
+    (g, d) => ({ c: g.input('a', [n(d.M), n(d.K)]).matmul(g.input('b', [n(d.K), n(d.N)])) }),
+    { M: 1024, N: 1024, K: 1024 },
+    { M: 1024, N: 1024, K: 1024 },
+    (d) => ({ a: [n(d.M), n(d.K)], b: [n(d.K), n(d.N)] }),
+    'M, N, K <= 1024',
   );
-  push(
-    await timeGraph(
-      'kernels',
-      'conv 3x3 64->64 at 64x64 (+bias+ReLU)',
-      convFlop(64, 64, 64),
-      (g) => {
-        const x = g.input('x', [1, 64, 64, 64]);
-        const w = g.input('w', [64, 64, 3, 3]);
-        const b = g.input('b', [1, 64, 1, 1]);
-        return { y: x.conv2d(w, { padding: 1 }).add(b).relu() };
-      },
-      new GraphBuilder(),
-      opts,
-    ),
+  await pair(
+    'conv 3x3 64->64 at 64x64 (+bias+ReLU)',
+    convFlop(64, 64, 64),
+    (g, d) => {
+      const x = g.input('x', [n(d.N), 64, n(d.H), n(d.W)]);
+      const w = g.input('w', [64, 64, 3, 3]);
+      const b = g.input('b', [1, 64, 1, 1]);
+      return { y: x.conv2d(w, { padding: 1 }).add(b).relu() };
+    },
+    { N: 1, H: 64, W: 64 },
+    { N: 4, H: 128, W: 128 },
+    (d) => ({ x: [n(d.N), 64, n(d.H), n(d.W)] }),
+    'N <= 4, H, W <= 128',
   );
   let total = 0;
   const g = new GraphBuilder();

@@ -130,6 +130,7 @@ export function lowerGradInput(args: LowerArgs): Kernel[] {
         // consecutive pixels read consecutive dy pixels (stride 1); each thread keeps its columns of W
         aContig: 'm',
         bContig: 'n',
+        stageRowsA: typeof M !== 'number',
         // A[(n,h,w), (o,kh,kw)] = dy[n, g·Og + o, oh, ow] where (h + ph − kh·dh, w + pw − kw·dw) = (oh·sh, ow·sw)
         loadA: (kb, g, m) => {
           const [n, h, w] = pixel(kb, m, '');

@@ -94,6 +94,8 @@ function lowerConv2d(args: LowerArgs): ReturnType<typeof gemmKernel> {
       tile: chooseTile(dimMax(M), Og, Kd, d.groups, args.limits, args.tuning.gemm),
       // For a fixed tap, consecutive output pixels read consecutive input pixels (stride 1).
       aContig: 'm',
+      // over run-time sizes a row's decode costs divisions: once per row and tile
+      stageRowsA: typeof M !== 'number',
       bContig: 'k',
       loadA: (kb, g, m) => {
         // m = (n, oh, ow), decoded once per row; k = (ci, kh, kw) per element; input pixel

@@ -4,7 +4,9 @@
  * float64 CPU interpreter (conv2d's forward GEMM stages its operands the same ways). The CUDA table is checked for fit and kept apart.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { grad } from '../compiler/autodiff.js';
 import { WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
+import type { Tensor } from '../compiler/tensor.js';
 import { setTuning } from '../compiler/tuning.js';
 import { getDevice, limitsFrom } from '../index.js';
 import {
@@ -17,6 +19,7 @@ import {
   WEBGPU_GEMM,
 } from '../ops/kit/gemm.js';
 import { checkGpuVsCpu } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 const conv = { stride: [1, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };
 
@@ -58,6 +61,37 @@ describe('GEMM tiles, each forced in turn, match the CPU interpreter', () => {
           expect(k.wgsl, k.name).toContain(`array<f32, ${t.BM * t.BK}>`);
         }
         expect(spec.kernels.some((k) => k.name.endsWith('_sum'))).toBe(true);
+      } finally {
+        setTuning('webgpu', 'gemm', WEBGPU_GEMM);
+      }
+    });
+  }
+});
+
+describe('A staged by rows (run-time-sized convs), under a tile of each kind', () => {
+  // 128×16: several rows per thread; 8×64 of 2×16: one row per thread, every other k
+  for (const t of [
+    { BM: 128, BN: 16, BK: 32, TM: 16, TN: 16 },
+    { BM: 8, BN: 64, BK: 32, TM: 2, TN: 16 },
+  ] as const) {
+    it(`${t.BM}×${t.BN}×${t.BK}: conv2d and its input gradient over run-time N, H, W`, async () => {
+      setTuning('webgpu', 'gemm', { ...WEBGPU_GEMM, force: t });
+      try {
+        await checkRunTimeSizes({
+          symbols: { N: 2, H: 13, W: 11 },
+          build: (g, { N, H, W }) => {
+            const x = g.input('x', [N as number, 3, H as number, W as number]);
+            const w = g.input('w', [5, 3, 3, 3]);
+            const y = x.conv2d(w, { padding: 1, stride: [2, 1] });
+            const [dx] = grad(y.mul(y).sum(), [x]) as [Tensor];
+            return { y, dx };
+          },
+          sizes: [
+            { N: 2, H: 13, W: 11 },
+            { N: 1, H: 5, W: 9 },
+          ],
+          tol: 1e-5,
+        });
       } finally {
         setTuning('webgpu', 'gemm', WEBGPU_GEMM);
       }
