@@ -2,19 +2,22 @@
  * Anchors (spec §1). The base anchors are constants computed on the host exactly as the reference
  * implementations do (py-faster-rcnn's generate_anchors with numpy's half-to-even rounding;
  * torchvision's AnchorGenerator in float32 with torch.round, also half-to-even). The GPU ops:
- * - shift_anchors(base [A,4]) → [H_f·W_f·A, 4]: anchor (y·W_f + x)·A + a = base[a] + (x·sx, y·sy, x·sx, y·sy)
+ * - shift_anchors(base [A,4] [, feature map]) → [H_f·W_f·A, 4] (H_f, W_f from attributes or from the
+ *   map's sizes, which may be run-time sizes): anchor (y·W_f + x)·A + a = base[a] + (x·sx, y·sy, x·sx, y·sy)
  *   (cell-major, anchor-minor, as both implementations lay them out);
  * - anchors_inside(anchors [N,4]) → u32 [N]: PFR's "fully inside the image" test
  *   x1 ≥ −b, y1 ≥ −b, x2 < W + b, y2 < H + b (allowed_border b = 0 by default).
  */
+import { type Dim, dimFloorDiv, dimMul } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import type { Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { GraphBuilder, Tensor } from '../compiler/tensor.js';
-import { fmtType } from '../compiler/types.js';
+import { dimsOf, fmtType, type TensorType, typeOf } from '../compiler/types.js';
 import { checkBoxes } from './boxes.js';
+import { divD, modD } from './kit/indexing.js';
 import { perThread } from './kit/launch.js';
 import { roundHalfEven } from './kit/rounding.js';
 import { storeOut } from './kit/store.js';
@@ -139,48 +142,68 @@ function strideOf(attrs: Attrs): [number, number] {
   return v as [number, number];
 }
 
+/**
+ * The feature map's [H_f, W_f]: from the attributes height/width, or from a second input (the feature
+ * map itself, [N, C, H_f, W_f], not read), whose sizes may be run-time sizes.
+ */
+function featureHW(inputs: readonly (TensorType | undefined)[], attrs: Attrs): [Dim, Dim] {
+  const f = inputs[1];
+  if (!f) return [posInt(attrs, 'height'), posInt(attrs, 'width')];
+  const d = dimsOf(f);
+  if (d.length !== 4) fail(`the feature map must be [N, C, H, W], got ${fmtType(f)}`);
+  return [d[2] as Dim, d[3] as Dim];
+}
+
 registerOp({
   name: 'shift_anchors',
   kind: 'opaque',
-  infer: ([b], attrs) => {
-    const a = checkBoxes(b, 'base anchors') as number; // a static op: no run-time sizes reach it
+  dynamic: true,
+  infer: (inputs, attrs) => {
+    const a = checkBoxes(inputs[0], 'base anchors');
+    if (typeof a !== 'number')
+      fail(`the base anchors must have a static count, got ${fmtType(inputs[0] as TensorType)}`);
+    if (inputs.length > 2) fail(`takes [base] or [base, feature map], got ${inputs.length} inputs`);
     strideOf(attrs);
-    return { shape: [posInt(attrs, 'height') * posInt(attrs, 'width') * a, 4], dtype: 'f32' };
+    const [h, w] = featureHW(inputs, attrs);
+    return typeOf([dimMul(dimMul(h, w), a), 4], 'f32');
   },
   cpu: ({ inputs, attrs }) => {
     const b = inputs[0] as RefTensor;
     const a = b.shape[0] as number;
+    const [h, w] = featureHW(inputs, attrs) as [number, number];
     const base = Array.from({ length: a }, (_, i) => Array.from(b.data.subarray(i * 4, i * 4 + 4)));
-    return Float64Array.from(
-      shiftAnchorsHost(base, attrs.height as number, attrs.width as number, strideOf(attrs)).flat(),
-    );
+    return Float64Array.from(shiftAnchorsHost(base, h, w, strideOf(attrs)).flat());
   },
   // d out / d base: every cell's copy of anchor a contributes (only matters if the base anchors are learned).
-  grad: ({ inputs, attrs, dy }) => {
+  grad: ({ inputs, dy }) => {
     const a = (inputs[0] as Tensor).shape[0] as number;
-    const cells = (attrs.height as number) * (attrs.width as number);
+    const cells = dimFloorDiv(dy.dims[0] as Dim, a);
     return [
       dy
         .reshape([cells, a * 4])
         .sum([0])
         .reshape([a, 4]),
+      ...(inputs.length > 1 ? [null] : []),
     ];
   },
   lower: (args) => {
     const b = args.inputs[0] as LowerArgs['output'];
     const a = b.type.shape[0] as number;
-    const w = args.attrs.width as number;
+    const [, w] = featureHW(
+      args.inputs.map((i) => i.type),
+      args.attrs,
+    );
     const [sy, sx] = strideOf(args.attrs);
-    const n = args.output.type.shape[0] as number;
+    const n = dimsOf(args.output.type)[0] as Dim;
     // one thread per element: t = row·4 + c, row = cell·A + anchor, cell = y·W + x
     return [
-      perThread(args.name, n * 4, (kb, t) => {
+      perThread(args.name, dimMul(n, 4), (kb, t) => {
         const c = kb.let('c', K.mod(t, K.u32(4)));
         const row = kb.let('row', K.div(t, K.u32(4)));
         const anchor = a === 1 ? K.u32(0) : kb.let('anchor', K.mod(row, K.u32(a)));
         const cell = a === 1 ? row : kb.let('cell', K.div(row, K.u32(a)));
-        const x = kb.let('x', K.cast('f32', K.mod(cell, K.u32(w))));
-        const y = kb.let('y', K.cast('f32', K.div(cell, K.u32(w))));
+        const x = kb.let('x', K.cast('f32', modD(cell, w)));
+        const y = kb.let('y', K.cast('f32', divD(cell, w)));
         const isX = K.eq(K.mod(c, K.u32(2)), K.u32(0));
         const shift = K.select(isX, K.mul(x, K.f32(sx)), K.mul(y, K.f32(sy)));
         storeOut(kb, args, t, K.add(K.load(b.buf, K.add(K.mul(anchor, K.u32(4)), c)), shift));
@@ -253,13 +276,18 @@ registerOp({
 // ---------------------------------------------------------------- DSL helpers
 
 export interface ShiftOptions {
-  readonly featureHeight: number;
-  readonly featureWidth: number;
+  /** The feature map's size, or the feature map itself ([N, C, H_f, W_f], whose sizes may be run-time sizes). */
+  readonly featureHeight?: number;
+  readonly featureWidth?: number;
+  readonly feature?: Tensor;
   /** [sy, sx] or one stride for both axes (PFR feat_stride 16). */
   readonly stride: number | readonly [number, number];
 }
 
-/** All anchors of a feature map: [H_f·W_f·A, 4]. `base` is an [A,4] tensor or host rows (a constant). */
+/**
+ * All anchors of a feature map: [H_f·W_f·A, 4]. `base` is an [A,4] tensor or host rows (a constant). With
+ * `feature`, one program serves every feature size (the map's run-time H_f, W_f).
+ */
 export function shiftAnchors(
   g: GraphBuilder,
   base: Tensor | readonly (readonly number[])[],
@@ -271,6 +299,9 @@ export function shiftAnchors(
   if (t.dtype !== 'f32' || t.rank !== 2 || t.shape[1] !== 4)
     throw new WgflowError(`shiftAnchors: base anchors must be f32 [A,4], got ${fmtType(t.type)}`);
   const stride = typeof opts.stride === 'number' ? [opts.stride, opts.stride] : [opts.stride[0], opts.stride[1]];
+  if (opts.feature) return g.apply('shift_anchors', [t, opts.feature], { stride });
+  if (opts.featureHeight === undefined || opts.featureWidth === undefined)
+    throw new WgflowError('shiftAnchors: give featureHeight and featureWidth, or the feature map (feature)');
   return g.apply('shift_anchors', [t], { height: opts.featureHeight, width: opts.featureWidth, stride });
 }
 

@@ -4,11 +4,12 @@
  * including the VGG16 600×1000 case (38×63 map → 21,546 anchors, 8,151 fully inside).
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { grad } from '../compiler/autodiff.js';
 import { compile } from '../compiler/compile.js';
 import { interpret } from '../compiler/interpreter.js';
 import { limitsFrom } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
-import { GraphBuilder } from '../compiler/tensor.js';
+import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
 import {
   anchorGenerator,
   anchorsInside,
@@ -21,7 +22,8 @@ import {
 import { roundHalfEven } from '../ops/kit/rounding.js';
 import { closeDevice, getDevice } from '../runtime/device.js';
 import { Session } from '../runtime/session.js';
-import { checkGpuVsCpu, checkGradients, freshSeed, rand } from './helpers.js';
+import { checkGpuVsCpu, checkGradients, freshSeed, rand, randomFeeds } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 afterAll(closeDevice);
 
@@ -169,6 +171,47 @@ describe('shift_anchors', () => {
       },
       { b: rand(12, seed, -10, 10) },
       { seed },
+    );
+  });
+});
+
+describe('shift_anchors over run-time feature sizes', () => {
+  it('one program for every feature map size (from a conv of a run-time-sized image), gradient w.r.t. the base included', async () => {
+    await checkRunTimeSizes({
+      symbols: { H: 37, W: 29 },
+      build: (g, { H, W }) => {
+        const image = g.input('image', [1, 3, H as number, W as number]);
+        const w = g.input('w', [2, 3, 3, 3]);
+        const base = g.input('base', [9, 4]);
+        // stride-2 feature map: H_f = ⌊(H − 1) / 2⌋ + 1, a size expression
+        const feature = image.conv2d(w, { stride: 2, padding: 1 });
+        const anchors = shiftAnchors(g, base, { feature, stride: [16, 8] });
+        const [dbase] = grad(anchors.mul(anchors).sum(), [base]) as [Tensor];
+        return { anchors, dbase };
+      },
+      sizes: [
+        { H: 37, W: 29 },
+        { H: 1, W: 1 },
+        { H: 16, W: 5 },
+        { H: 9, W: 28 },
+      ],
+      tol: 1e-6,
+      feeds: (g, seed) => {
+        const f = randomFeeds(g, seed);
+        // integer-valued base anchors, as real ones are: the shifted rows are exact in float32
+        return { ...f, base: rand([9, 4], seed, -64, 64).map(Math.round) };
+      },
+    });
+  });
+
+  it('refuses a feature map that is not [N, C, H, W], and a call with neither sizes nor a map', () => {
+    const g = new GraphBuilder();
+    const base = g.input('base', [3, 4]);
+    expect(() => shiftAnchors(g, base, { feature: g.input('f', [4, 5]), stride: 8 })).toThrow(
+      /shift_anchors: the feature map must be \[N, C, H, W\], got f32\[4,5\]/,
+    );
+    expect(() => shiftAnchors(g, base, { stride: 8 })).toThrow(
+      /give featureHeight and featureWidth, or the feature map/,
     );
   });
 });
