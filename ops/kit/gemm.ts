@@ -54,14 +54,14 @@ export interface GemmProblem {
   /** B's axis that is contiguous in memory. */
   readonly bContig: 'k' | 'n';
   /**
-   * Reads A in two steps: `loadA(kb, b, m)` decodes row m (u32, possibly ≥ M: it is emitted before
-   * the bounds check, so it must only compute, never read); the function it returns gives A[b][m][k]
-   * as an f32 expression for a k, emitting statements if needed. That one is called only with m < M
-   * and k < K, so it checks nothing else unless the operand has implicit zeros (padding). (Today both
-   * steps are emitted per staged element; the split lets a staging that keeps rows hoist the first.)
+   * Reads A in two steps: `loadA(kb, b, m)` decodes row m (u32, < M: the tile's rows past M read row
+   * M − 1, and their products are never stored); the function it returns gives A[b][m][k] as an f32 expression
+   * for a k < K, emitting statements if needed (the k padding past K is zeroed by the generator). So
+   * a loader checks nothing unless its operand has implicit zeros (conv padding). The first step runs
+   * per staged element, or once per row and tile with `stageRowsA`.
    */
   loadA(kb: K.KernelBuilder, b: Expr, m: Expr): (k: Expr) => Expr;
-  /** B[b][k][n] in the same two steps: once per column n, then per k (only with k < K and n < N). */
+  /** B[b][k][n] in the same two steps: column n (< N, clamped as the rows of A), then each k < K. */
   loadB(kb: K.KernelBuilder, b: Expr, n: Expr): (k: Expr) => Expr;
   /**
    * Stores the accumulated C[b][m][n] (only called in bounds: b < batch, m < M, n < N); `part` is the
