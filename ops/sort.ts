@@ -18,6 +18,7 @@
  * compare-exchange kernel per distance j >= B, then one workgroup-memory kernel for the distances
  * j < B. Scratch: 2 u32 per padded element. The last pass writes i32 indices.
  */
+import { type Dim, dimFmt, dimMax, dimMin, dimMul } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
@@ -25,7 +26,7 @@ import * as K from '../compiler/kernel/build.js';
 import type { DeviceLimits } from '../compiler/limits.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { type DType, fmtShape, numel, type TensorType } from '../compiler/types.js';
+import { type DType, dimsOf, fmtShape, numel, type TensorType, typeOf } from '../compiler/types.js';
 import { linearWorkgroupSize } from './rows.js';
 import { boolAttr } from './util.js';
 
@@ -96,7 +97,8 @@ export interface ArgsortLowering {
   readonly input: BufRef;
   readonly keyType: DType;
   readonly rows: number;
-  readonly n: number;
+  /** The row length; a run-time size sorts rows padded to the largest (the padding sorts last). */
+  readonly n: Dim;
   readonly descending: boolean;
   /** When given, the last pass writes the sorted indices as i32 here ([rows, n] row-major). */
   readonly out?: BufRef;
@@ -129,7 +131,8 @@ export function argsortGeometry(n: number, limits: DeviceLimits): { P: number; B
  */
 export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
   const { rows, n, limits } = o;
-  const { P, B, T } = argsortGeometry(n, limits);
+  const { P, B, T } = argsortGeometry(dimMax(n), limits);
+  const nE = K.size(n);
   const total = rows * P;
   if (total * 4 > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) {
     throw new WgflowError(
@@ -170,8 +173,8 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
       (e) => {
         const pos = kb.let('pos', K.add(base, e));
         if (mode.first) {
-          const real = kb.let('real', K.lt(pos, K.u32(n)));
-          const src = kb.let('src', K.add(K.mul(row, K.u32(n)), K.min(pos, K.u32(n - 1))));
+          const real = kb.let('real', K.lt(pos, nE));
+          const src = kb.let('src', K.add(K.mul(row, nE), K.min(pos, K.sub(nE, K.u32(1)))));
           const key = keyExpr(kb, K.load(o.input, src), o.keyType, o.descending);
           kb.astore(sk, e, K.select(real, key, K.u32(SENTINEL)));
           kb.astore(sv, e, K.select(real, pos, K.u32(SENTINEL)));
@@ -252,9 +255,9 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
           const pos = kb.let('pos', K.add(base, e));
           if (mode.final && o.out) {
             const out = o.out;
-            kb.if(K.lt(pos, K.u32(n)), () => {
+            kb.if(K.lt(pos, nE), () => {
               const v = kb.aload(sv, 'u32', e);
-              kb.store(out, K.add(K.mul(row, K.u32(n)), pos), out.t === 'i32' ? K.cast('i32', v) : v);
+              kb.store(out, K.add(K.mul(row, nE), pos), out.t === 'i32' ? K.cast('i32', v) : v);
             });
           } else {
             const at = kb.let('at', K.add(rowOff, pos));
@@ -305,19 +308,29 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
 
 // ---------------------------------------------------------------- the op
 
+/** The row length of a sort's input (the last axis; a run-time size allowed) and its static row count. */
+function sortRows(x: TensorType): { n: Dim; rows: number } {
+  const dims = dimsOf(x);
+  const lead = dims.slice(0, -1);
+  if (!lead.every((d) => typeof d === 'number'))
+    fail(`only the last axis (the one sorted) may be a run-time size, got ${fmtShape(dims)}`);
+  return { n: dims[dims.length - 1] as Dim, rows: numel(lead as number[]) };
+}
+
 function sortInfer(inputs: readonly TensorType[], attrs: Attrs): TensorType {
   if (inputs.length !== 1) fail(`takes one input, got ${inputs.length}`);
   const x = inputs[0] as TensorType;
   if (x.shape.length === 0) fail('needs a tensor of rank >= 1 (sorts along the last axis), got a scalar');
   boolAttr(attrs, 'descending');
-  const n = x.shape[x.shape.length - 1] as number;
-  if (n >= 2 ** 31) fail(`rows of ${n} elements are too long for i32 indices`);
-  return { shape: x.shape, dtype: 'i32' };
+  const { n } = sortRows(x);
+  if (dimMax(n) >= 2 ** 31) fail(`rows of ${dimMax(n)} elements are too long for i32 indices`);
+  return typeOf(dimsOf(x), 'i32');
 }
 
 registerOp({
   name: 'argsort',
   kind: 'opaque',
+  dynamic: true,
   infer: sortInfer,
   cpu: ({ inputs, attrs }) => {
     const x = inputs[0] as RefTensor;
@@ -338,14 +351,14 @@ registerOp({
   lower: (a) => {
     const x = a.inputs[0];
     if (!x) throw new Error('internal: argsort without an input');
-    const n = x.type.shape[x.type.shape.length - 1] as number;
+    const { n, rows } = sortRows(x.type);
     return lowerArgsortKernels({
       name: a.name,
       limits: a.limits,
       scratch: a.scratch,
       input: x.buf,
       keyType: x.type.dtype,
-      rows: numel(x.type.shape) / n,
+      rows,
       n,
       descending: boolAttr(a.attrs, 'descending'),
       out: a.output.buf,
@@ -365,26 +378,29 @@ export function argsort(x: Tensor, descending = false): Tensor {
  * axis of x; idx has x's leading dimensions and any last length). Differentiable in x through gather.
  */
 export function takeAlongLastAxis(x: Tensor, idx: Tensor): Tensor {
-  const n = x.shape[x.rank - 1] as number;
-  const k = idx.shape[idx.rank - 1] as number;
-  const lead = x.shape.slice(0, -1);
-  if (idx.rank !== x.rank || !lead.every((d, i) => d === idx.shape[i])) {
+  const n = x.dims[x.rank - 1] as Dim;
+  const k = idx.dims[idx.rank - 1] as Dim;
+  const lead = x.dims.slice(0, -1);
+  if (idx.rank !== x.rank || !lead.every((d, i) => typeof d === 'number' && d === idx.dims[i])) {
     throw new WgflowError(
-      `takeAlongLastAxis: indices ${fmtShape(idx.shape)} must have the leading dimensions of x ${fmtShape(x.shape)}`,
+      `takeAlongLastAxis: indices ${fmtShape(idx.dims)} must have the leading dimensions of x ${fmtShape(x.dims)} (static sizes)`,
     );
   }
-  const rows = numel(lead);
-  const flatX = x.reshape([rows * n]);
+  const rows = numel(lead as number[]);
+  const flatX = x.reshape([dimMul(rows, n)]);
   let flatIdx = idx;
   if (rows > 1) {
-    const offsets = x.builder.constant(
-      Array.from({ length: rows }, (_, r) => r * n),
+    const g = x.builder;
+    const r = g.constant(
+      Array.from({ length: rows }, (_, i) => i),
       [rows, 1],
       'i32',
     );
+    // row offsets r·n, with n read at run time where it is a run-time size
+    const offsets = typeof n === 'number' ? r.mul(n) : r.mul(g.apply('size_value', [], { dim: n, dtype: 'i32' }));
     flatIdx = idx.reshape([rows, k]).add(offsets);
   }
-  return flatX.gather(flatIdx.reshape([rows * k]), 0).reshape([...lead, k]);
+  return flatX.gather(flatIdx.reshape([dimMul(rows, k)]), 0).reshape([...lead, k]);
 }
 
 /** x sorted along its last axis (stable; see argsort for the order of NaNs). */
@@ -394,15 +410,17 @@ export function sortValues(x: Tensor, descending = false): Tensor {
 
 /** The k largest elements along the last axis, in descending order (ties: lower index first), and their indices. */
 export function topk(x: Tensor, k: number): { values: Tensor; indices: Tensor } {
-  const n = x.shape[x.rank - 1];
+  const n = x.dims[x.rank - 1];
   if (n === undefined) throw new WgflowError('topk: x must have rank >= 1');
-  if (!Number.isInteger(k) || k < 1 || k > n) {
+  if (!Number.isInteger(k) || k < 1 || k > dimMin(n)) {
+    const range = typeof n === 'number' ? `${n}` : `${dimMin(n)}, the smallest size of ${dimFmt(n)}`;
     throw new WgflowError(
-      `topk: k = ${k} must be an integer in [1, ${n}] for x ${fmtShape(x.shape)} (last axis of size ${n})`,
+      `topk: k = ${k} must be an integer in [1, ${range}] for x ${fmtShape(x.dims)} (last axis of size ${dimFmt(n)})`,
     );
   }
   const order = argsort(x, true);
-  const lead = x.shape.slice(0, -1);
+  // argsort refuses run-time leading sizes, so these are numbers
+  const lead = x.dims.slice(0, -1) as number[];
   const indices = k === n ? order : order.slice([...lead.map(() => 0), 0], [...lead, k]);
   return { values: takeAlongLastAxis(x, indices), indices };
 }

@@ -16,8 +16,8 @@ import { type HostTensor, pipelineCount, Session } from '../runtime/session.js';
 import { freshSeed, randomFeeds, relError } from './helpers.js';
 
 export interface RunTimeSizeCase {
-  /** Size symbols by name, with their upper bounds. */
-  readonly symbols: Readonly<Record<string, number>>;
+  /** Size symbols by name, with their upper bounds (or { max, min } where the lower bound is not 1). */
+  readonly symbols: Readonly<Record<string, number | { readonly max: number; readonly min: number }>>;
   /** Builds the graph: `dims` are the symbols (the polymorphic program) or numbers (a static one). */
   build(g: GraphBuilder, dims: Readonly<Record<string, Dim>>): Record<string, Tensor>;
   /** The sizes to run, each a value per symbol. */
@@ -35,7 +35,7 @@ export async function checkRunTimeSizes(c: RunTimeSizeCase, seed = freshSeed()):
   const limits = limitsFrom(dev.limits);
   const g = new Builder();
   const syms: Record<string, Dim> = {};
-  for (const [name, max] of Object.entries(c.symbols)) syms[name] = g.dim(name, { max });
+  for (const [name, r] of Object.entries(c.symbols)) syms[name] = g.dim(name, typeof r === 'number' ? { max: r } : r);
   const outs = c.build(g, syms);
   const { spec } = compile(g, { outputs: outs, limits });
   expect(spec.symbols?.length ?? 0, 'the program has run-time sizes').toBeGreaterThan(0);

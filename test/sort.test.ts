@@ -11,6 +11,7 @@ import { argsort, argsortGeometry, cpuArgsortRow, sortValues, topk } from '../op
 import { getDevice } from '../runtime/device.js';
 import { Session } from '../runtime/session.js';
 import { checkGpuVsCpu, checkGradients, freshSeed, gradCheckRandom, rand, randInt } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 /**
  * Independent oracle: JS's stable sort on the values themselves. Ascending: numbers ascending with
@@ -189,6 +190,45 @@ describe('sortValues and topk', () => {
       return { out: sortValues(x).mul(argsort(x).cast('f32')), wrt: [x] };
     };
     checkGradients(build, { x: rand(5, freshSeed()) });
+  });
+});
+
+describe('sorting over a run-time row length', () => {
+  it('one program for every length: argsort of 3 rows both ways, sortValues, topk (ties and NaN included)', async () => {
+    await checkRunTimeSizes({
+      symbols: { N: { max: 300, min: 6 } },
+      build: (g, { N }) => {
+        const x = g.input('x', [3, N as number]);
+        const y = g.input('y', [3, N as number]);
+        const v = g.input('v', [1, N as number]);
+        const { values, indices } = topk(v, 6);
+        return {
+          up: argsort(x),
+          down: argsort(x, true),
+          sorted: sortValues(y),
+          top: values,
+          topIdx: indices,
+        };
+      },
+      sizes: [{ N: 300 }, { N: 6 }, { N: 257 }, { N: 31 }],
+      // the indices are compared exactly; values are a permutation of the inputs, up to their f32 storage
+      tol: 1e-12,
+      tolOf: { top: 1e-7 },
+      // few distinct values (ties) and a NaN in the keys, so that order and stability are tested
+      // (the sorted values get ties only: a NaN has no relative error)
+      feeds: (g, seed) => {
+        const n = (g.graph.nodes.find((d) => d.name === 'x')?.type.shape[1] ?? 0) as number;
+        const x = randInt([3, n], seed, -4, 4);
+        x[n + 1] = Number.NaN;
+        return { x, y: randInt([3, n], seed + 2, -4, 4), v: rand([1, n], seed + 1) };
+      },
+    });
+  });
+
+  it('topk refuses a k above the smallest length, naming it', () => {
+    const g = new GraphBuilder();
+    const v = g.input('v', [1, g.dim('N', { max: 300, min: 4 })]);
+    expect(() => topk(v, 5)).toThrow(/topk: k = 5 must be an integer in \[1, 4, the smallest size of N\]/);
   });
 });
 
