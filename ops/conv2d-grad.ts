@@ -127,7 +127,7 @@ export function lowerGradInput(args: LowerArgs): Kernel[] {
         K: Kd,
         batch: d.groups,
         tile: chooseTile(dimMax(M), Cg, Kd, d.groups, args.limits, args.tuning.gemm),
-        // consecutive pixels read consecutive dy pixels (stride 1); each thread keeps its columns of W
+        // consecutive pixels read consecutive dy pixels (stride 1); W is staged along its columns (c)
         aContig: 'm',
         bContig: 'n',
         stageRowsA: typeof M !== 'number',
@@ -200,7 +200,7 @@ export function lowerGradWeight(args: LowerArgs): Kernel[] {
       batch: d.groups,
       tile,
       splitK,
-      // each thread keeps its rows of dy and its columns (c, kh, kw) of x for a whole tile
+      // dy staged along its rows (o), x along its columns (c, kh, kw): consecutive kw read consecutive pixels
       aContig: 'm',
       bContig: 'n',
       // A[o, (n,oh,ow)] = dy[n, g·Og + o, oh, ow]
