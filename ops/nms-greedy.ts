@@ -28,6 +28,7 @@
  * When even the indices do not fit (maxOutput of several thousand), greedyNmsGeometry returns
  * undefined and the op falls back to the bitmask kernels.
  */
+import { type Dim, dimMax } from '../compiler/dims.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import type { DeviceLimits } from '../compiler/limits.js';
@@ -130,13 +131,13 @@ export interface GreedyNmsLowering {
   /** Kernel name prefix. */
   readonly name: string;
   readonly scratch: LowerArgs['scratch'];
-  /** Boxes f32 [problems, n, 4] and scores f32 [problems, n]. */
+  /** Boxes f32 [problems, n, 4] and scores f32 [problems, n]; n may be a run-time size (up to its bound). */
   readonly boxes: BufRef;
   readonly scores: BufRef;
   /** i32 [problems, m + 1]: kept indices, -1 padding, count. */
   readonly out: BufRef;
   readonly problems: number;
-  readonly n: number;
+  readonly n: Dim;
   readonly maxOutput: number;
   /** From greedyNmsGeometry. */
   readonly geometry: GreedyNmsGeometry;
@@ -154,6 +155,7 @@ export interface GreedyNmsLowering {
  */
 function runSortKernel(o: GreedyNmsLowering, sortedKey: BufRef, sortedPos: BufRef): Kernel {
   const { n, problems } = o;
+  const nE = K.size(n);
   const { R, runs } = o.geometry;
   const T = o.geometry.sortThreads;
   const kb = new K.KernelBuilder(`${o.name}_runsort`);
@@ -167,8 +169,8 @@ function runSortKernel(o: GreedyNmsLowering, sortedKey: BufRef, sortedPos: BufRe
   const run0 = kb.let('run0', K.mul(K.sub(id, K.mul(prob, K.u32(runs))), K.u32(R)));
   const keyAt = (e: Expr): Expr => {
     const pos = kb.let('pos', K.add(run0, e));
-    const key = emitDescendingKey(kb, K.load(o.scores, K.add(K.mul(prob, K.u32(n)), K.min(pos, K.u32(n - 1)))));
-    return kb.let('k', K.select(K.lt(pos, K.u32(n)), key, K.u32(SENTINEL)));
+    const key = emitDescendingKey(kb, K.load(o.scores, K.add(K.mul(prob, nE), K.min(pos, K.sub(nE, K.u32(1))))));
+    return kb.let('k', K.select(K.lt(pos, nE), key, K.u32(SENTINEL)));
   };
   kb.for('e', lidx, K.u32(R), (e) => kb.astore(sk, e, keyAt(e)), { t: 'u32', step: T });
   kb.barrier();
@@ -194,7 +196,7 @@ function runSortKernel(o: GreedyNmsLowering, sortedKey: BufRef, sortedPos: BufRe
         );
         const pos = kb.let('p', K.add(run0, e));
         kb.store(sortedKey, K.add(dst, rank), ke);
-        kb.store(sortedPos, K.add(dst, rank), K.select(K.lt(pos, K.u32(n)), pos, K.u32(SENTINEL)));
+        kb.store(sortedPos, K.add(dst, rank), K.select(K.lt(pos, nE), pos, K.u32(SENTINEL)));
       },
       { t: 'u32', step: T },
     );
@@ -212,7 +214,8 @@ export function lowerGreedyNmsKernels(o: GreedyNmsLowering): Kernel[] {
 
   // ---- kernel 2: the walk, one workgroup per problem
   const WD = B / 32; // mask words per block row
-  const blocks = Math.ceil(n / B);
+  // blocks for the largest n: past the actual boxes the merge yields no candidate and a block does nothing
+  const blocks = Math.ceil(dimMax(n) / B);
   const kb = new K.KernelBuilder(`${o.name}_walk`);
   const lidx = K.builtin('lidx');
   const u = K.u32;
@@ -234,7 +237,7 @@ export function lowerGreedyNmsKernels(o: GreedyNmsLowering): Kernel[] {
   const headKey = kb.array('headkey', 'u32', L, 'workgroup');
   const tree = kb.array('tree', 'u32', 2 * L, 'workgroup');
   const state = kb.array('state', 'u32', 1, 'workgroup'); // [0]: kept count
-  const boxBase = kb.let('boxbase', K.mul(prob, u(n)));
+  const boxBase = kb.let('boxbase', K.mul(prob, K.size(n)));
   const runBase = kb.let('runbase', K.mul(prob, u(runs * R)));
   const outBase = kb.let('outbase', K.mul(prob, u(m + 1)));
 

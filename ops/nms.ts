@@ -38,13 +38,14 @@
  * Fallback scratch: the sort's 2 u32 per padded box, and the mask, N · ceil(N/32) u32 words per
  * problem (N = 12000: 18 MB). The mask must fit one storage binding (N up to about 20000 at 128 MiB).
  */
+import { type Dim, dimEq, dimFmt, dimMax } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type BufArg, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { fmtShape, numel, type TensorType } from '../compiler/types.js';
+import { dimsOf, fmtShape, numel, type TensorType } from '../compiler/types.js';
 import { boxAreaF32, iouF32 } from './kit/iou.js';
 import { type BoxK, emitArea, emitIou, emitOne } from './kit/iou-emit.js';
 import { greedyNmsGeometry, lowerGreedyNmsKernels } from './nms-greedy.js';
@@ -139,23 +140,35 @@ export function cpuNms(boxes: ArrayLike<number>, scores: ArrayLike<number>, opts
 
 // ---------------------------------------------------------------- the op
 
+/** The box count N (a run-time size allowed) and the static number of problems of nms's inputs. */
+function nmsSizes(bx: TensorType, sc: TensorType): { n: Dim; problems: number; lead: number[] } {
+  const bd = dimsOf(bx);
+  const sd = dimsOf(sc);
+  const r = bd.length;
+  if (r < 2 || bd[r - 1] !== 4) fail(`boxes must have shape [..., N, 4], got ${fmtShape(bd)}`);
+  const lead = bd.slice(0, -1);
+  if (sd.length !== lead.length || !lead.every((d, i) => dimEq(d, sd[i] as Dim))) {
+    fail(`scores ${fmtShape(sd)} must have shape ${fmtShape(lead)} (one score per box of ${fmtShape(bd)})`);
+  }
+  const problemDims = lead.slice(0, -1);
+  if (!problemDims.every((d) => typeof d === 'number'))
+    fail(`only the box count N may be a run-time size, got boxes ${fmtShape(bd)}`);
+  return { n: lead[lead.length - 1] as Dim, problems: numel(problemDims as number[]), lead: problemDims as number[] };
+}
+
 function nmsInfer(inputs: readonly TensorType[], attrs: Attrs): TensorType {
   if (inputs.length !== 2) fail(`takes (boxes, scores), got ${inputs.length} inputs`);
   const [bx, sc] = inputs as [TensorType, TensorType];
   const a = nmsAttrs(attrs);
   if (bx.dtype !== 'f32' || sc.dtype !== 'f32') fail(`boxes and scores must be f32, got ${bx.dtype} and ${sc.dtype}`);
-  const r = bx.shape.length;
-  if (r < 2 || bx.shape[r - 1] !== 4) fail(`boxes must have shape [..., N, 4], got ${fmtShape(bx.shape)}`);
-  const lead = bx.shape.slice(0, -1);
-  if (sc.shape.length !== lead.length || !lead.every((d, i) => d === sc.shape[i])) {
-    fail(`scores ${fmtShape(sc.shape)} must have shape ${fmtShape(lead)} (one score per box of ${fmtShape(bx.shape)})`);
-  }
-  return { shape: [...lead.slice(0, -1), a.maxOutput + 1], dtype: 'i32' };
+  const { lead } = nmsSizes(bx, sc);
+  return { shape: [...lead, a.maxOutput + 1], dtype: 'i32' };
 }
 
 registerOp({
   name: 'nms',
   kind: 'opaque',
+  dynamic: true,
   infer: nmsInfer,
   cpu: ({ inputs, attrs }) => {
     const [bx, sc] = inputs as [RefTensor, RefTensor];
@@ -178,10 +191,9 @@ registerOp({
   lower: (args) => {
     const [bx, sc] = args.inputs as [BufArg, BufArg];
     const a = nmsAttrs(args.attrs);
-    const n = sc.type.shape[sc.type.shape.length - 1] as number;
-    const problems = numel(sc.type.shape) / n;
+    const { n, problems } = nmsSizes(bx.type, sc.type);
     const limits = args.limits;
-    const geometry = greedyNmsGeometry(n, a.maxOutput, limits);
+    const geometry = greedyNmsGeometry(dimMax(n), a.maxOutput, limits);
     if (geometry !== undefined) {
       const sortWords = problems * geometry.runs * geometry.R;
       if (sortWords * 4 > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) {
@@ -204,6 +216,10 @@ registerOp({
         threshold: f32Threshold(a.iouThreshold, a.inclusive),
       });
     }
+    if (typeof n !== 'number')
+      throw new WgflowError(
+        `nms: over a run-time box count (${dimFmt(n)}) only the greedy kernel runs, and maxOutput ${a.maxOutput} does not fit its workgroup memory on this device: lower maxOutput or use a static box count (declared at ${args.node.site})`,
+      );
     const sort = lowerArgsortKernels({
       name: `${args.name}_sort`,
       limits,
@@ -441,7 +457,9 @@ function nmsAttrsOf(opts: NmsOptions, n: number): Attrs {
 
 /** The packed nms output i32 [..., maxOutput + 1] (indices, then the count). */
 export function nmsPacked(boxes: Tensor, scores: Tensor, opts: NmsOptions): Tensor {
-  const n = scores.shape[scores.rank - 1] as number;
+  const nd = scores.dims[scores.rank - 1] as Dim;
+  // without maxOutput: every box may be kept (the largest count where N is a run-time size)
+  const n = dimMax(nd);
   return boxes.builder.apply('nms', [boxes, scores], nmsAttrsOf(opts, n));
 }
 

@@ -21,6 +21,7 @@ import { getDevice } from '../runtime/device.js';
 import type { ProgramSpec } from '../runtime/program.js';
 import { Session } from '../runtime/session.js';
 import { checkGpuVsCpu, freshSeed, rand, randInt } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 // ---------------------------------------------------------------- the oracle
 
@@ -572,6 +573,46 @@ describe('nms greedy walk: blocks, sorted runs and kernel paths', () => {
     got.forEach((keep, p) => {
       expect(keep).toEqual(oracle(boxes.slice(p * n * 4, (p + 1) * n * 4), scores.slice(p * n, (p + 1) * n), o));
     });
+  });
+});
+
+describe('nms over a run-time box count', () => {
+  /** Boxes [..., n, 4] with x1, y1 in [0, 60) and sides in [1, 25): many overlaps; scores with ties. */
+  const boxFeeds = (g: GraphBuilder, seed: number): Record<string, number[]> => {
+    const n = (g.graph.nodes.find((d) => d.name === 'scores')?.type.shape.at(-1) ?? 0) as number;
+    const p = (g.graph.nodes.find((d) => d.name === 'scores')?.type.shape[0] ?? 1) as number;
+    const xy = rand(p * n * 2, seed, 0, 60);
+    const wh = rand(p * n * 2, seed + 1, 1, 25);
+    const boxes: number[] = [];
+    for (let i = 0; i < p * n; i++) {
+      const [x, y, w, h] = [xy[2 * i], xy[2 * i + 1], wh[2 * i], wh[2 * i + 1]] as [number, number, number, number];
+      boxes.push(x, y, x + w, y + h);
+    }
+    return { boxes, scores: randInt(p * n, seed + 2, 0, 40).map((v) => v / 40) };
+  };
+
+  it('one program for every box count (2 problems): keep lists and counts identical to the static programs', async () => {
+    await checkRunTimeSizes({
+      symbols: { N: 700 },
+      build: (g, { N }) => {
+        const boxes = g.input('boxes', [2, N as number, 4]);
+        const scores = g.input('scores', [2, N as number]);
+        const r = nms(boxes, scores, { iouThreshold: 0.5, maxOutput: 50 });
+        return { indices: r.indices, count: r.count };
+      },
+      sizes: [{ N: 700 }, { N: 1 }, { N: 65 }, { N: 333 }],
+      tol: 0,
+      feeds: boxFeeds,
+    });
+  });
+
+  it('refuses a run-time box count where only the bitmask kernel would fit, naming the reason', () => {
+    const g = new GraphBuilder();
+    const N = g.dim('N', { max: 5000 });
+    const r = nms(g.input('boxes', [N, 4]), g.input('scores', [N]), { iouThreshold: 0.5 });
+    expect(() => compile(g, { outputs: { i: r.indices }, limits: limitsFrom({}) })).toThrow(
+      /nms: over a run-time box count \(N\) only the greedy kernel runs, and maxOutput 5000 does not fit/,
+    );
   });
 });
 
