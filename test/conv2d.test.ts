@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { grad } from '../compiler/autodiff.js';
 import { compile } from '../compiler/compile.js';
+import type { Dim } from '../compiler/dims.js';
 import { interpret } from '../compiler/interpreter.js';
 import { WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
@@ -230,27 +231,40 @@ describe('conv2d on the GPU', () => {
   });
 });
 
+/**
+ * x [N, 3, H, W] → y1 = relu(conv 3×3 pad 1 (+ bias)) → y2 (stride 2) and y3 (groups 2, dilation 2): the
+ * run-time-size tests' stack.
+ */
+function threeConvs(g: GraphBuilder, d: Readonly<Record<string, Dim>>, bias: boolean) {
+  const x = g.input('x', [d.N as number, 3, d.H as number, d.W as number]);
+  const w1 = g.input('w1', [4, 3, 3, 3]);
+  const b1 = bias ? g.input('b1', [1, 4, 1, 1]) : undefined;
+  const w2 = g.input('w2', [5, 4, 3, 3]);
+  const w3 = g.input('w3', [6, 2, 3, 3]);
+  const c1 = x.conv2d(w1, { padding: 1 });
+  const y1 = (b1 ? c1.add(b1) : c1).relu();
+  const y2 = y1.conv2d(w2, { stride: 2, padding: 1 });
+  const y3 = y1.conv2d(w3, { groups: 2, dilation: 2, padding: 2 });
+  return { x, w1, w2, w3, y1, y2, y3 };
+}
+
+/** Sizes [N, H, W] as the harness's records. */
+const nhw = (list: readonly (readonly [number, number, number])[]) => list.map(([N, H, W]) => ({ N, H, W }));
+
 describe('conv2d: run-time sizes', () => {
   it('one program for every batch and image size: padded, strided, grouped and dilated, with a fused bias + relu', async () => {
     await checkRunTimeSizes({
       symbols: { N: 2, H: 19, W: 23 },
-      build: (g, { N, H, W }) => {
-        const x = g.input('x', [N as number, 3, H as number, W as number]);
-        const w1 = g.input('w1', [4, 3, 3, 3]);
-        const b1 = g.input('b1', [1, 4, 1, 1]);
-        const w2 = g.input('w2', [5, 4, 3, 3]);
-        const w3 = g.input('w3', [6, 2, 3, 3]);
-        const y1 = x.conv2d(w1, { padding: 1 }).add(b1).relu();
-        const y2 = y1.conv2d(w2, { stride: 2, padding: 1 });
-        const y3 = y1.conv2d(w3, { groups: 2, dilation: 2, padding: 2 });
+      build: (g, d) => {
+        const { y1, y2, y3 } = threeConvs(g, d, true);
         return { y1, y2, y3 };
       },
-      sizes: [
+      sizes: nhw([
         [2, 19, 23],
         [1, 1, 1],
         [2, 6, 17],
         [1, 19, 4],
-      ].map(([N, H, W]) => ({ N: N as number, H: H as number, W: W as number })),
+      ]),
       tol: 1e-5,
     });
   });
@@ -258,26 +272,20 @@ describe('conv2d: run-time sizes', () => {
   it('one training graph for every batch and image size: input and weight gradients (split-K included) over run-time N, H and W', async () => {
     await checkRunTimeSizes({
       symbols: { N: 3, H: 41, W: 37 },
-      build: (g, { N, H, W }) => {
-        const x = g.input('x', [N as number, 3, H as number, W as number]);
-        const w1 = g.input('w1', [4, 3, 3, 3]);
-        const w2 = g.input('w2', [5, 4, 3, 3]);
-        const w3 = g.input('w3', [6, 2, 3, 3]);
-        const y1 = x.conv2d(w1, { padding: 1 }).relu();
-        const y2 = y1.conv2d(w2, { stride: 2, padding: 1 });
-        const y3 = y1.conv2d(w3, { groups: 2, dilation: 2, padding: 2 });
+      build: (g, d) => {
+        const { x, w1, w2, w3, y2, y3 } = threeConvs(g, d, false);
         // a loss whose gradient is not constant: both layers' outputs squared
         const loss = y2.mul(y2).sum().add(y3.mul(y3).sum());
         const [dx, dw1, dw2, dw3] = grad(loss, [x, w1, w2, w3]) as [Tensor, Tensor, Tensor, Tensor];
         return { loss, dx, dw1, dw2, dw3 };
       },
-      sizes: [
+      sizes: nhw([
         [3, 41, 37],
         [1, 1, 1],
         [2, 6, 17],
         [1, 40, 4],
         [3, 9, 36],
-      ].map(([N, H, W]) => ({ N: N as number, H: H as number, W: W as number })),
+      ]),
       tol: 1e-5,
     });
   });
