@@ -48,6 +48,11 @@ const CALL_NAMES = [
 ] as const;
 type CallName = (typeof CALL_NAMES)[number];
 
+/** How long abort() waits after its message before MPI_Abort, for the launcher to forward the text. */
+const ABORT_FLUSH_MS = 200;
+const sleepSync = (ms: number): void => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+};
 const bytesOf = (v: ArrayBufferView): Uint8Array => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 
 /** Rank `rank` of `size` ranks of an MPI job. */
@@ -204,6 +209,10 @@ export class MpiCommunicator implements Communicator {
     this.aborting = true;
     writeStderr(`wgflow distributed: ${this.who()} aborts the job (code ${code}): ${message}`);
     if (!this.finalized) {
+      // The launcher forwards a rank's stderr through its own process (Hydra's proxy, Open MPI's orted),
+      // and MPI_Abort tears that down: text still on its way is lost. CI once saw MPICH drop the whole
+      // message under load, so give the forwarder a moment first.
+      sleepSync(ABORT_FLUSH_MS);
       const { handles, calls } = this.mpi;
       this.watchdog.timed('MPI_Abort', () => calls.abort(handles.commWorld, code));
     }
