@@ -33,6 +33,7 @@
  * is corrected with one exact multiply-compare), so only inputs that put a sample exactly on a
  * discontinuity (y = −1 or y = H) can tell the f32 and f64 results apart.
  */
+import { type Dim, dimMax, dimMul, dimProd } from '../compiler/dims.js';
 import { fail } from '../compiler/errors.js';
 import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
@@ -40,7 +41,9 @@ import * as K from '../compiler/kernel/build.js';
 import { KernelBuilder } from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { threadIndex, WG } from './kit/launch.js';
+import { typeOf } from '../compiler/types.js';
+import { divD, lastI32, modD, sizeF32, sizeI32 } from './kit/indexing.js';
+import { linearGroups, threadIndex, WG } from './kit/launch.js';
 import {
   bufOf,
   CHANNEL_BLOCK,
@@ -336,13 +339,14 @@ interface AxisE {
   readonly moves: Expr;
 }
 
-function emitAxis(kb: KernelBuilder, y: Expr, size: number): AxisE {
-  const ok = kb.let('aok', K.and(K.ge(y, f(-1)), K.le(y, f(size))));
-  const yc0 = kb.let('ayc', K.call('clamp', y, f(0), f(size)));
+function emitAxis(kb: KernelBuilder, y: Expr, size: Dim): AxisE {
+  const ok = kb.let('aok', K.and(K.ge(y, f(-1)), K.le(y, sizeF32(size))));
+  const yc0 = kb.let('ayc', K.call('clamp', y, f(0), sizeF32(size)));
   const lo0 = kb.let('alo', K.cast('i32', yc0));
-  const top = kb.let('atop', K.ge(lo0, i(size - 1)));
-  const lo = kb.let('alo1', K.select(top, i(size - 1), lo0));
-  const hi = kb.let('ahi', K.select(top, i(size - 1), K.add(lo0, i(1))));
+  const last = lastI32(size);
+  const top = kb.let('atop', K.ge(lo0, last));
+  const lo = kb.let('alo1', K.select(top, last, lo0));
+  const hi = kb.let('ahi', K.select(top, last, K.add(lo0, i(1))));
   const l = kb.let('al', K.select(top, f(0), K.sub(yc0, K.cast('f32', lo0))));
   return {
     ok,
@@ -372,9 +376,10 @@ interface SampleTaps {
   readonly weights: readonly [Expr, Expr, Expr, Expr];
 }
 
-function emitSampleTaps(kb: KernelBuilder, ay: AxisE, ax: AxisE, W: number): SampleTaps {
+function emitSampleTaps(kb: KernelBuilder, ay: AxisE, ax: AxisE, W: Dim): SampleTaps {
   const ok = kb.let('sok', K.and(ay.ok, ax.ok));
-  const at = (yy: Expr, xx: Expr): Expr => kb.let('tap', K.select(ok, K.cast('u32', K.add(K.mul(yy, i(W)), xx)), u(0)));
+  const at = (yy: Expr, xx: Expr): Expr =>
+    kb.let('tap', K.select(ok, K.cast('u32', K.add(K.mul(yy, sizeI32(W)), xx)), u(0)));
   return {
     ok,
     offsets: [at(ay.lo, ax.lo), at(ay.lo, ax.hi), at(ay.hi, ax.lo), at(ay.hi, ax.hi)],
@@ -418,9 +423,11 @@ function directSlots(axes: readonly AxisE[]): AxisSlots {
  * The taps folded onto a window of n consecutive pixels from the lowest tap of the samples inside the
  * map, each pixel with its summed weight; `fits` says whether every such tap lies in the window.
  */
-function windowSlots(kb: KernelBuilder, axes: readonly AxisE[], n: number, size: number): AxisSlots & { fits: Expr } {
-  const start0 = axes.reduce<Expr>((m, a) => K.min(m, K.select(a.ok, a.lo, i(size))), i(size));
-  const start = kb.let('ws', K.min(start0, i(size - 1)));
+function windowSlots(kb: KernelBuilder, axes: readonly AxisE[], n: number, size: Dim): AxisSlots & { fits: Expr } {
+  const sizeI = sizeI32(size);
+  const last = lastI32(size);
+  const start0 = axes.reduce<Expr>((m, a) => K.min(m, K.select(a.ok, a.lo, sizeI)), sizeI);
+  const start = kb.let('ws', K.min(start0, last));
   const fits = kb.let(
     'wfit',
     axes.reduce<Expr>((all, a) => K.and(all, K.or(K.not(a.ok), K.lt(K.sub(a.hi, start), i(n)))), K.bool(true)),
@@ -430,7 +437,7 @@ function windowSlots(kb: KernelBuilder, axes: readonly AxisE[], n: number, size:
   const touched: Expr[] = [];
   for (let d = 0; d < n; d++) {
     const at = kb.let('wat', K.add(start, i(d)));
-    index.push(kb.let('wix', K.min(at, i(size - 1))));
+    index.push(kb.let('wix', K.min(at, last)));
     let w: Expr = f(0);
     let t: Expr = K.bool(false);
     for (const a of axes) {
@@ -471,10 +478,11 @@ function lowerRoiAlign(args: LowerArgs): Kernel[] {
   const CB = Math.min(C, FORWARD_CHANNEL_BLOCK);
   const NB = Math.ceil(C / CB);
   const bins = PH * PW;
-  const total = d.K * NB * bins;
+  const total = dimMul(d.K, NB * bins);
+  const HW = dimMul(H, W);
   const kb = new KernelBuilder(`${args.name}_roialign`);
   const idx = threadIndex(kb);
-  kb.if(K.lt(idx, u(total)), () => {
+  kb.if(K.lt(idx, K.size(total)), () => {
     const bin = kb.let('bin', K.mod(idx, u(bins)));
     const kcb = kb.let('kcb', K.div(idx, u(bins)));
     const k = kb.let('k', K.div(kcb, u(NB)));
@@ -484,13 +492,13 @@ function lowerRoiAlign(args: LowerArgs): Kernel[] {
     const g = emitAlignGeom(kb, rois, k, d, p);
     const live = kb.let('live', K.ge(g.b, i(0)));
     // plane of channel c0 of image b (clamped for a dead RoI, whose sums stay 0)
-    const base = kb.let('base', K.mul(K.add(K.mul(K.cast('u32', K.max(g.b, i(0))), u(C)), c0), u(H * W)));
+    const base = kb.let('base', K.mul(K.add(K.mul(K.cast('u32', K.max(g.b, i(0))), u(C)), c0), K.size(HW)));
     /** For every channel j of the block: acc = sum(plane of channel j), stored as acc / count. */
     const eachChannel = (sum: (plane: Expr, acc: Expr) => void): void => {
       kb.for('j', 0, CB, (j) => {
         const c = kb.let('c', K.add(c0, K.cast('u32', j)));
         const channel = () => {
-          const plane = kb.let('plane', K.add(base, K.mul(K.cast('u32', j), u(H * W))));
+          const plane = kb.let('plane', K.add(base, K.mul(K.cast('u32', j), K.size(HW))));
           const acc = kb.var('acc', f(0));
           kb.if(live, () => sum(plane, acc));
           const oi = kb.let('oi', K.add(K.mul(K.add(K.mul(k, u(C)), c), u(bins)), bin));
@@ -506,7 +514,7 @@ function lowerRoiAlign(args: LowerArgs): Kernel[] {
     const pooled = (ys: AxisSlots, xs: AxisSlots): void => {
       const cells = ys.index.flatMap((r, a) =>
         xs.index.map((q, b) => ({
-          offset: kb.let('coff', K.cast('u32', K.add(K.mul(r, i(W)), q))),
+          offset: kb.let('coff', K.cast('u32', K.add(K.mul(r, sizeI32(W)), q))),
           weight: kb.let('cw', K.mul(ys.weight[a] as Expr, xs.weight[b] as Expr)),
           touched: kb.let('ct', K.and(ys.touched[a] as Expr, xs.touched[b] as Expr)),
         })),
@@ -561,11 +569,11 @@ function lowerRoiAlign(args: LowerArgs): Kernel[] {
       });
     }
   });
-  return [kb.finish([WG, 1, 1], { linear: Math.ceil(total / WG) })];
+  return [kb.finish([WG, 1, 1], { linear: linearGroups(total) })];
 }
 
 /** Σ over the grid of one bin of the weight that axis samples give to pixel t (0 when the axis test fails). */
-function emitAxisWeight(kb: KernelBuilder, start: Expr, pb: Expr, bin: Expr, grid: Expr, t: Expr, size: number): Expr {
+function emitAxisWeight(kb: KernelBuilder, start: Expr, pb: Expr, bin: Expr, grid: Expr, t: Expr, size: Dim): Expr {
   const a = kb.var('aw', f(0));
   kb.for('it', 0, grid, (it) => {
     const ax = emitAxis(kb, emitSample(kb, start, pb, bin, it, grid), size);
@@ -581,7 +589,7 @@ const AGEOM = 8;
 function alignGeometryKernel(args: LowerArgs, d: RoiDims, p: RoiAlignParams, geom: BufRef): Kernel {
   const kb = new KernelBuilder(`${args.name}_roigeom`);
   const k = threadIndex(kb);
-  kb.if(K.lt(k, u(d.K)), () => {
+  kb.if(K.lt(k, K.size(d.K)), () => {
     const g = emitAlignGeom(kb, bufOf(args, 1), k, d, p);
     const o = kb.let('go', K.mul(k, u(AGEOM)));
     const vals = [
@@ -596,7 +604,7 @@ function alignGeometryKernel(args: LowerArgs, d: RoiDims, p: RoiAlignParams, geo
     ];
     vals.forEach((v, j) => kb.store(geom, K.add(o, u(j)), v));
   });
-  return kb.finish([WG, 1, 1], { linear: Math.ceil(d.K / WG) });
+  return kb.finish([WG, 1, 1], { linear: linearGroups(d.K) });
 }
 
 /**
@@ -623,26 +631,27 @@ function lowerRoiAlignGradFeatures(args: LowerArgs): Kernel[] {
   const p = roiAlignParams(args.attrs);
   const dy = bufOf(args, 2);
   const out = args.output.buf;
-  const geom = args.scratch('f32', d.K * AGEOM);
+  const geom = args.scratch('f32', dimMax(d.K) * AGEOM);
   const { N, C, H, W } = d;
   const { PH, PW } = p;
   const CB = Math.min(C, CHANNEL_BLOCK);
   const NB = Math.ceil(C / CB);
-  const total = N * NB * H * W;
+  const HW = dimMul(H, W);
+  const total = dimProd([N, NB, HW]);
   const kb = new KernelBuilder(`${args.name}_roialign_gradx`);
   const idx = threadIndex(kb);
-  kb.if(K.lt(idx, u(total)), () => {
-    const pos = kb.let('pos', K.cast('i32', K.mod(idx, u(H * W))));
-    const nb = kb.let('nb', K.div(idx, u(H * W)));
+  kb.if(K.lt(idx, K.size(total)), () => {
+    const pos = kb.let('pos', K.cast('i32', modD(idx, HW)));
+    const nb = kb.let('nb', divD(idx, HW));
     const n = kb.let('n', K.cast('f32', K.div(nb, u(NB))));
     const c0 = kb.let('c0', K.mul(K.mod(nb, u(NB)), u(CB)));
-    const h = kb.let('h', K.div(pos, i(W)));
-    const w = kb.let('w', K.mod(pos, i(W)));
+    const h = kb.let('h', K.div(pos, sizeI32(W)));
+    const w = kb.let('w', K.mod(pos, sizeI32(W)));
     const hf = kb.let('hf', K.cast('f32', h));
     const wf = kb.let('wf', K.cast('f32', w));
     const acc = kb.array('acc', 'f32', CB, 'private');
     kb.for('j', 0, CB, (j) => kb.astore(acc, j, f(0)));
-    kb.for('k', 0, d.K, (k) => {
+    kb.for('k', 0, sizeI32(d.K), (k) => {
       const o = kb.let('go', K.mul(K.cast('u32', k), u(AGEOM)));
       const gl = (j: number, name: string): Expr => kb.let(name, K.load(geom, K.add(o, u(j))));
       const b = gl(0, 'gb');
@@ -698,13 +707,13 @@ function lowerRoiAlignGradFeatures(args: LowerArgs): Kernel[] {
       const c = kb.let('cj', K.add(c0, K.cast('u32', j)));
       kb.if(K.lt(c, u(C)), () => {
         const nu = K.cast('u32', n);
-        const oi = kb.let('oi', K.add(K.mul(K.add(K.mul(nu, u(C)), c), u(H * W)), K.cast('u32', pos)));
+        const oi = kb.let('oi', K.add(K.mul(K.add(K.mul(nu, u(C)), c), K.size(HW)), K.cast('u32', pos)));
         const v = kb.aload(acc, 'f32', j);
         kb.store(out, oi, args.hasEpilogue ? args.epilogue(v, [nu, c, K.cast('u32', h), K.cast('u32', w)], oi) : v);
       });
     });
   });
-  return [alignGeometryKernel(args, d, p, geom), kb.finish([WG, 1, 1], { linear: Math.ceil(total / WG) })];
+  return [alignGeometryKernel(args, d, p, geom), kb.finish([WG, 1, 1], { linear: linearGroups(total) })];
 }
 
 function lowerRoiAlignGradRois(args: LowerArgs): Kernel[] {
@@ -727,7 +736,7 @@ function lowerRoiAlignGradRois(args: LowerArgs): Kernel[] {
   const sums = kb.array('red', 'f32', 4 * wg, 'workgroup');
   const lidx = K.builtin('lidx');
   const wid = kb.let('wid', K.builtin('wg_linear'));
-  const kOk = kb.let('kok', K.lt(wid, u(d.K)));
+  const kOk = kb.let('kok', K.lt(wid, K.size(d.K)));
   const k = kb.let('k', K.select(kOk, wid, u(0)));
   const g = emitAlignGeom(kb, rois, k, d, p);
   const live = K.and(kOk, K.and(K.ge(g.b, i(0)), K.and(K.gt(g.gh, i(0)), K.gt(g.gw, i(0)))));
@@ -755,9 +764,9 @@ function lowerRoiAlignGradRois(args: LowerArgs): Kernel[] {
       const ay = emitAxis(kb, emitSample(kb, g.startH, K.cast('i32', ph), g.binH, iyi, g.gh), H);
       const ax = emitAxis(kb, emitSample(kb, g.startW, K.cast('i32', pw), g.binW, ixi, g.gw), W);
       kb.if(K.and(ay.ok, ax.ok), () => {
-        const base = kb.let('base', K.mul(K.add(K.mul(K.cast('u32', g.b), u(C)), c), u(H * W)));
+        const base = kb.let('base', K.mul(K.add(K.mul(K.cast('u32', g.b), u(C)), c), K.size(dimMul(H, W))));
         const v = (yy: Expr, xx: Expr): Expr =>
-          kb.let('v', K.load(x, K.add(base, K.cast('u32', K.add(K.mul(yy, i(W)), xx)))));
+          kb.let('v', K.load(x, K.add(base, K.cast('u32', K.add(K.mul(yy, sizeI32(W)), xx)))));
         const v1 = v(ay.lo, ax.lo);
         const v2 = v(ay.lo, ax.hi);
         const v3 = v(ay.hi, ax.lo);
@@ -817,10 +826,11 @@ function lowerRoiAlignGradRois(args: LowerArgs): Kernel[] {
 registerOp({
   name: 'roi_align',
   kind: 'opaque',
+  dynamic: true,
   infer: ([x, rois], attrs) => {
     const d = roiDims(x, rois);
     const p = roiAlignParams(attrs);
-    return { shape: [d.K, d.C, p.PH, p.PW], dtype: 'f32' };
+    return typeOf([d.K, d.C, p.PH, p.PW], 'f32');
   },
   cpu: ({ inputs, attrs }) => cpuRoiAlign(inputs[0] as RefTensor, inputs[1] as RefTensor, roiAlignParams(attrs)),
   grad: ({ inputs, attrs, dy }) => {
@@ -836,11 +846,12 @@ registerOp({
 registerOp({
   name: 'roi_align_grad_features',
   kind: 'opaque',
+  dynamic: true,
   infer: ([x, rois, dy], attrs) => {
     const d = roiDims(x, rois);
     const p = roiAlignParams(attrs);
     checkDy(dy, d, p.PH, p.PW);
-    return { shape: [d.N, d.C, d.H, d.W], dtype: 'f32' };
+    return typeOf([d.N, d.C, d.H, d.W], 'f32');
   },
   cpu: ({ inputs, attrs }) =>
     cpuRoiAlignGradFeatures(
@@ -855,11 +866,12 @@ registerOp({
 registerOp({
   name: 'roi_align_grad_rois',
   kind: 'opaque',
+  dynamic: true,
   infer: ([x, rois, dy], attrs) => {
     const d = roiDims(x, rois);
     const p = roiAlignParams(attrs);
     checkDy(dy, d, p.PH, p.PW);
-    return { shape: [d.K, 5], dtype: 'f32' };
+    return typeOf([d.K, 5], 'f32');
   },
   cpu: ({ inputs, attrs }) =>
     cpuRoiAlignGradRois(inputs[0] as RefTensor, inputs[1] as RefTensor, inputs[2] as RefTensor, roiAlignParams(attrs)),

@@ -36,6 +36,7 @@
  * coordinates, so no gradient flows to rois. Both ops first compute each RoI's integer geometry once (a
  * small per-RoI kernel into a scratch buffer).
  */
+import { type Dim, dimMax, dimMul, dimProd, isSym } from '../compiler/dims.js';
 import { fail } from '../compiler/errors.js';
 import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
@@ -43,8 +44,9 @@ import * as K from '../compiler/kernel/build.js';
 import { KernelBuilder } from '../compiler/kernel/build.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { fmtShape, sameShape, type TensorType } from '../compiler/types.js';
-import { threadIndex, WG } from './kit/launch.js';
+import { dimsOf, fmtShape, sameDims, type TensorType, typeOf } from '../compiler/types.js';
+import { divD, modD, sizeF32, sizeI32 } from './kit/indexing.js';
+import { linearGroups, threadIndex, WG } from './kit/launch.js';
 import { cRound, roundHalfEven } from './kit/rounding.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -56,12 +58,13 @@ export const MAX_POOLED = 256;
 /** Rounded RoIPool coordinates are clamped to ±COORD_LIMIT feature-map pixels. */
 export const COORD_LIMIT = 2 ** 20;
 
+/** Sizes of a RoI op: the image count, feature map size and RoI count may be run-time sizes. */
 export interface RoiDims {
-  readonly N: number;
+  readonly N: Dim;
   readonly C: number;
-  readonly H: number;
-  readonly W: number;
-  readonly K: number;
+  readonly H: Dim;
+  readonly W: Dim;
+  readonly K: Dim;
 }
 
 /** Checks features f32 [N,C,H,W] and rois f32 [K,5]. */
@@ -70,11 +73,14 @@ export function roiDims(features: TensorType | undefined, rois: TensorType | und
   if (features.shape.length !== 4) fail(`features must be rank 4 (NCHW), got ${fmtShape(features.shape)}`);
   if (features.dtype !== 'f32') fail(`features must be f32, got ${features.dtype}`);
   if (rois.dtype !== 'f32') fail(`rois must be f32 (batch index as a float, as in torchvision), got ${rois.dtype}`);
-  if (rois.shape.length !== 2 || rois.shape[1] !== 5) {
-    fail(`rois must be [K,5] rows (batch index, x1, y1, x2, y2), got ${fmtShape(rois.shape)}`);
+  const fd = dimsOf(features);
+  const rd = dimsOf(rois);
+  if (rd.length !== 2 || rd[1] !== 5) {
+    fail(`rois must be [K,5] rows (batch index, x1, y1, x2, y2), got ${fmtShape(rd)}`);
   }
-  const [N, C, H, W] = features.shape as [number, number, number, number];
-  return { N, C, H, W, K: rois.shape[0] as number };
+  const [N, C, H, W] = fd as [Dim, Dim, Dim, Dim];
+  if (isSym(C)) fail(`features ${fmtShape(fd)}: the channel count must be a static size`);
+  return { N, C, H, W, K: rd[0] as Dim };
 }
 
 export function pooledAttr(attrs: Attrs, key: string): number {
@@ -97,8 +103,8 @@ export function scaleAttr(attrs: Attrs): number {
 export function checkDy(dy: TensorType | undefined, d: RoiDims, PH: number, PW: number): void {
   const want = [d.K, d.C, PH, PW];
   if (!dy) fail('takes [features, rois, dy]');
-  if (dy.dtype !== 'f32' || !sameShape(dy.shape, want)) {
-    fail(`dy ${dy.dtype}${fmtShape(dy.shape)} should be f32${fmtShape(want)} (the pooled shape)`);
+  if (dy.dtype !== 'f32' || !sameDims(dimsOf(dy), want)) {
+    fail(`dy ${dy.dtype}${fmtShape(dimsOf(dy))} should be f32${fmtShape(want)} (the pooled shape)`);
   }
 }
 
@@ -133,9 +139,9 @@ export const f = K.f32;
 export const bufOf = (args: LowerArgs, k: number): BufRef => (args.inputs[k] as { buf: BufRef }).buf;
 
 /** Emits the batch index (i32) of the RoI whose row starts at `base` (u32), −1 when outside [0, N). */
-export function emitBatchIndex(kb: KernelBuilder, rois: BufRef, base: Expr, N: number): Expr {
+export function emitBatchIndex(kb: KernelBuilder, rois: BufRef, base: Expr, N: Dim): Expr {
   const bf = kb.let('bf', K.load(rois, base));
-  return kb.let('b', K.select(K.and(K.gt(bf, -1), K.lt(bf, N)), K.cast('i32', bf), i(-1)));
+  return kb.let('b', K.select(K.and(K.gt(bf, -1), K.lt(bf, sizeF32(N))), K.cast('i32', bf), i(-1)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,7 +313,7 @@ const GEOM = 8;
 function geometryKernel(args: LowerArgs, d: RoiDims, p: RoiPoolParams, rois: BufRef, geom: BufRef): Kernel {
   const kb = new KernelBuilder(`${args.name}_roigeom`);
   const k = threadIndex(kb);
-  kb.if(K.lt(k, u(d.K)), () => {
+  kb.if(K.lt(k, K.size(d.K)), () => {
     const base = kb.let('rb', K.mul(k, u(5)));
     const b = emitBatchIndex(kb, rois, base, d.N);
     const q = (j: number): Expr => {
@@ -329,7 +335,7 @@ function geometryKernel(args: LowerArgs, d: RoiDims, p: RoiPoolParams, rois: Buf
     const vals = [b, rsH, rsW, roiH, roiW, K.bitcast('i32', binH), K.bitcast('i32', binW), i(0)];
     vals.forEach((v, j) => kb.store(geom, K.add(o, u(j)), v));
   });
-  return kb.finish([WG, 1, 1], { linear: Math.ceil(d.K / WG) });
+  return kb.finish([WG, 1, 1], { linear: linearGroups(d.K) });
 }
 
 interface GeomVals {
@@ -357,11 +363,12 @@ function loadGeom(kb: KernelBuilder, geom: BufRef, k: Expr): GeomVals {
 }
 
 /** Clamped [start, end) of bin pb (i32) along an axis (torchvision's float32 arithmetic). */
-function emitBin(kb: KernelBuilder, pb: Expr, bin: Expr, rs: Expr, size: number): [Expr, Expr] {
+function emitBin(kb: KernelBuilder, pb: Expr, bin: Expr, rs: Expr, size: Dim): [Expr, Expr] {
   const pf = K.cast('f32', pb);
   const lo = K.add(K.cast('i32', K.call('floor', K.mul(pf, bin))), rs);
   const hi = K.add(K.cast('i32', K.call('ceil', K.mul(K.add(pf, f(1)), bin))), rs);
-  return [kb.let('bs', K.call('clamp', lo, i(0), i(size))), kb.let('be', K.call('clamp', hi, i(0), i(size)))];
+  const n = sizeI32(size);
+  return [kb.let('bs', K.call('clamp', lo, i(0), n)), kb.let('be', K.call('clamp', hi, i(0), n))];
 }
 
 /** Emits the scan of bin [hs,he)×[ws,we) of the plane at `base`: [best value, plane index or −1]. */
@@ -369,7 +376,7 @@ function emitBinArgmax(
   kb: KernelBuilder,
   x: BufRef,
   base: Expr,
-  W: number,
+  W: Dim,
   hs: Expr,
   he: Expr,
   ws: Expr,
@@ -379,7 +386,7 @@ function emitBinArgmax(
   const arg = kb.var('arg', i(-1));
   kb.for('h', hs, he, (h) => {
     kb.for('w', ws, we, (w) => {
-      const pos = kb.let('pos', K.add(K.mul(h, i(W)), w));
+      const pos = kb.let('pos', K.add(K.mul(h, sizeI32(W)), w));
       const v = kb.let('v', K.load(x, K.add(base, K.cast('u32', pos))));
       kb.if(K.gt(v, best), () => {
         kb.assign(best, v);
@@ -404,10 +411,10 @@ function binKernel(
   const x = bufOf(args, 0);
   const { C, H, W } = d;
   const { PH, PW } = p;
-  const count = d.K * C * PH * PW;
+  const count = dimMul(d.K, C * PH * PW);
   const kb = new KernelBuilder(`${args.name}_${'value' in dst ? 'roipool' : 'roipool_argmax'}`);
   const idx = threadIndex(kb);
-  kb.if(K.lt(idx, u(count)), () => {
+  kb.if(K.lt(idx, K.size(count)), () => {
     const k = kb.let('k', K.div(idx, u(C * PH * PW)));
     const c = kb.let('c', K.mod(K.div(idx, u(PH * PW)), u(C)));
     const ph = kb.let('ph', K.mod(K.div(idx, u(PW)), u(PH)));
@@ -418,7 +425,7 @@ function binKernel(
     const res = kb.var('res', f(0));
     const arg = kb.var('resarg', i(-1));
     kb.if(K.and(K.ge(g.b, i(0)), K.and(K.gt(he, hs), K.gt(we, ws))), () => {
-      const base = kb.let('base', K.mul(K.add(K.mul(K.cast('u32', g.b), u(C)), c), u(H * W)));
+      const base = kb.let('base', K.mul(K.add(K.mul(K.cast('u32', g.b), u(C)), c), K.size(dimMul(H, W))));
       const [best, a] = emitBinArgmax(kb, x, base, W, hs, he, ws, we);
       kb.assign(res, best);
       kb.assign(arg, a);
@@ -426,13 +433,13 @@ function binKernel(
     if ('value' in dst) kb.store(dst.value, idx, args.hasEpilogue ? args.epilogue(res, [k, c, ph, pw], idx) : res);
     else kb.store(dst.argmax, idx, arg);
   });
-  return kb.finish([WG, 1, 1], { linear: Math.ceil(count / WG) });
+  return kb.finish([WG, 1, 1], { linear: linearGroups(count) });
 }
 
 function lowerRoiPool(args: LowerArgs): Kernel[] {
   const d = roiDims(args.inputs[0]?.type, args.inputs[1]?.type);
   const p = roiPoolParams(args.attrs);
-  const geom = args.scratch('i32', d.K * GEOM);
+  const geom = args.scratch('i32', dimMax(d.K) * GEOM);
   return [geometryKernel(args, d, p, bufOf(args, 1), geom), binKernel(args, d, p, geom, { value: args.output.buf })];
 }
 
@@ -450,25 +457,26 @@ function lowerRoiPoolGrad(args: LowerArgs): Kernel[] {
   const p = roiPoolParams(args.attrs);
   const dy = bufOf(args, 2);
   const out = args.output.buf;
-  const geom = args.scratch('i32', d.K * GEOM);
-  const argmax = args.scratch('i32', d.K * d.C * p.PH * p.PW);
+  const geom = args.scratch('i32', dimMax(d.K) * GEOM);
+  const argmax = args.scratch('i32', dimMax(d.K) * d.C * p.PH * p.PW);
   const { N, C, H, W } = d;
   const { PH, PW } = p;
   const CB = Math.min(C, CHANNEL_BLOCK);
   const NB = Math.ceil(C / CB);
-  const count = N * NB * H * W;
+  const HW = dimMul(H, W);
+  const count = dimProd([N, NB, HW]);
   const kb = new KernelBuilder(`${args.name}_roipool_grad`);
   const idx = threadIndex(kb);
-  kb.if(K.lt(idx, u(count)), () => {
-    const pos = kb.let('pos', K.cast('i32', K.mod(idx, u(H * W))));
-    const nb = kb.let('nb', K.div(idx, u(H * W)));
+  kb.if(K.lt(idx, K.size(count)), () => {
+    const pos = kb.let('pos', K.cast('i32', modD(idx, HW)));
+    const nb = kb.let('nb', divD(idx, HW));
     const n = kb.let('n', K.cast('i32', K.div(nb, u(NB))));
     const c0 = kb.let('c0', K.mul(K.mod(nb, u(NB)), u(CB)));
-    const h = kb.let('h', K.div(pos, i(W)));
-    const w = kb.let('w', K.mod(pos, i(W)));
+    const h = kb.let('h', K.div(pos, sizeI32(W)));
+    const w = kb.let('w', K.mod(pos, sizeI32(W)));
     const acc = kb.array('acc', 'f32', CB, 'private');
     kb.for('j', 0, CB, (j) => kb.astore(acc, j, f(0)));
-    kb.for('k', 0, d.K, (k) => {
+    kb.for('k', 0, sizeI32(d.K), (k) => {
       const g = loadGeom(kb, geom, K.cast('u32', k));
       const hh = kb.let('hh', K.sub(h, g.rsH));
       const ww = kb.let('ww', K.sub(w, g.rsW));
@@ -505,7 +513,7 @@ function lowerRoiPoolGrad(args: LowerArgs): Kernel[] {
                       ? K.eq(K.load(argmax, oj), pos)
                       : K.and(
                           K.lt(K.add(c0, ju), u(C)),
-                          K.eq(K.load(argmax, K.min(oj, u(d.K * C * PH * PW - 1))), pos),
+                          K.eq(K.load(argmax, K.min(oj, K.sub(K.size(dimMul(d.K, C * PH * PW)), u(1)))), pos),
                         );
                   kb.if(ok, () => kb.astore(acc, j, K.add(kb.aload(acc, 'f32', j), K.load(dy, oj))));
                 });
@@ -518,7 +526,7 @@ function lowerRoiPoolGrad(args: LowerArgs): Kernel[] {
     kb.for('j', 0, CB, (j) => {
       const c = kb.let('cj', K.add(c0, K.cast('u32', j)));
       kb.if(K.lt(c, u(C)), () => {
-        const oi = kb.let('oi', K.add(K.mul(K.add(K.mul(K.cast('u32', n), u(C)), c), u(H * W)), K.cast('u32', pos)));
+        const oi = kb.let('oi', K.add(K.mul(K.add(K.mul(K.cast('u32', n), u(C)), c), K.size(HW)), K.cast('u32', pos)));
         const v = kb.aload(acc, 'f32', j);
         kb.store(
           out,
@@ -531,7 +539,7 @@ function lowerRoiPoolGrad(args: LowerArgs): Kernel[] {
   return [
     geometryKernel(args, d, p, bufOf(args, 1), geom),
     binKernel(args, d, p, geom, { argmax }),
-    kb.finish([WG, 1, 1], { linear: Math.ceil(count / WG) }),
+    kb.finish([WG, 1, 1], { linear: linearGroups(count) }),
   ];
 }
 
@@ -541,10 +549,11 @@ function lowerRoiPoolGrad(args: LowerArgs): Kernel[] {
 registerOp({
   name: 'roi_pool',
   kind: 'opaque',
+  dynamic: true,
   infer: ([x, rois], attrs) => {
     const d = roiDims(x, rois);
     const p = roiPoolParams(attrs);
-    return { shape: [d.K, d.C, p.PH, p.PW], dtype: 'f32' };
+    return typeOf([d.K, d.C, p.PH, p.PW], 'f32');
   },
   cpu: ({ inputs, attrs }) => cpuRoiPool(inputs[0] as RefTensor, inputs[1] as RefTensor, roiPoolParams(attrs)),
   grad: ({ inputs, attrs, dy }) => [
@@ -557,11 +566,12 @@ registerOp({
 registerOp({
   name: 'roi_pool_grad',
   kind: 'opaque',
+  dynamic: true,
   infer: ([x, rois, dy], attrs) => {
     const d = roiDims(x, rois);
     const p = roiPoolParams(attrs);
     checkDy(dy, d, p.PH, p.PW);
-    return { shape: [d.N, d.C, d.H, d.W], dtype: 'f32' };
+    return typeOf([d.N, d.C, d.H, d.W], 'f32');
   },
   cpu: ({ inputs, attrs }) =>
     cpuRoiPoolGrad(inputs[0] as RefTensor, inputs[1] as RefTensor, inputs[2] as RefTensor, roiPoolParams(attrs)),

@@ -22,6 +22,7 @@ import {
   rand,
   relError,
 } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 const f32 = (xs: readonly number[]): number[] => xs.map(Math.fround);
 type Shape4 = readonly [number, number, number, number];
@@ -640,6 +641,48 @@ describe('roi_align properties (fast-check; each run is one GPU call over 24 ran
 });
 
 // ---------------------------------------------------------------- eager API
+
+describe('roi_align over run-time sizes (images, feature map, RoI count)', () => {
+  it('one program for every size: forward (fixed grid 2, adaptive), d features and d boxes equal the static programs', async () => {
+    const o2: RoiAlignOptions = { outputSize: [3, 2], spatialScale: 0.5, samplingRatio: 2 };
+    const oa: RoiAlignOptions = { outputSize: 2, spatialScale: 0.5, samplingRatio: -1, aligned: true };
+    const C = 5;
+    await checkRunTimeSizes({
+      symbols: { N: 2, H: { max: 23, min: 4 }, W: { max: 19, min: 4 }, K: { max: 9, min: 2 } },
+      build: (g, { N, H, W, K }) => {
+        const x = g.input('x', [N, C, H, W] as number[]);
+        const rois = g.input('rois', [K as number, 5]);
+        const dy = g.input('dy', [K as number, C, 3, 2]);
+        const y = roiAlign(x, rois, o2);
+        const ya = roiAlign(x, rois, oa);
+        const [dx, dr] = grad(y.mul(dy).sum().add(ya.sum()), [x, rois]);
+        return { y, ya, dx: dx as Tensor, drois: dr as Tensor };
+      },
+      sizes: [
+        { N: 2, H: 23, W: 19, K: 9 },
+        { N: 1, H: 4, W: 7, K: 2 },
+        { N: 2, H: 11, W: 4, K: 5 },
+        { N: 1, H: 17, W: 13, K: 9 },
+      ],
+      tol: 2e-5,
+      feeds: (g, seed) => {
+        const shapeOf = (name: string): number[] =>
+          [...(g.graph.nodes.find((n) => n.name === name)?.type.shape ?? [])] as number[];
+        const [N, , H, W] = shapeOf('x') as [number, number, number, number];
+        const [K] = shapeOf('rois') as [number];
+        // boxes in image coordinates (scale 0.5), away from the kinks of both option sets
+        const rois = randomRois(K, N, H, W, o2, seed).map((r, k) =>
+          k % 2 ? (randomRois(1, N, H, W, oa, seed + 97 * k)[0] as number[]) : r,
+        );
+        return {
+          x: rand(N * C * H * W, seed + 1),
+          rois: rois.flat(),
+          dy: rand(K * C * 6, seed + 2),
+        };
+      },
+    });
+  });
+});
 
 describe('eager roiAlign', () => {
   it('matches the graph op, accepts per-image box lists, returns empty results for 0 RoIs', async () => {

@@ -24,6 +24,7 @@ import {
   rand,
   relError,
 } from './helpers.js';
+import { checkRunTimeSizes } from './run-time-sizes.js';
 
 const f32 = (xs: readonly number[]): number[] => xs.map(Math.fround);
 
@@ -477,6 +478,47 @@ describe('roi_pool properties (fast-check; each run is one GPU call over 32 rand
 });
 
 // ---------------------------------------------------------------- eager API
+
+describe('roi_pool over run-time sizes (images, feature map, RoI count)', () => {
+  it('one program for every size: forward and d features equal the static programs', async () => {
+    const C = 6;
+    const opts: RoiPoolOptions = { outputSize: [3, 2], spatialScale: 0.5 };
+    await checkRunTimeSizes({
+      symbols: { N: 2, H: { max: 21, min: 3 }, W: { max: 17, min: 3 }, K: { max: 8, min: 2 } },
+      build: (g, { N, H, W, K }) => {
+        const x = g.input('x', [N, C, H, W] as number[]);
+        const rois = g.input('rois', [K as number, 5]);
+        const dy = g.input('dy', [K as number, C, 3, 2]);
+        const y = roiPool(x, rois, opts);
+        const [dx] = grad(y.mul(dy).sum(), [x]);
+        return { y, dx: dx as Tensor };
+      },
+      sizes: [
+        { N: 2, H: 21, W: 17, K: 8 },
+        { N: 1, H: 3, W: 5, K: 2 },
+        { N: 2, H: 9, W: 3, K: 6 },
+        { N: 1, H: 14, W: 11, K: 8 },
+      ],
+      tol: 1e-6,
+      feeds: (g, seed) => {
+        const shapeOf = (name: string): number[] =>
+          [...(g.graph.nodes.find((n) => n.name === name)?.type.shape ?? [])] as number[];
+        const [N, , H, W] = shapeOf('x') as [number, number, number, number];
+        const [K] = shapeOf('rois') as [number];
+        // image coordinates (scale 0.5) reaching a little past the map on every side
+        const r = rand(K * 5, seed, 0, 1);
+        const rois: number[] = [];
+        for (let k = 0; k < K; k++) {
+          const [a, b, c, d, e] = r.slice(5 * k, 5 * k + 5) as [number, number, number, number, number];
+          const x1 = (a * (W + 2) - 2) * 2;
+          const y1 = (b * (H + 2) - 2) * 2;
+          rois.push(Math.floor(e * N), x1, y1, x1 + c * (W + 1) * 2, y1 + d * (H + 1) * 2);
+        }
+        return { x: distinct(N * C * H * W, seed + 1), rois: f32(rois), dy: f32(rand(K * C * 6, seed + 2)) };
+      },
+    });
+  });
+});
 
 describe('eager roiPool', () => {
   it('matches the graph op, accepts per-image box lists, returns empty results for 0 RoIs', async () => {

@@ -9,6 +9,12 @@ import type { DimShape } from '../../compiler/types.js';
 /** A size as an i32 expression: a literal when static, else the run-time size converted. */
 export const sizeI32 = (d: Dim): Expr => (typeof d === 'number' ? K.i32(d) : K.cast('i32', K.size(d)));
 
+/** A size as an f32 expression (a literal when static). */
+export const sizeF32 = (d: Dim): Expr => (typeof d === 'number' ? K.f32(d) : K.cast('f32', K.size(d)));
+
+/** size − 1 as an i32 expression (the last index along an axis). */
+export const lastI32 = (d: Dim): Expr => (typeof d === 'number' ? K.i32(d - 1) : K.sub(sizeI32(d), K.i32(1)));
+
 /** Row-major coordinates (u32 expressions) of a flat u32 index; size-1 axes give the literal 0. */
 export function unflatten(flat: Expr, shape: DimShape): Expr[] {
   const at = coordsOf(flat, shape);
