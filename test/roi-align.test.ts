@@ -22,7 +22,7 @@ import {
   rand,
   relError,
 } from './helpers.js';
-import { checkRunTimeSizes } from './run-time-sizes.js';
+import { checkRunTimeSizes, inputShape } from './run-time-sizes.js';
 
 const f32 = (xs: readonly number[]): number[] => xs.map(Math.fround);
 type Shape4 = readonly [number, number, number, number];
@@ -666,10 +666,8 @@ describe('roi_align over run-time sizes (images, feature map, RoI count)', () =>
       ],
       tol: 2e-5,
       feeds: (g, seed) => {
-        const shapeOf = (name: string): number[] =>
-          [...(g.graph.nodes.find((n) => n.name === name)?.type.shape ?? [])] as number[];
-        const [N, , H, W] = shapeOf('x') as [number, number, number, number];
-        const [K] = shapeOf('rois') as [number];
+        const [N, , H, W] = inputShape(g, 'x') as [number, number, number, number];
+        const [K] = inputShape(g, 'rois') as [number];
         // boxes in image coordinates (scale 0.5), away from the kinks of both option sets
         const rois = randomRois(K, N, H, W, o2, seed).map((r, k) =>
           k % 2 ? (randomRois(1, N, H, W, oa, seed + 97 * k)[0] as number[]) : r,

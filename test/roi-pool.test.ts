@@ -24,7 +24,7 @@ import {
   rand,
   relError,
 } from './helpers.js';
-import { checkRunTimeSizes } from './run-time-sizes.js';
+import { checkRunTimeSizes, inputShape } from './run-time-sizes.js';
 
 const f32 = (xs: readonly number[]): number[] => xs.map(Math.fround);
 
@@ -501,10 +501,8 @@ describe('roi_pool over run-time sizes (images, feature map, RoI count)', () => 
       ],
       tol: 1e-6,
       feeds: (g, seed) => {
-        const shapeOf = (name: string): number[] =>
-          [...(g.graph.nodes.find((n) => n.name === name)?.type.shape ?? [])] as number[];
-        const [N, , H, W] = shapeOf('x') as [number, number, number, number];
-        const [K] = shapeOf('rois') as [number];
+        const [N, , H, W] = inputShape(g, 'x') as [number, number, number, number];
+        const [K] = inputShape(g, 'rois') as [number];
         // image coordinates (scale 0.5) reaching a little past the map on every side
         const r = rand(K * 5, seed, 0, 1);
         const rois: number[] = [];

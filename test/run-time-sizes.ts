@@ -29,6 +29,13 @@ export interface RunTimeSizeCase {
   feeds?(g: GraphBuilder, seed: number): Record<string, number[]>;
 }
 
+/** The static shape of input `name` of a graph (for {@link RunTimeSizeCase.feeds}). */
+export function inputShape(g: GraphBuilder, name: string): number[] {
+  const n = g.graph.nodes.find((m) => m.op === 'input' && m.name === name);
+  if (!n) throw new Error(`inputShape: no input '${name}'`);
+  return [...n.type.shape];
+}
+
 /** Runs a {@link RunTimeSizeCase}; returns the seed used (fresh per call unless given). */
 export async function checkRunTimeSizes(c: RunTimeSizeCase, seed = freshSeed()): Promise<number> {
   const dev = await getDevice();

@@ -354,7 +354,7 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
     load: (o: Expr) => (k: Expr) => Expr,
     rows: boolean,
   ): void => {
-    const put = (kk: Expr, oo: Expr, go: Expr, read: (k: Expr) => Expr): void => {
+    const put = (kk: Expr, oo: Expr, read: (k: Expr) => Expr): void => {
       const gk = kb.let('gk', K.add(kt, kk));
       const dst = K.add(K.mul(kk, u(rowLen)), oo);
       // only the k padding must read as 0; rows (columns) past M (N) only feed outputs that are never
@@ -374,13 +374,13 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
         const k0 = rowLen === T ? u(0) : kb.let('k0', divC(lidx, rowLen));
         const go = clampRow(oo);
         const read = load(go);
-        loop('j', (BK * rowLen) / T, (j) => put(kb.let('c', K.add(k0, K.mul(j, u(T / rowLen)))), oo, go, read));
+        loop('j', (BK * rowLen) / T, (j) => put(kb.let('c', K.add(k0, K.mul(j, u(T / rowLen)))), oo, read));
       } else {
         loop('q', rowLen / T, (q) => {
           const oo = kb.let('o', K.add(lidx, K.mul(q, u(T))));
           const go = clampRow(oo);
           const read = load(go);
-          loop('j', BK, (j) => put(j, oo, go, read));
+          loop('j', BK, (j) => put(j, oo, read));
         });
       }
       return;
@@ -392,8 +392,7 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
       const o = kb.let('o', divC(e, contigLen));
       const kk = kContig ? c : o;
       const oo = kContig ? o : c;
-      const go = clampRow(oo);
-      put(kk, oo, go, load(go));
+      put(kk, oo, load(clampRow(oo)));
     });
   };
 
