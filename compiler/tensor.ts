@@ -498,8 +498,11 @@ export class Tensor {
     const p = perm ?? [...Array(this.rank).keys()].reverse();
     return this.un('transpose', { perm: [...p] });
   }
-  /** Python-style slice per axis: starts/ends (ends exclusive), optional steps (positive). */
-  slice(starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Tensor {
+  /**
+   * Python-style slice per axis: starts/ends (ends exclusive), optional steps (positive). On a run-time
+   * size, an end may be a size expression (e.g. the first H rows of a table built for the largest H).
+   */
+  slice(starts: readonly Dim[], ends: readonly Dim[], steps?: readonly number[]): Tensor {
     return this.un('slice', { starts: [...starts], ends: [...ends], steps: steps ? [...steps] : null });
   }
   /** Constant padding: pads[i] = [before, after] for axis i. */

@@ -11,7 +11,6 @@ import { interpret } from '../compiler/interpreter.js';
 import { limitsFrom, WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
 import type { RefTensor } from '../compiler/registry.js';
 import { GraphBuilder, type Tensor } from '../compiler/tensor.js';
-import { numel } from '../compiler/types.js';
 import {
   buildFrcnnInference,
   FRCNN_MODELS,
@@ -24,50 +23,15 @@ import {
 import { cpuNms } from '../ops/nms.js';
 import { getDevice } from '../runtime/device.js';
 import { type HostTensor, Session } from '../runtime/session.js';
-import { rand, relError } from './helpers.js';
+import { modelFeeds as feedsWith } from './frcnn-feeds.js';
+import { relError } from './helpers.js';
 
 const CANVAS: [number, number] = [128, 160];
 const K = 4; // foreground classes
 const IM_INFO = [100, 150, 1.25]; // valid 100×150 of the 128×160 canvas, scale 1.25
+const modelFeeds = (g: GraphBuilder, seed: number, imInfo = IM_INFO) => feedsWith(g, seed, imInfo);
 
 // ---------------------------------------------------------------- feeds
-
-/** Parameters with a fan-in scaled uniform distribution (activations stay O(1), scores well spread). */
-function modelFeeds(g: GraphBuilder, seed: number, imInfo = IM_INFO): Record<string, number[]> {
-  const feeds: Record<string, number[]> = {};
-  let k = 0;
-  for (const n of g.graph.nodes) {
-    if (n.op !== 'param' && n.op !== 'input') continue;
-    const name = n.name as string;
-    const s = seed + 7919 * k++;
-    const shape = n.type.shape;
-    if (n.op === 'input') {
-      if (name === 'im_info') feeds[name] = [...imInfo];
-      else if (name === 'image') {
-        const [, C, H, W] = shape as [number, number, number, number];
-        const r = rand(shape, s);
-        // zero padding outside the valid region, as the loader produces
-        for (let c = 0; c < C; c++)
-          for (let y = 0; y < H; y++)
-            for (let x = 0; x < W; x++)
-              if (y >= (imInfo[0] as number) || x >= (imInfo[1] as number)) r[(c * H + y) * W + x] = 0;
-        feeds[name] = r;
-      } else feeds[name] = rand(shape, s);
-      continue;
-    }
-    if (shape.length === 1) {
-      feeds[name] = rand(shape, s, -0.1, 0.1);
-      continue;
-    }
-    const fanIn = numel(shape) / (shape[0] as number);
-    let gain = Math.SQRT2;
-    if (name.startsWith('rpn.cls_score') || name.startsWith('cls_score')) gain = 3;
-    if (name.startsWith('rpn.bbox_pred') || name.startsWith('bbox_pred')) gain = 0.5;
-    const a = (Math.sqrt(3) * gain) / Math.sqrt(fanIn);
-    feeds[name] = rand(shape, s, -a, a);
-  }
-  return feeds;
-}
 
 function run(g: GraphBuilder, feeds: Record<string, ArrayLike<number>>, outs: Record<string, Tensor>) {
   const names = Object.keys(outs);

@@ -54,7 +54,10 @@ export function frcnnPeerConfig(
   params: HostParams,
 ): FrcnnPeerConfig {
   const [Hc, Wc] = [m.image.shape[2] as number, m.image.shape[3] as number];
-  const { featureHeight: Hf, featureWidth: Wf, numAnchors: A } = m.rpn;
+  const { numAnchors: A } = m.rpn;
+  const [Hf, Wf] = [m.rpn.featureHeight, m.rpn.featureWidth];
+  if (typeof Hf !== 'number' || typeof Wf !== 'number')
+    throw new Error('frcnn peer config: the TF.js peer takes a static canvas (no run-time sizes)');
   const b = m.backbone;
   const fc = { fc6: b.head.fc6.name, fc7: b.head.fc7.name, cls: 'cls_score', bbox: 'bbox_pred' };
   for (const n of Object.values(fc)) hostParam(params, `${n}.weight`); // split weights (VGG16's fc6) are not supported

@@ -21,6 +21,7 @@
  * FIXED-CAPACITY outputs: proposals [R, 5] + count (R = post-NMS top N; the valid ones are the prefix,
  * the rest hold a dummy box (0, 0, 15, 15) and are masked), detections [D] + count (D = 100).
  */
+import { type Dim, dimMax } from '../../compiler/dims.js';
 import { WgflowError } from '../../compiler/errors.js';
 import { type DeviceLimits, WEBGPU_DEFAULT_LIMITS } from '../../compiler/limits.js';
 import type { GraphBuilder, Tensor } from '../../compiler/tensor.js';
@@ -67,8 +68,11 @@ export interface FrcnnOptions {
   readonly backbone: string | Backbone;
   /** Foreground classes K (VOC 20, COCO 80). */
   readonly numClasses: number;
-  /** Canvas [H, W] (e.g. [600, 1000]). */
-  readonly canvas: readonly [number, number];
+  /**
+   * Canvas [H, W] (e.g. [600, 1000]). Either may be a run-time size (`g.dim('H', { min, max })`): one
+   * program then runs every image size within the bounds, with no canvas padding.
+   */
+  readonly canvas: readonly [Dim, Dim];
   /** Device limits (kernels); WebGPU defaults otherwise. */
   readonly limits?: DeviceLimits;
   readonly proposals?: Partial<ProposalOptions>;
@@ -115,7 +119,8 @@ export function buildFrcnnBase(g: GraphBuilder, opts: FrcnnOptions): FrcnnBase {
     .slice(first)
     .filter((n) => n.op === 'param')
     .map((n) => g.tensor(n.id));
-  const [Hf, Wf] = backbone.featureSize(Hc, Wc);
+  // (for run-time sizes, the largest feature map is that of the largest image: the sizes are monotone)
+  const [Hf, Wf] = backbone.featureSize(dimMax(Hc), dimMax(Wc));
   if (features.shape[2] !== Hf || features.shape[3] !== Wf)
     throw new WgflowError(`internal: ${backbone.name} feature size ${features.shape} ≠ [${Hf}, ${Wf}]`);
   return { backbone, image, imInfo, features, paramMap, backboneParams };

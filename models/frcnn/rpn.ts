@@ -28,6 +28,8 @@
  * Proposals carry no gradient (stop_gradient), as in approximate joint training, unless boxGradient
  * is set (non-approximate joint training: the boxes stay differentiable in the RPN deltas).
  */
+import { type Dim, dimFmt, dimMax, dimMin, dimMul, isSym } from '../../compiler/dims.js';
+import { WgflowError } from '../../compiler/errors.js';
 import type { Tensor } from '../../compiler/tensor.js';
 import { type GraphBuilder, init } from '../../compiler/tensor.js';
 import { generateAnchors, shiftAnchors } from '../../ops/anchors.js';
@@ -54,8 +56,9 @@ export interface RpnOutputs {
   /** [N, 4] anchors on the canvas. */
   readonly anchors: Tensor;
   readonly numAnchors: number;
-  readonly featureHeight: number;
-  readonly featureWidth: number;
+  /** The feature map's size (run-time sizes when the image's are). */
+  readonly featureHeight: Dim;
+  readonly featureWidth: Dim;
 }
 
 export const DEFAULT_BASE_ANCHORS = generateAnchors(16, [0.5, 1, 2], [8, 16, 32]);
@@ -64,8 +67,8 @@ export const DEFAULT_BASE_ANCHORS = generateAnchors(16, [0.5, 1, 2], [8, 16, 32]
 export function rpnHead(g: GraphBuilder, features: Tensor, cfg: RpnConfig, map?: ParamMap): RpnOutputs {
   const base = cfg.baseAnchors ?? DEFAULT_BASE_ANCHORS;
   const A = base.length;
-  const [, , Hf, Wf] = features.shape as [number, number, number, number];
-  const N = Hf * Wf * A;
+  const [, , Hf, Wf] = features.dims as [Dim, Dim, Dim, Dim];
+  const N = dimMul(dimMul(Hf, Wf), A);
   const n01 = init.normal(0.01);
   const conv = declareConv(
     g,
@@ -88,7 +91,7 @@ export function rpnHead(g: GraphBuilder, features: Tensor, cfg: RpnConfig, map?:
   // [1, 4A, H, W] → [A, 4, H, W] → [H, W, A, 4] → [N, 4]
   const deltas = convRelu(h, reg, false).reshape([A, 4, Hf, Wf]).transpose([2, 3, 0, 1]).reshape([N, 4]);
   const fgProb = clsLogits.softmax(-1).slice([0, 1], [N, 2]).reshape([N]);
-  const anchors = shiftAnchors(g, base, { featureHeight: Hf, featureWidth: Wf, stride: cfg.stride });
+  const anchors = shiftAnchors(g, base, { feature: features, stride: cfg.stride });
   return { clsLogits, fgProb, deltas, anchors, numAnchors: A, featureHeight: Hf, featureWidth: Wf };
 }
 
@@ -145,7 +148,8 @@ export function cellThresholds(featureCells: number, size: (n: number) => number
 export interface ProposalContext {
   /** Feature size of a valid region of H × W pixels (the backbone's exact arithmetic). */
   readonly featureSize: (H: number, W: number) => [number, number];
-  readonly canvas: readonly [number, number];
+  /** The canvas; run-time sizes when one program serves every image size. */
+  readonly canvas: readonly [Dim, Dim];
 }
 
 export const DUMMY_BOX = [0, 0, 15, 15] as const;
@@ -159,7 +163,7 @@ export function proposalLayer(
   opts: ProposalOptions,
 ): Proposals {
   const { featureHeight: Hf, featureWidth: Wf, numAnchors: A } = rpn;
-  const N = Hf * Wf * A;
+  const N = dimMul(dimMul(Hf, Wf), A);
   const validHW = imInfo.slice([0], [2]);
   const validH = imInfo.slice([0], [1]);
   const validW = imInfo.slice([1], [2]);
@@ -176,18 +180,36 @@ export function proposalLayer(
   const y2 = boxes.slice([0, 3], [N, 4]);
   const ms = scale.mul(opts.minSize);
   const bigEnough = x2.sub(x1).add(1).ge(ms).mul(y2.sub(y1).add(1).ge(ms)).reshape([N]);
-  const [cH, cW] = ctx.canvas;
-  const rowT = cellThresholds(Hf, (n) => ctx.featureSize(n, cW)[0], cH);
-  const colT = cellThresholds(Wf, (n) => ctx.featureSize(cH, n)[1], cW);
-  const rowOk = validH.ge(g.constant(rowT, [Hf])).reshape([Hf, 1, 1]);
-  const colOk = validW.ge(g.constant(colT, [Wf])).reshape([1, Wf, 1]);
+  // the tables are built for the largest canvas; a run-time-sized map uses their first H_f (W_f) entries
+  const cH = dimMax(ctx.canvas[0]);
+  const cW = dimMax(ctx.canvas[1]);
+  const table = (t: readonly number[], n: Dim): Tensor => {
+    const c = g.constant(t, [t.length]);
+    return isSym(n) ? c.slice([0], [n]) : c;
+  };
+  const rowT = table(
+    cellThresholds(dimMax(Hf), (n) => ctx.featureSize(n, cW)[0], cH),
+    Hf,
+  );
+  const colT = table(
+    cellThresholds(dimMax(Wf), (n) => ctx.featureSize(cH, n)[1], cW),
+    Wf,
+  );
+  const rowOk = validH.ge(rowT).reshape([Hf, 1, 1]);
+  const colOk = validW.ge(colT).reshape([1, Wf, 1]);
   const cellOk = rowOk
     .mul(colOk)
     .mul(g.constant(new Array<number>(A).fill(1), [1, 1, A], 'u32'))
     .reshape([N]);
   const scores = g.where(bigEnough.mul(cellOk), rpn.fgProb.stopGradient(), -1);
-  // 4. pre-NMS top N
-  const preN = Math.min(opts.preNmsTopN, N);
+  // 4. pre-NMS top N (torchvision's min(pre_nms_top_n, anchors), the same for every size of one program)
+  if (isSym(N) && dimMin(N) < opts.preNmsTopN)
+    throw new WgflowError(
+      `proposal layer: pre-NMS top ${opts.preNmsTopN} of ${dimFmt(N)} anchors: the smallest feature map ` +
+        `(${dimMin(Hf)}×${dimMin(Wf)}, ${dimMin(N)} anchors) has fewer, so the count would depend on the size; ` +
+        `raise the canvas's lower bounds or lower preNmsTopN`,
+    );
+  const preN = Math.min(opts.preNmsTopN, dimMin(N));
   const top = topk(scores, preN);
   const preBoxes = boxes.gather(top.indices, 0);
   // 5. NMS with capacity post-NMS top N
