@@ -65,13 +65,14 @@
  * chunks, exclusive scan of the chunk counts) writing the fixed-capacity result.
  * No gradients: the outputs are integer constants (the helpers stop gradients at their inputs).
  */
+import { type Dim, dimFmt, dimMax, dimMul } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import type { BufRef, Expr } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type BufArg, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { fmtShape, fmtType, numel, type TensorType } from '../compiler/types.js';
+import { dimsOf, fmtShape, fmtType, numel, type TensorType, typeOf } from '../compiler/types.js';
 import { encodeBoxes } from './boxes.js';
 import { pcgHash } from './dropout.js';
 import { iouF32 } from './kit/iou.js';
@@ -399,7 +400,7 @@ function wgSum(kb: K.KernelBuilder, arrs: readonly string[], vals: readonly Expr
  */
 function searchK(
   kb: K.KernelBuilder,
-  n: number,
+  n: Dim,
   wg: number,
   arrs: readonly [string, string],
   k1: Expr,
@@ -423,7 +424,7 @@ function searchK(
       kb.for(
         'i',
         lidx,
-        K.u32(n),
+        K.size(n),
         (i) => {
           const cat = kb.let('cat', catOf(i));
           kb.if(K.ne(cat, K.u32(0)), () => {
@@ -477,6 +478,7 @@ const vals = (t: RefTensor, from: number, len: number) => t.data.subarray(from, 
 registerOp({
   name: 'anchor_targets',
   kind: 'opaque',
+  dynamic: true,
   infer: (inputs, attrs) => {
     if (inputs.length !== 5) fail(`takes (anchors, gt, gtCount, imageSize, seed), got ${inputs.length} inputs`);
     const [an, gt, cnt, size, seed] = inputs as [TensorType, TensorType, TensorType, TensorType, TensorType];
@@ -495,7 +497,7 @@ registerOp({
     );
     checkSeed(seed);
     if ((gt.shape[gt.shape.length - 2] as number) < 1) fail('gt capacity must be at least 1');
-    return { shape: [...lead, 2, an.shape[0] as number], dtype: 'i32' };
+    return typeOf([...lead, 2, dimsOf(an)[0] as Dim], 'i32');
   },
   cpu: ({ inputs, attrs }) => {
     const [an, gt, cnt, size, seed] = inputs as [RefTensor, RefTensor, RefTensor, RefTensor, RefTensor];
@@ -522,22 +524,23 @@ registerOp({
   lower: (args) => {
     const [an, gt, cnt, size, seed] = args.inputs as [BufArg, BufArg, BufArg, BufArg, BufArg];
     const a = anchorTargetAttrs(args.attrs);
-    const A = an.type.shape[0] as number;
+    const A = dimsOf(an.type)[0] as Dim; // the anchor count: a run-time size when the feature map's is
+    const Amax = dimMax(A);
     const G = gt.type.shape[gt.type.shape.length - 2] as number;
     const B = numel(cnt.type.shape);
     const limits = args.limits;
     const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-    if (B * A * G * 4 > maxBinding) {
+    if (B * Amax * G * 4 > maxBinding) {
       throw new WgflowError(
-        `anchor_targets: the IoU matrix of ${B} × ${A} anchors × ${G} gt needs ${B * A * G * 4} bytes, over the storage binding limit ${maxBinding} (declared at ${args.node.site})`,
+        `anchor_targets: the IoU matrix of ${B} × ${dimFmt(A)} anchors × ${G} gt needs ${B * Amax * G * 4} bytes, over the storage binding limit ${maxBinding} (declared at ${args.node.site})`,
       );
     }
     const wg = linearWorkgroupSize(limits);
     const out = args.output.buf;
-    const iou = args.scratch('f32', B * A * G);
+    const iou = args.scratch('f32', B * Amax * G);
     const gtMax = args.scratch('f32', B * G);
-    const pre = args.scratch('i32', B * A);
-    const keys = args.scratch('u32', B * A);
+    const pre = args.scratch('i32', B * Amax);
+    const keys = args.scratch('u32', B * Amax);
     const tPos = K.f32(f32Threshold(a.posIou, true));
     const tNeg = K.f32(f32Threshold(a.negIou, true));
     const fgCap = anchorFgCap(a);
@@ -561,12 +564,12 @@ registerOp({
     // (1) IoU matrix, −1 for gt past the count
     const k1 = perThread(
       `${args.name}_iou`,
-      B * A * G,
+      dimMul(A, B * G),
       (kb, t) => {
         const g = kb.let('g', K.mod(t, K.u32(G)));
         const ba = kb.let('ba', K.div(t, K.u32(G)));
-        const anc = kb.let('anc', K.mod(ba, K.u32(A)));
-        const b = kb.let('b', K.div(ba, K.u32(A)));
+        const anc = kb.let('anc', K.mod(ba, K.size(A)));
+        const b = kb.let('b', K.div(ba, K.size(A)));
         const n = countK(kb, cnt.buf, b, G);
         const v = kb.var('v', K.f32(-1));
         kb.if(K.lt(g, n), () => {
@@ -594,11 +597,11 @@ registerOp({
       kb.for(
         'i',
         lidx,
-        K.u32(A),
+        K.size(A),
         (i) => {
           const ins = insideK(kb, loadBox(kb, an.buf, i, 'a'), b);
           kb.if(ins, () =>
-            kb.assign(m, K.max(m, K.load(iou, K.add(K.mul(K.add(K.mul(b, K.u32(A)), i), K.u32(G)), g)))),
+            kb.assign(m, K.max(m, K.load(iou, K.add(K.mul(K.add(K.mul(b, K.size(A)), i), K.u32(G)), g)))),
           );
         },
         { t: 'u32', step: wg },
@@ -618,10 +621,10 @@ registerOp({
     // (3) per anchor: pre-sampling label, match, key
     const k3 = perThread(
       `${args.name}_label`,
-      B * A,
+      dimMul(A, B),
       (kb, t) => {
-        const anc = kb.let('anc', K.mod(t, K.u32(A)));
-        const b = kb.let('b', K.div(t, K.u32(A)));
+        const anc = kb.let('anc', K.mod(t, K.size(A)));
+        const b = kb.let('b', K.div(t, K.size(A)));
         const n = countK(kb, cnt.buf, b, G);
         const ins = insideK(kb, loadBox(kb, an.buf, anc, 'a'), b);
         const best = kb.var('best', K.f32(-1));
@@ -654,7 +657,7 @@ registerOp({
           );
         });
         kb.store(pre, t, lab);
-        kb.store(out, K.add(K.mul(b, K.u32(2 * A)), K.add(K.u32(A), anc)), K.select(ins, arg, K.i32(-1)));
+        kb.store(out, K.add(K.mul(b, K.size(dimMul(A, 2))), K.add(K.size(A), anc)), K.select(ins, arg, K.i32(-1)));
         kb.store(keys, t, pcgK(kb, K.bitXor(pcgK(kb, anc), mixK(kb, seed.buf, a.seed, b))));
       },
       wg,
@@ -669,7 +672,7 @@ registerOp({
       const w = kb.let('w', K.builtin('wg_linear'));
       const valid = kb.let('valid', K.lt(w, K.u32(B)));
       const b = kb.let('b', K.min(w, K.u32(B - 1)));
-      const base = kb.let('base', K.mul(b, K.u32(A)));
+      const base = kb.let('base', K.mul(b, K.size(A)));
       const catOf = (i: Expr): Expr => {
         const l = kb.let('l', K.load(pre, K.add(base, i)));
         return K.select(K.eq(l, K.i32(1)), K.u32(1), K.select(K.eq(l, K.i32(0)), K.u32(2), K.u32(0)));
@@ -679,7 +682,7 @@ registerOp({
       kb.for(
         'i',
         lidx,
-        K.u32(A),
+        K.size(A),
         (i) => {
           const c = kb.let('c', catOf(i));
           kb.if(K.eq(c, K.u32(1)), () => kb.assign(np, K.add(np, K.u32(1))));
@@ -696,13 +699,13 @@ registerOp({
         kb.for(
           'i',
           lidx,
-          K.u32(A),
+          K.size(A),
           (i) => {
             const l = kb.let('l', K.load(pre, K.add(base, i)));
             const key = kb.let('key', K.load(keys, K.add(base, i)));
             const dropP = K.and(K.eq(l, K.i32(1)), K.not(K.and(K.gt(kP, K.u32(0)), K.le(key, xP))));
             const dropN = K.and(K.eq(l, K.i32(0)), K.not(K.and(K.gt(kN, K.u32(0)), K.le(key, xN))));
-            kb.store(out, K.add(K.mul(b, K.u32(2 * A)), i), K.select(K.or(dropP, dropN), K.i32(-1), l));
+            kb.store(out, K.add(K.mul(b, K.size(dimMul(A, 2))), i), K.select(K.or(dropP, dropN), K.i32(-1), l));
           },
           { t: 'u32', step: wg },
         );
@@ -1046,13 +1049,22 @@ export function anchorTargets(
 ): AnchorTargets {
   const packed = anchorTargetsPacked(anchors, gt, gtCount, imageSize, seed, opts);
   const { lead, B } = imageLead(gt, 2);
-  const A = anchors.shape[0] as number;
+  const A = anchors.dims[0] as Dim; // a run-time size when the feature map's is
+  const BA = dimMul(A, B);
   const G = gt.shape[gt.rank - 2] as number;
   const p = packed.reshape([B, 2, A]);
-  const labels = p.slice([0, 0, 0], [B, 1, A]).reshape([B * A]);
-  const matches = p.slice([0, 1, 0], [B, 2, A]).reshape([B * A]);
+  const labels = p.slice([0, 0, 0], [B, 1, A]).reshape([BA]);
+  const matchesBA = p.slice([0, 1, 0], [B, 2, A]).reshape([B, A]);
+  const matches = matchesBA.reshape([BA]);
   const gtFlat = gt.stopGradient().reshape([B * G, 4]);
-  const matched = gtFlat.gather(matches.maximum(0).add(rowOffsets(gt, B, A, G)));
+  // rows of image b's gt start at b·G
+  const b = anchors.builder;
+  const firstRow = b.constant(
+    Array.from({ length: B }, (_, i) => i * G),
+    [B, 1],
+    'i32',
+  );
+  const matched = gtFlat.gather(matchesBA.maximum(0).add(firstRow).reshape([BA]));
   const anc =
     B === 1
       ? anchors.stopGradient()
@@ -1060,11 +1072,10 @@ export function anchorTargets(
           .stopGradient()
           .reshape([1, A, 4])
           .add(g0(anchors, B))
-          .reshape([B * A, 4]);
+          .reshape([BA, 4]);
   const deltas = encodeBoxes(matched, anc, { weights: opts.weights ?? [1, 1, 1, 1], plusOne: opts.plusOne ?? false });
-  const b = anchors.builder;
-  const bboxTargets = b.where(matches.ge(0).reshape([B * A, 1]), deltas, 0);
-  const bboxWeights = b.where(labels.eq(1).reshape([B * A, 1]), b.constant([1, 1, 1, 1], [1, 4]), 0);
+  const bboxTargets = b.where(matches.ge(0).reshape([BA, 1]), deltas, 0);
+  const bboxWeights = b.where(labels.eq(1).reshape([BA, 1]), b.constant([1, 1, 1, 1], [1, 4]), 0);
   return {
     labels: labels.reshape([...lead, A]),
     matches: matches.reshape([...lead, A]),
