@@ -1,6 +1,7 @@
 /** Benchmark plumbing: time a compiled program (median and min over timed runs after warm-up) and print tables. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Update } from '../compiler/compile.js';
 import { compile, type GraphBuilder, getDevice, limitsFrom, Session, type Tensor } from '../index.js';
 
 export interface BenchRow {
@@ -12,6 +13,8 @@ export interface BenchRow {
   readonly gflop: number;
   readonly gflops: number;
   readonly dispatches: number;
+  /** What the row measures beyond its time, e.g. "12.3 images/s" or a ratio to another row. */
+  readonly note?: string;
 }
 
 export interface TimeOptions {
@@ -22,6 +25,10 @@ export interface TimeOptions {
    * other inputs get their declared (largest) shapes.
    */
   readonly shapes?: Readonly<Record<string, readonly number[]>>;
+  /** Values for some inputs (with `shapes`, in those shapes); the others get seeded uniform data. */
+  readonly feeds?: Readonly<Record<string, readonly number[]>>;
+  /** Values for parameters (the others are initialized from their specs). */
+  readonly initial?: Readonly<Record<string, readonly number[]>>;
 }
 
 /** Seeded uniform [-1, 1) values. */
@@ -39,25 +46,42 @@ export function seeded(n: number, seed: number): Float32Array {
  * Compiles `build`'s outputs and times whole runs (inputs uploaded, every dispatch, wait for the GPU;
  * no readback). Inputs get seeded random values.
  */
+/** A graph with parameter updates (a training step): timed like any other, the updates run every time. */
+export interface TrainingProgram {
+  readonly outs: Record<string, Tensor>;
+  readonly updates: readonly Update[];
+}
+
+const isTraining = (b: Record<string, Tensor> | TrainingProgram): b is TrainingProgram =>
+  Array.isArray((b as TrainingProgram).updates) && typeof (b as TrainingProgram).outs === 'object';
+
 export async function timeGraph(
   suite: string,
   workload: string,
   gflop: number,
-  build: (g: GraphBuilder) => Record<string, Tensor>,
+  build: (g: GraphBuilder) => Record<string, Tensor> | TrainingProgram,
   g: GraphBuilder,
   opts: TimeOptions = {},
 ): Promise<BenchRow> {
   const dev = await getDevice();
-  const outputs = build(g);
-  const { spec } = compile(g, { outputs, limits: limitsFrom(dev.limits), name: workload });
-  const session = await Session.create(spec, { gpu: dev });
-  const feeds: Record<string, Float32Array | { data: Float32Array; shape: number[] }> = {};
+  const built = build(g);
+  const program = isTraining(built) ? built : { outs: built, updates: [] };
+  const { spec } = compile(g, {
+    outputs: program.outs,
+    updates: program.updates,
+    limits: limitsFrom(dev.limits),
+    name: workload,
+  });
+  const session = await Session.create(spec, { gpu: dev, ...(opts.initial ? { initial: opts.initial } : {}) });
+  const feeds: Record<string, ArrayLike<number> | { data: ArrayLike<number>; shape: number[] }> = {};
   spec.inputs.forEach((t, k) => {
     const shape = opts.shapes?.[t.name];
-    const data = seeded(
-      (shape ?? t.shape).reduce((a, b) => a * b, 1),
-      17 + k,
-    );
+    const data =
+      opts.feeds?.[t.name] ??
+      seeded(
+        (shape ?? t.shape).reduce((a, b) => a * b, 1),
+        17 + k,
+      );
     feeds[t.name] = shape ? { data, shape: [...shape] } : data;
   });
   const warmup = opts.warmup ?? 2;
@@ -88,11 +112,11 @@ export function markdownTable(adapter: string, rows: readonly BenchRow[]): strin
   const lines = [
     `adapter: ${adapter}`,
     '',
-    '| suite | workload | median ms | min ms | runs | GFLOP | GFLOP/s | dispatches |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    '| suite | workload | median ms | min ms | runs | GFLOP | GFLOP/s | dispatches | note |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|',
     ...rows.map(
       (r) =>
-        `| ${r.suite} | ${r.workload} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${r.runs} | ${r.gflop.toFixed(3)} | ${r.gflops.toFixed(2)} | ${r.dispatches} |`,
+        `| ${r.suite} | ${r.workload} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${r.runs} | ${r.gflop.toFixed(3)} | ${r.gflop > 0 ? r.gflops.toFixed(2) : '–'} | ${r.dispatches} | ${r.note ?? ''} |`,
     ),
   ];
   return lines.join('\n');

@@ -3,12 +3,13 @@
  *
  * With no names: every benchmark once, in one process — the peer comparison (wgflow vs TF.js WebGPU vs
  * onnxruntime CPU: matmul, conv, VGG16 convs, NMS, RoIAlign, Faster R-CNN inference, a training step),
- * the wgflow-only detection rows that have no peer (RoIPool, the RoI backward kernels), and the
- * per-kernel profile of the small Faster R-CNN training step and inference — and writes the whole
+ * the wgflow-only detection rows that have no peer (RoIPool, the RoI backward kernels), the frcnn-small
+ * suite (inference for an exact canvas vs one program for every size; training images/s at batch 1, 2
+ * and 4), and the per-kernel profile of the small Faster R-CNN training step and inference — and writes the whole
  * report to bench/results/bench.{md,json}. (The `kernels` suite and the NMS / RoIAlign forward rows of
  * `detection` time the same graphs as the peer comparison, so the default run does not repeat them.)
  *
- * Names: suites `peers`, `kernels`, `detection`, `profile`, or peer workload ids (matmul, conv, vgg,
+ * Names: suites `peers`, `kernels`, `detection`, `frcnn-small`, `profile`, or peer workload ids (matmul, conv, vgg,
  * nms, roialign, frcnn, train) to run only those peer rows. Each suite also writes
  * bench/results/<suite>.{md,json}. `--profile` adds the profile suite to the named ones.
  */
@@ -18,6 +19,7 @@ import { closeDevice, getDevice } from '../index.js';
 import { requestPreciseTimestamps } from '../runtime/device.js';
 import { detectionNmsBench } from './detection-nms.js';
 import { benchRoiAlignBackward, benchRoiPool, benchRoiPoolBackward, detectionRoiSuite } from './detection-roi.js';
+import { frcnnSmallSuite } from './frcnn-small.js';
 import { type BenchRow, markdownTable, writeResults } from './harness.js';
 import { kernelSuite } from './kernels.js';
 import { PEER_NOTES, PEER_WORKLOADS, peerSuite, peersMarkdown } from './peers/index.js';
@@ -30,7 +32,7 @@ const log = (s: string) => process.stderr.write(`  ${s}\n`);
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-'));
 const workloadIds = PEER_WORKLOADS.map((w) => w.id);
-const suiteNames = ['peers', 'kernels', 'detection', 'profile'];
+const suiteNames = ['peers', 'kernels', 'detection', 'frcnn-small', 'profile'];
 for (const a of names)
   if (!suiteNames.includes(a) && !workloadIds.includes(a)) {
     console.error(
@@ -88,6 +90,13 @@ if (all) {
     log(`${r.workload}: ${r.medianMs.toFixed(1)} ms`);
     extraRows.push(r);
   }
+}
+if (all || names.includes('frcnn-small')) {
+  process.stderr.write('suite frcnn-small\n');
+  const rows = await frcnnSmallSuite({ runs: 5, warmup: 2 }, log);
+  if (all) extraRows.push(...rows);
+  else console.log(markdownTable(dev.adapterName, rows));
+  writeResults('bench/results/frcnn-small', dev.adapterName, rows);
 }
 if (runProfile) {
   process.stderr.write('suite profile\n');

@@ -192,6 +192,8 @@ async function namedProgram(model: NamedModel, a: CompileArgs, limits: DeviceLim
       bbox_loss: 'detector box regression loss',
       fg_anchors: 'foreground anchors sampled',
       fg_rois: 'foreground RoIs sampled',
+      sampled_anchors: 'anchors sampled (the RPN losses average over them)',
+      sampled_rois: 'RoIs sampled (the detector losses average over them)',
     };
   } else {
     const inf = buildFrcnnInference(g, inferenceOptions(config, limits));

@@ -487,9 +487,16 @@ export function offsetBoxesByClass(boxes: Tensor, classes: Tensor, scores: Tenso
       `batchedNms: classes must be i32 with the scores' shape ${fmtShape(scores.shape)}, got ${classes.dtype}${fmtShape(classes.shape)}`,
     );
   }
-  const range = boxes.max().sub(boxes.neg().max().neg());
+  // the coordinate range of each problem (leading index), so that a problem's result does not depend
+  // on the others
+  const lead = classes.dims.slice(0, -1);
+  const axes = [lead.length, lead.length + 1];
+  const range = boxes
+    .max(axes, true)
+    .sub(boxes.neg().max(axes, true).neg())
+    .reshape(lead.length ? [...lead, 1] : []);
   const offsets = classes.cast('f32').mul(range.add(1));
-  return boxes.add(offsets.reshape([...classes.shape, 1]));
+  return boxes.add(offsets.reshape([...classes.dims, 1]));
 }
 
 /** batchedNms's packed output i32 [..., maxOutput + 1]. */

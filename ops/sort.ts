@@ -374,20 +374,23 @@ export function argsort(x: Tensor, descending = false): Tensor {
 }
 
 /**
- * Takes x[..., idx[..., j]] along the last axis (numpy take_along_axis with indices into the last
- * axis of x; idx has x's leading dimensions and any last length). Differentiable in x through gather.
+ * Takes x[l..., idx[l..., j], t...] (numpy take_along_axis): idx [...L, k] indexes axis L.length of
+ * x [...L, n, ...T] (the leading dimensions L are shared and static; n may be a run-time size), giving
+ * [...L, k, ...T]. With T empty this is the last axis. Differentiable in x through gather.
  */
-export function takeAlongLastAxis(x: Tensor, idx: Tensor): Tensor {
-  const n = x.dims[x.rank - 1] as Dim;
-  const k = idx.dims[idx.rank - 1] as Dim;
-  const lead = x.dims.slice(0, -1);
-  if (idx.rank !== x.rank || !lead.every((d, i) => typeof d === 'number' && d === idx.dims[i])) {
+export function takeAlongAxis(x: Tensor, idx: Tensor): Tensor {
+  const axis = idx.rank - 1;
+  const n = x.dims[axis] as Dim;
+  const k = idx.dims[axis] as Dim;
+  const lead = x.dims.slice(0, axis);
+  const tail = x.dims.slice(axis + 1);
+  if (axis < 0 || axis >= x.rank || !lead.every((d, i) => typeof d === 'number' && d === idx.dims[i])) {
     throw new WgflowError(
-      `takeAlongLastAxis: indices ${fmtShape(idx.dims)} must have the leading dimensions of x ${fmtShape(x.dims)} (static sizes)`,
+      `takeAlongAxis: indices ${fmtShape(idx.dims)} must have the leading dimensions of x ${fmtShape(x.dims)} (static sizes)`,
     );
   }
   const rows = numel(lead as number[]);
-  const flatX = x.reshape([dimMul(rows, n)]);
+  const flatX = x.reshape([dimMul(rows, n), ...tail]);
   let flatIdx = idx;
   if (rows > 1) {
     const g = x.builder;
@@ -400,7 +403,19 @@ export function takeAlongLastAxis(x: Tensor, idx: Tensor): Tensor {
     const offsets = typeof n === 'number' ? r.mul(n) : r.mul(g.apply('size_value', [], { dim: n, dtype: 'i32' }));
     flatIdx = idx.reshape([rows, k]).add(offsets);
   }
-  return flatX.gather(flatIdx.reshape([dimMul(rows, k)]), 0).reshape([...lead, k]);
+  return flatX.gather(flatIdx.reshape([dimMul(rows, k)]), 0).reshape([...lead, k, ...tail]);
+}
+
+/**
+ * Takes x[..., idx[..., j]] along the last axis (numpy take_along_axis with indices into the last
+ * axis of x; idx has x's leading dimensions and any last length). Differentiable in x through gather.
+ */
+export function takeAlongLastAxis(x: Tensor, idx: Tensor): Tensor {
+  if (idx.rank !== x.rank)
+    throw new WgflowError(
+      `takeAlongLastAxis: indices ${fmtShape(idx.dims)} must have the leading dimensions of x ${fmtShape(x.dims)} (static sizes)`,
+    );
+  return takeAlongAxis(x, idx);
 }
 
 /** x sorted along its last axis (stable; see argsort for the order of NaNs). */

@@ -1066,13 +1066,7 @@ export function anchorTargets(
   );
   const matched = gtFlat.gather(matchesBA.maximum(0).add(firstRow).reshape([BA]));
   const anc =
-    B === 1
-      ? anchors.stopGradient()
-      : anchors
-          .stopGradient()
-          .reshape([1, A, 4])
-          .add(g0(anchors, B))
-          .reshape([BA, 4]);
+    B === 1 ? anchors.stopGradient() : anchors.stopGradient().reshape([1, A, 4]).add(g0(anchors, B)).reshape([BA, 4]);
   const deltas = encodeBoxes(matched, anc, { weights: opts.weights ?? [1, 1, 1, 1], plusOne: opts.plusOne ?? false });
   const bboxTargets = b.where(matches.ge(0).reshape([BA, 1]), deltas, 0);
   const bboxWeights = b.where(labels.eq(1).reshape([BA, 1]), b.constant([1, 1, 1, 1], [1, 4]), 0);

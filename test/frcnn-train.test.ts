@@ -149,3 +149,93 @@ describe('frcnn-small training step', () => {
     expect(last).toBeLessThan(first);
   }, 900_000);
 });
+
+describe('frcnn-small batched training', () => {
+  it('a batch of 2 images: losses are the sampled-count-weighted means of the single-image losses (no subsampling)', async () => {
+    const H = 64;
+    const W = 96;
+    // batch sizes above every candidate count, all fg allowed: nothing is subsampled, so each image's
+    // labels are the same alone and in the batch (the random subsets depend on the image index)
+    const opts = {
+      backbone: 'frcnn-small',
+      numClasses: K,
+      canvas: [H, W] as const,
+      maxGt: G,
+      baseAnchors: ANCHORS,
+      proposals: { minSize: 4, preNmsTopN: 200, postNmsTopN: 64 },
+      anchorTargets: { batchSize: 100000 },
+      proposalTargets: { batchSize: 128, fgFraction: 1 },
+      optimizer: false,
+    };
+    const gb = new GraphBuilder();
+    const mb = buildFrcnnTraining(gb, { ...opts, images: 2 });
+    expect(mb.image.shape).toEqual([2, 3, H, W]);
+    expect(mb.gtBoxes.shape).toEqual([2, G, 4]);
+    const g1 = new GraphBuilder();
+    const m1 = buildFrcnnTraining(g1, opts);
+    const params = fanInParamFeeds(g1, 21);
+    const images = [
+      { image: rand([1, 3, H, W], 31), im_info: [64, 96, 1], gt: [4, 6, 30, 40, 40, 10, 85, 50, 20, 30, 58, 58], n: 3 },
+      {
+        image: rand([1, 3, H, W], 32).map((v, i) => (i % W < 80 && Math.floor(i / W) % H < 50 ? v : 0)),
+        im_info: [50, 80, 1],
+        gt: [10, 8, 44, 40, 50, 12, 78, 46, 0, 0, 1, 1],
+        n: 2,
+      },
+    ];
+    const dev = await getDevice();
+    const limits = limitsFrom(dev.limits);
+    const names = [...Object.keys(m1.outputs), ...Object.keys(m1.diagnostics)];
+    const run = async (g: GraphBuilder, m: typeof m1, feeds: Record<string, number[]>) => {
+      const s = await Session.create(
+        compile(g, { outputs: { ...m.outputs, ...m.diagnostics }, limits, seed: 3 }).spec,
+        { gpu: dev, initial: params },
+      );
+      const out = await s.run(feeds);
+      s.destroy();
+      return Object.fromEntries(names.map((n) => [n, (out[n] as HostTensor).data[0] as number]));
+    };
+    const singles = [];
+    for (const im of images)
+      singles.push(
+        await run(g1, m1, {
+          image: im.image,
+          im_info: im.im_info,
+          gt_boxes: im.gt,
+          gt_labels: [1, 2, 3],
+          gt_count: [im.n],
+          seed: [7],
+        }),
+      );
+    const both = await run(gb, mb, {
+      image: images.flatMap((im) => im.image),
+      im_info: images.flatMap((im) => im.im_info),
+      gt_boxes: images.flatMap((im) => im.gt),
+      gt_labels: [1, 2, 3, 1, 2, 3],
+      gt_count: images.map((im) => im.n),
+      seed: [7],
+    });
+    const [a, b] = singles as [Record<string, number>, Record<string, number>];
+    for (const n of ['fg_anchors', 'sampled_anchors', 'fg_rois', 'sampled_rois'])
+      expect(both[n], n).toBe((a[n] as number) + (b[n] as number));
+    expect(a.fg_rois, 'image 0 has foreground RoIs').toBeGreaterThan(0);
+    expect(b.fg_rois, 'image 1 has foreground RoIs').toBeGreaterThan(0);
+    const weighted = (loss: string, count: string): number =>
+      ((a[loss] as number) * (a[count] as number) + (b[loss] as number) * (b[count] as number)) /
+      ((a[count] as number) + (b[count] as number));
+    const want: Record<string, number> = {
+      rpn_cls_loss: weighted('rpn_cls_loss', 'sampled_anchors'),
+      rpn_bbox_loss: weighted('rpn_bbox_loss', 'sampled_anchors'),
+      cls_loss: weighted('cls_loss', 'sampled_rois'),
+      bbox_loss: weighted('bbox_loss', 'sampled_rois'),
+    };
+    for (const [n, v] of Object.entries(want)) {
+      expect(v, `${n} is active`).toBeGreaterThan(0);
+      expect(Math.abs((both[n] as number) - v) / v, `${n}: batch ${both[n]} vs weighted singles ${v}`).toBeLessThan(
+        1e-5,
+      );
+    }
+    const total = Object.values(want).reduce((s, v) => s + v, 0);
+    expect(Math.abs((both.loss as number) - total) / total).toBeLessThan(1e-5);
+  });
+});

@@ -29,7 +29,7 @@ export interface IterationReport {
   readonly lr: number;
   /** Loss terms of this iteration (rpn_cls_loss, rpn_bbox_loss, cls_loss, bbox_loss, loss). */
   readonly losses: Readonly<Record<string, number>>;
-  /** fg_anchors / fg_rois of this iteration (sampled foreground counts). */
+  /** fg_anchors, sampled_anchors, fg_rois, sampled_rois of this iteration (sampled counts). */
   readonly diagnostics: Readonly<Record<string, number>>;
   readonly ms: number;
 }

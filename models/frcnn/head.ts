@@ -30,6 +30,7 @@ import { linear } from '../../ops/matmul.js';
 import { batchedNms } from '../../ops/nms.js';
 import { roiAlign } from '../../ops/roi-align.js';
 import { roiPool } from '../../ops/roi-pool.js';
+import { takeAlongAxis } from '../../ops/sort.js';
 import type { HeadSpec } from './backbones.js';
 import { declareLinear, linearLayer, type ParamMap } from './layers.js';
 import type { Proposals } from './rpn.js';
@@ -116,21 +117,29 @@ export interface DetectionOptions {
 
 export const DETECTIONS_DEFAULT: DetectionOptions = { scoreThreshold: 0.05, nmsThreshold: 0.3, maxDetections: 100 };
 
+/**
+ * The detections of each image, D slots per image. With one image the shapes have no image axis
+ * ([D, 4], [D], [D], [1]); with B images they lead with B ([B, D, 4], [B, D], [B, D], [B]).
+ */
 export interface Detections {
-  /** f32 [D, 4] in original-image coordinates (x1, y1, x2, y2), inclusive pixels. */
+  /** f32 [(B,) D, 4] in original-image coordinates (x1, y1, x2, y2), inclusive pixels. */
   readonly boxes: Tensor;
-  /** f32 [D]. */
+  /** f32 [(B,) D]. */
   readonly scores: Tensor;
-  /** i32 [D] class in [1, K]; −1 for unused slots. */
+  /** i32 [(B,) D] class in [1, K]; −1 for unused slots. */
   readonly classes: Tensor;
-  /** i32 [1]. */
+  /** i32 [B] ([1] for one image). */
   readonly count: Tensor;
-  /** f32 [R, K+1] class probabilities of every proposal. */
+  /** f32 [B·R, K+1] class probabilities of every proposal. */
   readonly probs: Tensor;
   readonly capacity: number;
 }
 
-/** Inference post-processing (see the file comment). imInfo: f32 [3] (validH, validW, scale). */
+/**
+ * Inference post-processing (see the file comment), per image. imInfo: f32 [3] (validH, validW, scale)
+ * for one image, [B, 3] for B. Class-wise NMS runs per image; the class offsets use each image's own
+ * coordinate range, so an image's detections do not depend on the other images of the batch.
+ */
 export function detectionPostprocess(
   g: GraphBuilder,
   proposals: Proposals,
@@ -140,38 +149,47 @@ export function detectionPostprocess(
   opts: DetectionOptions,
 ): Detections {
   const R = proposals.capacity;
+  const B = proposals.images;
   const K = numClasses;
   const K1 = K + 1;
   const probs = head.clsScore.softmax(-1);
-  const scale = imInfo.slice([2], [3]);
-  const origHW = imInfo.slice([0], [2]).div(scale).add(0.5).cast('i32').cast('f32'); // round, positive
-  const rois = proposals.boxes.div(scale);
+  const info = imInfo.reshape([B, 3]);
+  const scale = info.slice([0, 2], [B, 3]); // [B, 1]
+  const origHW = info.slice([0, 0], [B, 2]).div(scale).add(0.5).cast('i32').cast('f32'); // round, positive
+  const rois = proposals.boxes
+    .reshape([B, R, 4])
+    .div(scale.reshape([B, 1, 1]))
+    .reshape([B * R, 4]);
   const pred = decodeBoxes(head.bboxPred, rois, { weights: [...BBOX_WEIGHTS], plusOne: true, bboxXformClip: null });
-  const hi = origHW.gather(g.constant([1, 0, 1, 0], [4], 'i32')).sub(1);
-  const clipped = pred.reshape([R, K1, 4]).maximum(0).minimum(hi);
-  const boxes = clipped.slice([0, 1, 0], [R, K1, 4]).reshape([R * K, 4]);
-  const fg = probs.slice([0, 1], [R, K1]);
-  const ok = fg.gt(opts.scoreThreshold).mul(proposals.valid.reshape([R, 1]));
-  const scores = g.where(ok, fg, -1).reshape([R * K]);
+  const hi = origHW
+    .gather(g.constant([1, 0, 1, 0], [4], 'i32'), 1)
+    .sub(1)
+    .reshape([B, 1, 1, 4]);
+  const clipped = pred.reshape([B, R, K1, 4]).maximum(0).minimum(hi);
+  const boxes = clipped.slice([0, 0, 1, 0], [B, R, K1, 4]).reshape([B, R * K, 4]);
+  const fg = probs.reshape([B, R, K1]).slice([0, 0, 1], [B, R, K1]);
+  const ok = fg.gt(opts.scoreThreshold).mul(proposals.valid.reshape([B, R, 1]));
+  const scores = g.where(ok, fg, -1).reshape([B, R * K]);
   const classes = g
     .constant(
       Array.from({ length: K }, (_, j) => j + 1),
-      [1, K],
+      [1, 1, K],
       'i32',
     )
-    .add(g.constant(new Array<number>(R).fill(0), [R, 1], 'i32'))
-    .reshape([R * K]);
+    .add(g.constant(new Array<number>(B * R).fill(0), [B, R, 1], 'i32'))
+    .reshape([B, R * K]);
   const D = Math.min(opts.maxDetections, R * K);
   const kept = batchedNms(boxes, scores, classes, { iouThreshold: opts.nmsThreshold, maxOutput: D, plusOne: true });
   const has = kept.indices.ge(0);
   const idx = g.where(has, kept.indices, 0);
-  const detScores = scores.gather(idx, 0);
-  const valid = has.mul(detScores.ge(0));
+  const detScores = takeAlongAxis(scores, idx);
+  const valid = has.mul(detScores.ge(0)); // [B, D]
+  const lead = B === 1 ? [] : [B];
   return {
-    boxes: g.where(valid.reshape([D, 1]), boxes.gather(idx, 0), 0),
-    scores: g.where(valid, detScores, 0),
-    classes: g.where(valid, classes.gather(idx, 0), -1),
-    count: valid.cast('f32').sum().cast('i32').reshape([1]),
+    boxes: g.where(valid.reshape([B, D, 1]), takeAlongAxis(boxes, idx), 0).reshape([...lead, D, 4]),
+    scores: g.where(valid, detScores, 0).reshape([...lead, D]),
+    classes: g.where(valid, takeAlongAxis(classes, idx), -1).reshape([...lead, D]),
+    count: valid.cast('f32').sum(1).cast('i32').reshape([B]),
     probs,
     capacity: D,
   };

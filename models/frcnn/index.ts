@@ -73,6 +73,12 @@ export interface FrcnnOptions {
    * program then runs every image size within the bounds, with no canvas padding.
    */
   readonly canvas: readonly [Dim, Dim];
+  /**
+   * Images per run B (default 1), padded to the canvas, each with its own im_info row (torchvision's
+   * ImageList). With B > 1 the inputs are image [B, 3, H, W] and im_info [B, 3], and the outputs lead
+   * with the image axis; with 1 they keep the single-image shapes.
+   */
+  readonly images?: number;
   /** Device limits (kernels); WebGPU defaults otherwise. */
   readonly limits?: DeviceLimits;
   readonly proposals?: Partial<ProposalOptions>;
@@ -92,11 +98,13 @@ export interface FrcnnTrunk extends FrcnnBase {
 /** The image inputs and the backbone (shared by every graph). */
 export interface FrcnnBase {
   readonly backbone: Backbone;
-  /** Input f32 [1, 3, Hc, Wc]. */
+  /** Input f32 [B, 3, Hc, Wc]. */
   readonly image: Tensor;
-  /** Input f32 [3] (validH, validW, scale). */
+  /** Input f32 [3] (validH, validW, scale), [B, 3] for B > 1 images. */
   readonly imInfo: Tensor;
-  /** Backbone features [1, C, H_f, W_f]. */
+  /** Images per run B. */
+  readonly images: number;
+  /** Backbone features [B, C, H_f, W_f]. */
   readonly features: Tensor;
   readonly paramMap: ParamMap;
   /** The backbone's (shared convolutional) parameters, frozen ones included. */
@@ -110,8 +118,10 @@ export function buildFrcnnBase(g: GraphBuilder, opts: FrcnnOptions): FrcnnBase {
   if (!(Number.isInteger(opts.numClasses) && opts.numClasses >= 1))
     throw new WgflowError(`numClasses must be a positive integer, got ${opts.numClasses}`);
   const limits = opts.limits ?? WEBGPU_DEFAULT_LIMITS;
-  const image = g.input(opts.inputNames?.image ?? 'image', [1, 3, Hc, Wc]);
-  const imInfo = g.input(opts.inputNames?.imInfo ?? 'im_info', [3]);
+  const B = opts.images ?? 1;
+  if (!(Number.isInteger(B) && B >= 1)) throw new WgflowError(`images must be a positive integer, got ${B}`);
+  const image = g.input(opts.inputNames?.image ?? 'image', [B, 3, Hc, Wc]);
+  const imInfo = g.input(opts.inputNames?.imInfo ?? 'im_info', B === 1 ? [3] : [B, 3]);
   const paramMap = new ParamMap();
   const first = g.graph.nodes.length;
   const features = backbone.build(g, image, { limits }, paramMap);
@@ -123,7 +133,7 @@ export function buildFrcnnBase(g: GraphBuilder, opts: FrcnnOptions): FrcnnBase {
   const [Hf, Wf] = backbone.featureSize(dimMax(Hc), dimMax(Wc));
   if (features.shape[2] !== Hf || features.shape[3] !== Wf)
     throw new WgflowError(`internal: ${backbone.name} feature size ${features.shape} ≠ [${Hf}, ${Wf}]`);
-  return { backbone, image, imInfo, features, paramMap, backboneParams };
+  return { backbone, image, imInfo, images: B, features, paramMap, backboneParams };
 }
 
 /** Backbone, RPN and proposal layer (shared by inference and training graphs). */
@@ -168,6 +178,9 @@ export interface FrcnnInference extends FrcnnTrunk {
 /**
  * The whole inference graph. Outputs: det_boxes f32 [D,4] (original-image coordinates), det_scores f32
  * [D], det_classes i32 [D], det_count i32 [1], rois f32 [R,5] (canvas coordinates), roi_count i32 [1].
+ * With B > 1 images: det_boxes [B,D,4], det_scores [B,D], det_classes [B,D], det_count [B], rois
+ * [B·R,5] (column 0 the image index), roi_count [B]; image b's results equal a run of image b alone
+ * on the same canvas.
  */
 export function buildFrcnnInference(g: GraphBuilder, opts: FrcnnOptions): FrcnnInference {
   const trunk = buildFrcnnTrunk(g, opts, PROPOSALS_TEST);

@@ -32,10 +32,11 @@ import { type Dim, dimFmt, dimMax, dimMin, dimMul, isSym } from '../../compiler/
 import { WgflowError } from '../../compiler/errors.js';
 import type { Tensor } from '../../compiler/tensor.js';
 import { type GraphBuilder, init } from '../../compiler/tensor.js';
+import { fmtShape } from '../../compiler/types.js';
 import { generateAnchors, shiftAnchors } from '../../ops/anchors.js';
 import { decodeBoxes } from '../../ops/boxes.js';
 import { nms } from '../../ops/nms.js';
-import { topk } from '../../ops/sort.js';
+import { takeAlongAxis, topk } from '../../ops/sort.js';
 import { convRelu, declareConv, type ParamMap } from './layers.js';
 
 export interface RpnConfig {
@@ -46,15 +47,23 @@ export interface RpnConfig {
   readonly stride: number;
 }
 
+/**
+ * Per-anchor outputs of B images, image-major: row b·M + m is anchor m (M = H_f·W_f·A) of image b. With
+ * one image (B = 1) the rows are those of the image's anchors.
+ */
 export interface RpnOutputs {
-  /** [N, 2] (bg, fg) logits per anchor, N = H_f·W_f·A. */
+  /** [B·M, 2] (bg, fg) logits per anchor. */
   readonly clsLogits: Tensor;
-  /** [N] fg probability. */
+  /** [B·M] fg probability. */
   readonly fgProb: Tensor;
-  /** [N, 4] (dx, dy, dw, dh). */
+  /** [B·M, 4] (dx, dy, dw, dh). */
   readonly deltas: Tensor;
-  /** [N, 4] anchors on the canvas. */
+  /** [M, 4] anchors on the canvas (the same for every image). */
   readonly anchors: Tensor;
+  /** Images B (the feature map's batch). */
+  readonly images: number;
+  /** Anchors per image M (a run-time size when the feature map's is). */
+  readonly anchorsPerImage: Dim;
   readonly numAnchors: number;
   /** The feature map's size (run-time sizes when the image's are). */
   readonly featureHeight: Dim;
@@ -63,12 +72,15 @@ export interface RpnOutputs {
 
 export const DEFAULT_BASE_ANCHORS = generateAnchors(16, [0.5, 1, 2], [8, 16, 32]);
 
-/** The RPN head on features [1, C, H_f, W_f]. */
+/** The RPN head on features [B, C, H_f, W_f]. */
 export function rpnHead(g: GraphBuilder, features: Tensor, cfg: RpnConfig, map?: ParamMap): RpnOutputs {
   const base = cfg.baseAnchors ?? DEFAULT_BASE_ANCHORS;
   const A = base.length;
-  const [, , Hf, Wf] = features.dims as [Dim, Dim, Dim, Dim];
-  const N = dimMul(dimMul(Hf, Wf), A);
+  const [B, , Hf, Wf] = features.dims as [Dim, Dim, Dim, Dim];
+  if (isSym(B))
+    throw new WgflowError(`rpnHead: features ${fmtShape(features.dims)}: a run-time image count is not supported yet`);
+  const M = dimMul(dimMul(Hf, Wf), A);
+  const N = dimMul(M, B);
   const n01 = init.normal(0.01);
   const conv = declareConv(
     g,
@@ -86,13 +98,23 @@ export function rpnHead(g: GraphBuilder, features: Tensor, cfg: RpnConfig, map?:
     map,
   );
   const h = convRelu(features, conv);
-  // [1, 2A, H, W] → [2, A, H, W] → [H, W, A, 2] → [N, 2]
-  const clsLogits = convRelu(h, cls, false).reshape([2, A, Hf, Wf]).transpose([2, 3, 1, 0]).reshape([N, 2]);
-  // [1, 4A, H, W] → [A, 4, H, W] → [H, W, A, 4] → [N, 4]
-  const deltas = convRelu(h, reg, false).reshape([A, 4, Hf, Wf]).transpose([2, 3, 0, 1]).reshape([N, 4]);
+  // [B, 2A, H, W] → [B, 2, A, H, W] → [B, H, W, A, 2] → [B·M, 2]
+  const clsLogits = convRelu(h, cls, false).reshape([B, 2, A, Hf, Wf]).transpose([0, 3, 4, 2, 1]).reshape([N, 2]);
+  // [B, 4A, H, W] → [B, A, 4, H, W] → [B, H, W, A, 4] → [B·M, 4]
+  const deltas = convRelu(h, reg, false).reshape([B, A, 4, Hf, Wf]).transpose([0, 3, 4, 1, 2]).reshape([N, 4]);
   const fgProb = clsLogits.softmax(-1).slice([0, 1], [N, 2]).reshape([N]);
   const anchors = shiftAnchors(g, base, { feature: features, stride: cfg.stride });
-  return { clsLogits, fgProb, deltas, anchors, numAnchors: A, featureHeight: Hf, featureWidth: Wf };
+  return {
+    clsLogits,
+    fgProb,
+    deltas,
+    anchors,
+    images: B,
+    anchorsPerImage: M,
+    numAnchors: A,
+    featureHeight: Hf,
+    featureWidth: Wf,
+  };
 }
 
 export interface ProposalOptions {
@@ -120,18 +142,21 @@ export const PROPOSALS_TRAIN: ProposalOptions = {
   minSize: 16,
 };
 
+/** The proposals of B images, R slots each (image-major rows b·R + r). */
 export interface Proposals {
-  /** f32 [R, 5] (batch index 0, x1, y1, x2, y2) on the canvas; rows ≥ count hold the dummy box. */
+  /** f32 [B·R, 5] (image index b, x1, y1, x2, y2) on the canvas; image b's rows ≥ its count hold the dummy box. */
   readonly rois: Tensor;
-  /** f32 [R, 4] the same boxes without the batch column. */
+  /** f32 [B·R, 4] the same boxes without the image column. */
   readonly boxes: Tensor;
-  /** f32 [R] fg probability (−1 for unused slots). */
+  /** f32 [B·R] fg probability (−1 for unused slots). */
   readonly scores: Tensor;
-  /** u32 [R] 1 for the first `count` rows. */
+  /** u32 [B·R] 1 for the first `count` rows of each image. */
   readonly valid: Tensor;
-  /** i32 [1]. */
+  /** i32 [B] the count per image ([1] for one image). */
   readonly count: Tensor;
+  /** R, the slots per image. */
   readonly capacity: number;
+  readonly images: number;
 }
 
 /** The valid-cell thresholds: entry y is the smallest valid extent whose feature map has more than y cells. */
@@ -154,7 +179,10 @@ export interface ProposalContext {
 
 export const DUMMY_BOX = [0, 0, 15, 15] as const;
 
-/** The proposal layer (see the file comment). imInfo: f32 [3] (validH, validW, scale). */
+/**
+ * The proposal layer (see the file comment), per image of the batch. imInfo: f32 [3] (validH, validW,
+ * scale) for one image, [B, 3] for B.
+ */
 export function proposalLayer(
   g: GraphBuilder,
   rpn: RpnOutputs,
@@ -162,24 +190,36 @@ export function proposalLayer(
   ctx: ProposalContext,
   opts: ProposalOptions,
 ): Proposals {
-  const { featureHeight: Hf, featureWidth: Wf, numAnchors: A } = rpn;
-  const N = dimMul(dimMul(Hf, Wf), A);
-  const validHW = imInfo.slice([0], [2]);
-  const validH = imInfo.slice([0], [1]);
-  const validW = imInfo.slice([1], [2]);
-  const scale = imInfo.slice([2], [3]);
-  // 1–2. decode, clip to the valid region
+  const { featureHeight: Hf, featureWidth: Wf, numAnchors: A, images: B, anchorsPerImage: M } = rpn;
+  const N = dimMul(M, B);
+  const info = imInfo.reshape([B, 3]);
+  const validHW = info.slice([0, 0], [B, 2]);
+  const validH = info.slice([0, 0], [B, 1]);
+  const validW = info.slice([0, 1], [B, 2]);
+  const scale = info.slice([0, 2], [B, 3]);
+  // 1–2. decode, clip to each image's valid region
   const keepGrad = opts.boxGradient === true;
   const deltas = keepGrad ? rpn.deltas : rpn.deltas.stopGradient();
-  const decoded = decodeBoxes(deltas, rpn.anchors, { plusOne: true, bboxXformClip: null });
-  const boxes = decoded.maximum(0).minimum(validHW.gather(g.constant([1, 0, 1, 0], [4], 'i32')).sub(1));
+  const anchors =
+    B === 1
+      ? rpn.anchors
+      : rpn.anchors
+          .reshape([1, M, 4])
+          .add(g.constant(new Array<number>(B).fill(0), [B, 1, 1]))
+          .reshape([N, 4]);
+  const decoded = decodeBoxes(deltas, anchors, { plusOne: true, bboxXformClip: null });
+  const hi = validHW
+    .gather(g.constant([1, 0, 1, 0], [4], 'i32'), 1)
+    .sub(1)
+    .reshape([B, 1, 4]);
+  const boxes = decoded.reshape([B, M, 4]).maximum(0).minimum(hi);
   // 3. min size (inclusive widths) and cells inside the valid feature map
-  const x1 = boxes.slice([0, 0], [N, 1]);
-  const y1 = boxes.slice([0, 1], [N, 2]);
-  const x2 = boxes.slice([0, 2], [N, 3]);
-  const y2 = boxes.slice([0, 3], [N, 4]);
-  const ms = scale.mul(opts.minSize);
-  const bigEnough = x2.sub(x1).add(1).ge(ms).mul(y2.sub(y1).add(1).ge(ms)).reshape([N]);
+  const x1 = boxes.slice([0, 0, 0], [B, M, 1]);
+  const y1 = boxes.slice([0, 0, 1], [B, M, 2]);
+  const x2 = boxes.slice([0, 0, 2], [B, M, 3]);
+  const y2 = boxes.slice([0, 0, 3], [B, M, 4]);
+  const ms = scale.mul(opts.minSize).reshape([B, 1, 1]);
+  const bigEnough = x2.sub(x1).add(1).ge(ms).mul(y2.sub(y1).add(1).ge(ms)).reshape([B, M]);
   // the tables are built for the largest canvas; a run-time-sized map uses their first H_f (W_f) entries
   const cH = dimMax(ctx.canvas[0]);
   const cW = dimMax(ctx.canvas[1]);
@@ -195,40 +235,46 @@ export function proposalLayer(
     cellThresholds(dimMax(Wf), (n) => ctx.featureSize(cH, n)[1], cW),
     Wf,
   );
-  const rowOk = validH.ge(rowT).reshape([Hf, 1, 1]);
-  const colOk = validW.ge(colT).reshape([1, Wf, 1]);
+  const rowOk = validH.ge(rowT).reshape([B, Hf, 1, 1]);
+  const colOk = validW.ge(colT).reshape([B, 1, Wf, 1]);
   const cellOk = rowOk
     .mul(colOk)
-    .mul(g.constant(new Array<number>(A).fill(1), [1, 1, A], 'u32'))
-    .reshape([N]);
-  const scores = g.where(bigEnough.mul(cellOk), rpn.fgProb.stopGradient(), -1);
+    .mul(g.constant(new Array<number>(A).fill(1), [1, 1, 1, A], 'u32'))
+    .reshape([B, M]);
+  const scores = g.where(bigEnough.mul(cellOk), rpn.fgProb.reshape([B, M]).stopGradient(), -1);
   // 4. pre-NMS top N (torchvision's min(pre_nms_top_n, anchors), the same for every size of one program)
-  if (isSym(N) && dimMin(N) < opts.preNmsTopN)
+  if (isSym(M) && dimMin(M) < opts.preNmsTopN)
     throw new WgflowError(
-      `proposal layer: pre-NMS top ${opts.preNmsTopN} of ${dimFmt(N)} anchors: the smallest feature map ` +
-        `(${dimMin(Hf)}×${dimMin(Wf)}, ${dimMin(N)} anchors) has fewer, so the count would depend on the size; ` +
+      `proposal layer: pre-NMS top ${opts.preNmsTopN} of ${dimFmt(M)} anchors: the smallest feature map ` +
+        `(${dimMin(Hf)}×${dimMin(Wf)}, ${dimMin(M)} anchors) has fewer, so the count would depend on the size; ` +
         `raise the canvas's lower bounds or lower preNmsTopN`,
     );
-  const preN = Math.min(opts.preNmsTopN, dimMin(N));
+  const preN = Math.min(opts.preNmsTopN, dimMin(M));
   const top = topk(scores, preN);
-  const preBoxes = boxes.gather(top.indices, 0);
-  // 5. NMS with capacity post-NMS top N
+  const preBoxes = takeAlongAxis(boxes, top.indices); // [B, preN, 4]
+  // 5. NMS per image with capacity post-NMS top N
   const R = Math.min(opts.postNmsTopN, preN);
   const kept = nms(preBoxes, top.values, { iouThreshold: opts.nmsThreshold, maxOutput: R, plusOne: true });
   const has = kept.indices.ge(0);
   const idx = g.where(has, kept.indices, 0);
-  const keptScores = top.values.gather(idx, 0);
-  const valid = has.mul(keptScores.ge(0));
-  const keptBoxes = g.where(valid.reshape([R, 1]), preBoxes.gather(idx, 0), g.constant([...DUMMY_BOX], [4]));
-  const roisRaw = g.concat([g.constant(new Array<number>(R).fill(0), [R, 1]), keptBoxes], 1);
+  const keptScores = takeAlongAxis(top.values, idx);
+  const valid = has.mul(keptScores.ge(0)); // [B, R]
+  const keptBoxes = g.where(valid.reshape([B, R, 1]), takeAlongAxis(preBoxes, idx), g.constant([...DUMMY_BOX], [4]));
+  const imageIndex = g.constant(
+    Array.from({ length: B * R }, (_, i) => Math.floor(i / R)),
+    [B, R, 1],
+  );
+  const roisRaw = g.concat([imageIndex, keptBoxes], 2).reshape([B * R, 5]);
   const rois = keepGrad ? roisRaw : roisRaw.stopGradient();
-  const count = valid.cast('f32').sum().cast('i32').reshape([1]);
+  const boxesOut = keptBoxes.reshape([B * R, 4]);
+  const count = valid.cast('f32').sum(1).cast('i32').reshape([B]);
   return {
     rois,
-    boxes: keepGrad ? keptBoxes : keptBoxes.stopGradient(),
-    scores: g.where(valid, keptScores, -1),
-    valid,
+    boxes: keepGrad ? boxesOut : boxesOut.stopGradient(),
+    scores: g.where(valid, keptScores, -1).reshape([B * R]),
+    valid: valid.reshape([B * R]),
     count,
     capacity: R,
+    images: B,
   };
 }

@@ -6,7 +6,11 @@
  * Inputs: image f32 [1, 3, Hc, Wc] and im_info f32 [3] (see index.ts), gt_boxes f32 [G, 4] (canvas
  * coordinates, i.e. already multiplied by the scale; rows ≥ gt_count ignored), gt_labels i32 [G] (1..K),
  * gt_count i32 [1], seed u32 [1] (a new value each step: anchor / RoI sampling and the dropout masks),
- * lr f32 scalar.
+ * lr f32 scalar. With `images: B` > 1 the per-image inputs lead with B (image [B, 3, Hc, Wc], im_info
+ * [B, 3], gt_boxes [B, G, 4], gt_labels [B, G], gt_count [B, 1]); anchors and RoIs are sampled per image
+ * (anchorTargets.batchSize and proposalTargets.batchSize per image, as torchvision), and each loss is
+ * normalized over the whole batch (the sampled anchors / RoIs of every image), as torchvision does.
+ * The canvas may be run-time sizes (index.ts): one program then trains on every image size.
  *
  * Losses (py-faster-rcnn end2end, spec §3 "RPN loss" and §4 "Losses"):
  * - rpn_cls: 2-way softmax CE over the sampled anchors (label −1 ignored), mean over the non-ignored;
@@ -34,6 +38,7 @@
  * freezeShared (alternating steps 3 and 4): the backbone's convs are not trained.
  */
 import type { Update } from '../../compiler/compile.js';
+import { dimMul } from '../../compiler/dims.js';
 import { WgflowError } from '../../compiler/errors.js';
 import { CAFFE_BIAS_MULTIPLIERS, sgd, trainableParams } from '../../compiler/optim.js';
 import type { GraphBuilder, Tensor } from '../../compiler/tensor.js';
@@ -96,7 +101,10 @@ export interface FrcnnTraining extends FrcnnBase {
   };
   /** Outputs to compile: the mode's loss terms (rpn_cls_loss, rpn_bbox_loss, cls_loss, bbox_loss) and loss. */
   readonly outputs: Record<string, Tensor>;
-  /** Counts worth watching while training: fg_anchors, fg_rois (f32 scalars; present per mode). */
+  /**
+   * Counts worth watching while training (f32 scalars over the batch; present per mode): fg_anchors,
+   * sampled_anchors (the anchors the RPN losses average over), fg_rois, sampled_rois.
+   */
   readonly diagnostics: Record<string, Tensor>;
   /** SGD updates (empty with optimizer: false). */
   readonly updates: Update[];
@@ -122,9 +130,12 @@ export function buildFrcnnTraining(g: GraphBuilder, opts: FrcnnTrainingOptions):
   const trunk = withRpn && withHead ? buildFrcnnTrunk(g, trunkOpts, PROPOSALS_TRAIN) : undefined;
   const base: FrcnnBase = trunk ?? buildFrcnnBase(g, opts);
   const b = base.backbone;
-  const gtBoxes = g.input('gt_boxes', [G, 4]);
-  const gtLabels = g.input('gt_labels', [G], 'i32');
-  const gtCount = g.input('gt_count', [1], 'i32');
+  // per image; with B > 1 images each input leads with B
+  const B = base.images;
+  const lead = B === 1 ? [] : [B];
+  const gtBoxes = g.input('gt_boxes', [...lead, G, 4]);
+  const gtLabels = g.input('gt_labels', [...lead, G], 'i32');
+  const gtCount = g.input('gt_count', [...lead, 1], 'i32');
   const seed = g.input('seed', [1], 'u32');
   const K1 = opts.numClasses + 1;
   const outputs: Record<string, Tensor> = {};
@@ -138,20 +149,29 @@ export function buildFrcnnTraining(g: GraphBuilder, opts: FrcnnTrainingOptions):
   if (withRpn) {
     const net = trunk ? trunk.rpn : rpnHead(g, base.features, rpnConfig(opts, b), base.paramMap);
     rpn = net;
-    const validHW = base.imInfo.slice([0], [2]);
-    const at = anchorTargets(net.anchors, gtBoxes, gtCount, validHW, seed, {
+    const validHW = B === 1 ? base.imInfo.slice([0], [2]) : base.imInfo.slice([0, 0], [B, 2]);
+    const atB = anchorTargets(net.anchors, gtBoxes, gtCount, validHW, seed, {
       plusOne: true,
       allowedBorder: 0,
       seed: 0x5eed01,
       ...(opts.anchorTargets ?? {}),
     });
+    // image-major rows b·M + m, as the RPN's outputs
+    const BM = dimMul(net.anchorsPerImage, B);
+    const at = {
+      labels: atB.labels.reshape([BM]),
+      bboxTargets: atB.bboxTargets.reshape([BM, 4]),
+      bboxWeights: atB.bboxWeights.reshape([BM, 4]),
+    };
     rpnCls = softmaxCrossEntropy(net.clsLogits, at.labels, { ignoreIndex: -1 });
-    const numSampled = at.labels.ge(0).cast('f32').sum().maximum(1);
+    const sampled = at.labels.ge(0).cast('f32').sum();
+    const numSampled = sampled.maximum(1);
     rpnBbox = smoothL1(net.deltas.sub(at.bboxTargets), 1 / 9)
       .mul(at.bboxWeights)
       .sum()
       .div(numSampled);
     diagnostics.fg_anchors = at.labels.eq(1).cast('f32').sum();
+    diagnostics.sampled_anchors = sampled;
     outputs.rpn_cls_loss = rpnCls;
     outputs.rpn_bbox_loss = rpnBbox;
     terms.push(rpnCls, rpnBbox);
@@ -167,12 +187,13 @@ export function buildFrcnnTraining(g: GraphBuilder, opts: FrcnnTrainingOptions):
     let count: Tensor;
     if (trunk) {
       proposals = trunk.proposals;
-      boxes = trunk.proposals.boxes;
-      count = trunk.proposals.count;
+      const R = trunk.proposals.capacity;
+      boxes = trunk.proposals.boxes.reshape([...lead, R, 4]);
+      count = trunk.proposals.count.reshape([...lead, 1]);
     } else {
       const R = opts.proposalCapacity ?? 300;
-      boxes = g.input('proposals', [R, 4]);
-      count = g.input('proposal_count', [1], 'i32');
+      boxes = g.input('proposals', [...lead, R, 4]);
+      count = g.input('proposal_count', [...lead, 1], 'i32');
     }
     const pt = proposalTargets(boxes, count, gtBoxes, gtCount, gtLabels, seed, K1, {
       plusOne: true,
@@ -195,9 +216,11 @@ export function buildFrcnnTraining(g: GraphBuilder, opts: FrcnnTrainingOptions):
       base.paramMap,
     );
     cls = softmaxCrossEntropy(head.clsScore, pt.labels, { ignoreIndex: -1 });
-    const numRois = pt.labels.ge(0).cast('f32').sum().maximum(1);
+    const sampledRois = pt.labels.ge(0).cast('f32').sum();
+    const numRois = sampledRois.maximum(1);
     bbox = smoothL1(head.bboxPred.sub(pt.bboxTargets), 1).mul(pt.bboxWeights).sum().div(numRois);
     diagnostics.fg_rois = pt.labels.gt(0).cast('f32').sum();
+    diagnostics.sampled_rois = sampledRois;
     outputs.cls_loss = cls;
     outputs.bbox_loss = bbox;
     terms.push(cls, bbox);
