@@ -30,6 +30,8 @@ export interface TrainArgs {
   readonly canvas?: string;
   readonly mode?: string;
   readonly pooling?: string;
+  /** Images per training step. */
+  readonly batch?: number;
   readonly skipBad?: boolean;
   /** Crop-classification pre-training steps before detection training (default 400 for frcnn-small, else 0). */
   readonly pretrainSteps?: number;

@@ -112,6 +112,16 @@ program
     ),
   )
   .addOption(choice('--pooling <kind>', 'RoI pooling (default roi_pool)', ROI_POOLINGS))
+  .option(
+    '--batch <n>',
+    'images per training step, 1–8 (default 1; the losses average over the batch, --iters counts steps)',
+    (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 8)
+        throw new InvalidArgumentError('--batch must be an integer in [1, 8]');
+      return n;
+    },
+  )
   .option('--skip-bad', 'skip bad images/objects with a warning instead of stopping')
   .option(
     '--pretrain-steps <n>',

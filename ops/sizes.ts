@@ -4,24 +4,56 @@
  * consumer as a read of the kernel's size table.
  */
 
-import { dimEval, SymDim } from '../compiler/dims.js';
+import { type Dim, dimEval, SymDim } from '../compiler/dims.js';
 import { fail } from '../compiler/errors.js';
-import { fmtValue } from '../compiler/ir.js';
+import { type Attrs, fmtValue } from '../compiler/ir.js';
 import * as K from '../compiler/kernel/build.js';
 import { registerOp } from '../compiler/registry.js';
-import { DTYPES, type DType } from '../compiler/types.js';
+import type { GraphBuilder, Tensor } from '../compiler/tensor.js';
+import { DTYPES, type DType, numel, typeOf } from '../compiler/types.js';
+
+/** The dtype attribute of a source op, one of `allowed`. */
+function sourceDType(inputs: readonly unknown[], attrs: Attrs, allowed: readonly DType[]): DType {
+  if (inputs.length !== 0) fail(`takes no inputs, got ${inputs.length}`);
+  const dt = attrs.dtype as DType;
+  if (!allowed.includes(dt)) fail(`dtype must be ${allowed.join(', ')}, got ${fmtValue(attrs.dtype)}`);
+  return dt;
+}
 
 registerOp({
   name: 'size_value',
   kind: 'elementwise',
   dynamic: true,
   infer: (inputs, attrs) => {
-    if (inputs.length !== 0) fail(`takes no inputs, got ${inputs.length}`);
+    const dt = sourceDType(inputs, attrs, DTYPES);
     if (!(attrs.dim instanceof SymDim)) fail(`attribute dim must be a run-time size, got ${fmtValue(attrs.dim)}`);
-    const dt = attrs.dtype as DType;
-    if (!DTYPES.includes(dt)) fail(`unknown dtype ${fmtValue(attrs.dtype)}`);
     return { shape: [], dtype: dt };
   },
   cpu: ({ attrs, env }) => Float64Array.of(dimEval(attrs.dim as SymDim, env)),
   expr: ({ attrs, out }) => K.cast(out.dtype, K.size(attrs.dim as SymDim)),
 });
+
+/**
+ * arange: i32 (or f32, u32) [n] holding 0, 1, …, n − 1, where n may be a run-time size (e.g. the image
+ * index of each row of a batch whose size is only known at run time). Elementwise with no inputs: it
+ * fuses into its consumer as the element's own index.
+ */
+registerOp({
+  name: 'arange',
+  kind: 'elementwise',
+  dynamic: true,
+  infer: (inputs, attrs) => {
+    const dt = sourceDType(inputs, attrs, ['i32', 'u32', 'f32']);
+    const n = attrs.length;
+    if (!(n instanceof SymDim || (typeof n === 'number' && Number.isInteger(n) && n >= 1)))
+      fail(`attribute length must be a positive integer or a run-time size, got ${fmtValue(n)}`);
+    return typeOf([n as Dim], dt);
+  },
+  cpu: ({ out }) => Float64Array.from({ length: numel(out.shape) }, (_, i) => i),
+  expr: ({ index, out }) => (out.dtype === 'u32' ? index : K.cast(out.dtype, index)),
+});
+
+/** DSL: [n] = 0, 1, …, n − 1 (n a number or a run-time size). */
+export function arange(g: GraphBuilder, n: Dim, dtype: 'i32' | 'u32' | 'f32' = 'i32'): Tensor {
+  return g.apply('arange', [], { length: n, dtype });
+}

@@ -18,7 +18,7 @@
  * compare-exchange kernel per distance j >= B, then one workgroup-memory kernel for the distances
  * j < B. Scratch: 2 u32 per padded element. The last pass writes i32 indices.
  */
-import { type Dim, dimFmt, dimMax, dimMin, dimMul } from '../compiler/dims.js';
+import { type Dim, dimEq, dimFmt, dimMax, dimMin, dimMul, dimProd } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
@@ -26,8 +26,10 @@ import * as K from '../compiler/kernel/build.js';
 import type { DeviceLimits } from '../compiler/limits.js';
 import { type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { type DType, dimsOf, fmtShape, numel, type TensorType, typeOf } from '../compiler/types.js';
+import { type DType, dimsOf, fmtShape, type TensorType, typeOf } from '../compiler/types.js';
+import { linearGroups } from './kit/launch.js';
 import { linearWorkgroupSize } from './rows.js';
+import { arange } from './sizes.js';
 import { boolAttr } from './util.js';
 
 // ---------------------------------------------------------------- the order
@@ -96,7 +98,8 @@ export interface ArgsortLowering {
   /** Keys, [rows, n] row-major. */
   readonly input: BufRef;
   readonly keyType: DType;
-  readonly rows: number;
+  /** The row count (a run-time size when the leading axes are). */
+  readonly rows: Dim;
   /** The row length; a run-time size sorts rows padded to the largest (the padding sorts last). */
   readonly n: Dim;
   readonly descending: boolean;
@@ -133,15 +136,16 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
   const { rows, n, limits } = o;
   const { P, B, T } = argsortGeometry(dimMax(n), limits);
   const nE = K.size(n);
-  const total = rows * P;
-  if (total * 4 > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) {
+  const totalMax = dimMax(rows) * P;
+  if (totalMax * 4 > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) {
     throw new WgflowError(
-      `argsort: ${rows} rows padded to ${P} elements need ${total * 4}-byte scratch buffers, over the binding limit`,
+      `argsort: ${dimFmt(rows)} rows padded to ${P} elements need ${totalMax * 4}-byte scratch buffers, over the binding limit`,
     );
   }
-  const keys = o.scratch('u32', total);
-  const vals = o.scratch('u32', total);
+  const keys = o.scratch('u32', totalMax);
+  const vals = o.scratch('u32', totalMax);
   const blocksPerRow = P / B;
+  const blocks = dimMul(rows, blocksPerRow);
   const kernels: Kernel[] = [];
 
   /** Compare-exchange of (ka, va) at position i and (kb, vb) at i + j; returns whether to swap. */
@@ -161,8 +165,8 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
     const lidx = K.builtin('lidx');
     const blk = kb.let('blk', K.builtin('wg_linear'));
     // Extra workgroups of a folded grid work on a clamped block and store nothing (no early return before barriers).
-    const valid = kb.let('valid', K.lt(blk, K.u32(rows * blocksPerRow)));
-    const b = kb.let('b', K.min(blk, K.u32(rows * blocksPerRow - 1)));
+    const valid = kb.let('valid', K.lt(blk, K.size(blocks)));
+    const b = kb.let('b', K.min(blk, K.sub(K.size(blocks), K.u32(1))));
     const row = kb.let('row', blocksPerRow === 1 ? b : K.div(b, K.u32(blocksPerRow)));
     const base = kb.let('base', blocksPerRow === 1 ? K.u32(0) : K.mul(K.mod(b, K.u32(blocksPerRow)), K.u32(B)));
     const rowOff = kb.let('rowoff', K.mul(row, K.u32(P)));
@@ -268,16 +272,16 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
         { t: 'u32', step: T },
       );
     });
-    return kb.finish([T, 1, 1], { linear: rows * blocksPerRow });
+    return kb.finish([T, 1, 1], { linear: blocks });
   };
 
   /** One compare-exchange per thread at distance j >= B of stage k, in global memory. */
   const globalKernel = (kname: string, k: number, j: number): Kernel => {
     const WG = linearWorkgroupSize(limits);
-    const pairs = total / 2;
+    const pairs = dimMul(rows, P / 2);
     const kb = new K.KernelBuilder(kname);
     const gid = kb.let('gid', K.add(K.mul(K.builtin('wg_linear'), K.u32(WG)), K.builtin('lidx')));
-    kb.if(K.lt(gid, K.u32(pairs)), () => {
+    kb.if(K.lt(gid, K.size(pairs)), () => {
       const row = kb.let('row', K.div(gid, K.u32(P / 2)));
       const q = kb.let('q', K.mod(gid, K.u32(P / 2)));
       const i = kb.let('i', K.sub(K.mul(q, K.u32(2)), K.bitAnd(q, K.u32(j - 1))));
@@ -295,7 +299,7 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
         kb.store(vals, al, va);
       });
     });
-    return kb.finish([WG, 1, 1], { linear: Math.ceil(pairs / WG) });
+    return kb.finish([WG, 1, 1], { linear: linearGroups(pairs, WG) });
   };
 
   kernels.push(localKernel(`${o.name}_sort`, { first: true, final: P === B }));
@@ -308,13 +312,10 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
 
 // ---------------------------------------------------------------- the op
 
-/** The row length of a sort's input (the last axis; a run-time size allowed) and its static row count. */
-function sortRows(x: TensorType): { n: Dim; rows: number } {
+/** The row length of a sort's input (the last axis) and its row count (both may be run-time sizes). */
+function sortRows(x: TensorType): { n: Dim; rows: Dim } {
   const dims = dimsOf(x);
-  const lead = dims.slice(0, -1);
-  if (!lead.every((d) => typeof d === 'number'))
-    fail(`only the last axis (the one sorted) may be a run-time size, got ${fmtShape(dims)}`);
-  return { n: dims[dims.length - 1] as Dim, rows: numel(lead as number[]) };
+  return { n: dims[dims.length - 1] as Dim, rows: dimProd(dims.slice(0, -1)) };
 }
 
 function sortInfer(inputs: readonly TensorType[], attrs: Attrs): TensorType {
@@ -375,7 +376,7 @@ export function argsort(x: Tensor, descending = false): Tensor {
 
 /**
  * Takes x[l..., idx[l..., j], t...] (numpy take_along_axis): idx [...L, k] indexes axis L.length of
- * x [...L, n, ...T] (the leading dimensions L are shared and static; n may be a run-time size), giving
+ * x [...L, n, ...T] (the leading dimensions L are shared; they, n and k may be run-time sizes), giving
  * [...L, k, ...T]. With T empty this is the last axis. Differentiable in x through gather.
  */
 export function takeAlongAxis(x: Tensor, idx: Tensor): Tensor {
@@ -384,22 +385,18 @@ export function takeAlongAxis(x: Tensor, idx: Tensor): Tensor {
   const k = idx.dims[axis] as Dim;
   const lead = x.dims.slice(0, axis);
   const tail = x.dims.slice(axis + 1);
-  if (axis < 0 || axis >= x.rank || !lead.every((d, i) => typeof d === 'number' && d === idx.dims[i])) {
+  if (axis < 0 || axis >= x.rank || !lead.every((d, i) => dimEq(d, idx.dims[i] as Dim))) {
     throw new WgflowError(
-      `takeAlongAxis: indices ${fmtShape(idx.dims)} must have the leading dimensions of x ${fmtShape(x.dims)} (static sizes)`,
+      `takeAlongAxis: indices ${fmtShape(idx.dims)} must have the leading dimensions of x ${fmtShape(x.dims)}`,
     );
   }
-  const rows = numel(lead as number[]);
+  const rows = dimProd(lead);
   const flatX = x.reshape([dimMul(rows, n), ...tail]);
   let flatIdx = idx;
-  if (rows > 1) {
+  if (rows !== 1) {
     const g = x.builder;
-    const r = g.constant(
-      Array.from({ length: rows }, (_, i) => i),
-      [rows, 1],
-      'i32',
-    );
     // row offsets r·n, with n read at run time where it is a run-time size
+    const r = arange(g, rows).reshape([rows, 1]);
     const offsets = typeof n === 'number' ? r.mul(n) : r.mul(g.apply('size_value', [], { dim: n, dtype: 'i32' }));
     flatIdx = idx.reshape([rows, k]).add(offsets);
   }
@@ -413,7 +410,7 @@ export function takeAlongAxis(x: Tensor, idx: Tensor): Tensor {
 export function takeAlongLastAxis(x: Tensor, idx: Tensor): Tensor {
   if (idx.rank !== x.rank)
     throw new WgflowError(
-      `takeAlongLastAxis: indices ${fmtShape(idx.dims)} must have the leading dimensions of x ${fmtShape(x.dims)} (static sizes)`,
+      `takeAlongLastAxis: indices ${fmtShape(idx.dims)} must have the leading dimensions of x ${fmtShape(x.dims)}`,
     );
   return takeAlongAxis(x, idx);
 }
@@ -434,8 +431,7 @@ export function topk(x: Tensor, k: number): { values: Tensor; indices: Tensor } 
     );
   }
   const order = argsort(x, true);
-  // argsort refuses run-time leading sizes, so these are numbers
-  const lead = x.dims.slice(0, -1) as number[];
+  const lead = x.dims.slice(0, -1);
   const indices = k === n ? order : order.slice([...lead.map(() => 0), 0], [...lead, k]);
   return { values: takeAlongLastAxis(x, indices), indices };
 }

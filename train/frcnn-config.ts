@@ -37,6 +37,12 @@ export interface FrcnnRunConfig {
   readonly momentum: number;
   readonly weightDecay: number;
   readonly iterations: number;
+  /**
+   * Images per training step, 1–8 (default 1): each step trains on the next images of the epoch order,
+   * each padded to the canvas, and its losses average over all their sampled anchors and RoIs
+   * (torchvision's batching). `iterations` counts steps.
+   */
+  readonly imagesPerBatch?: number;
   /** Data order and sampling seed. */
   readonly seed: number;
   readonly flip: boolean;
@@ -96,6 +102,8 @@ export function smallShapesConfig(classes: readonly string[], iterations: number
 }
 
 const CONFIG_MODELS = ['frcnn-small', 'frcnn-zf', 'frcnn-vgg16'];
+/** The most images one training step takes. */
+export const MAX_IMAGES_PER_BATCH = 8;
 const CONFIG_POOLINGS = ['roi_pool', 'roi_align'];
 const CONFIG_MODES = ['approximate-joint', 'joint'];
 
@@ -148,6 +156,15 @@ export function validateConfig(c: FrcnnRunConfig, where = 'config'): void {
   const lr = o.lr;
   if (!isObj(lr) || !isNum(lr.base) || lr.base <= 0 || !isNumList(lr.steps))
     bad(`lr must be {base (> 0), steps (a list of iterations)}, got ${show(lr)}`);
+  if (
+    o.imagesPerBatch !== undefined &&
+    !(
+      Number.isInteger(o.imagesPerBatch) &&
+      (o.imagesPerBatch as number) >= 1 &&
+      (o.imagesPerBatch as number) <= MAX_IMAGES_PER_BATCH
+    )
+  )
+    bad(`imagesPerBatch must be an integer in [1, ${MAX_IMAGES_PER_BATCH}], got ${show(o.imagesPerBatch)}`);
   for (const k of ['momentum', 'weightDecay'] as const)
     if (!isNum(o[k]) || (o[k] as number) < 0) bad(`${k} must be a finite number ≥ 0, got ${show(o[k])}`);
   if (!Number.isSafeInteger(o.seed)) bad(`seed must be an integer, got ${show(o.seed)}`);
@@ -175,6 +192,7 @@ export function trainingOptions(c: FrcnnRunConfig, limits: DeviceLimits): FrcnnT
     proposals: c.proposalsTrain,
     anchorTargets: { batchSize: c.anchorBatch },
     proposalTargets: { batchSize: c.roiBatch },
+    images: c.imagesPerBatch ?? 1,
     mode: c.mode,
     momentum: c.momentum,
     weightDecay: c.weightDecay,

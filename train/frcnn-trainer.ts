@@ -150,23 +150,33 @@ export class FrcnnTrainer {
     return img;
   }
 
-  /** The feeds of iteration `it` (a pure function of it, the config and the dataset). */
+  /**
+   * The feeds of iteration `it` (a pure function of it, the config and the dataset): the B =
+   * imagesPerBatch images at positions it·B … it·B + B − 1 of the epoch order, stacked.
+   */
   async feedsAt(it: number): Promise<Record<string, ArrayLike<number>>> {
     const c = this.config;
-    const v = visitAt(it, this.dataset.samples.length, c.seed, c.flip);
-    const sample = this.dataset.samples[v.index];
-    if (!sample) throw new WgflowError(`train: no sample ${v.index}`);
-    const prepared = prepareImage(maybeFlip(await this.image(v.index), v.flip), c);
-    const gt = gtFeeds(sample, prepared.scale, c.maxGt, { flip: v.flip, convention: this.dataset.boxConvention });
+    const B = c.imagesPerBatch ?? 1;
     const bank = this.stage.proposals;
-    const props = bank ? bank.get(v.index, v.flip) : undefined;
+    const parts: Record<string, ArrayLike<number>>[] = [];
+    for (let j = 0; j < B; j++) {
+      const v = visitAt(it * B + j, this.dataset.samples.length, c.seed, c.flip);
+      const sample = this.dataset.samples[v.index];
+      if (!sample) throw new WgflowError(`train: no sample ${v.index}`);
+      const prepared = prepareImage(maybeFlip(await this.image(v.index), v.flip), c);
+      const gt = gtFeeds(sample, prepared.scale, c.maxGt, { flip: v.flip, convention: this.dataset.boxConvention });
+      const props = bank ? bank.get(v.index, v.flip) : undefined;
+      parts.push({
+        ...(props ? { proposals: props.boxes, proposal_count: [props.count] } : {}),
+        image: prepared.data,
+        im_info: prepared.imInfo,
+        gt_boxes: gt.gt_boxes,
+        gt_labels: gt.gt_labels,
+        gt_count: gt.gt_count,
+      });
+    }
     const all: Record<string, ArrayLike<number>> = {
-      ...(props ? { proposals: props.boxes, proposal_count: [props.count] } : {}),
-      image: prepared.data,
-      im_info: prepared.imInfo,
-      gt_boxes: gt.gt_boxes,
-      gt_labels: gt.gt_labels,
-      gt_count: gt.gt_count,
+      ...(B === 1 ? parts[0] : stackFeeds(parts)),
       seed: [(c.seed * 1_000_003 + it + 1) >>> 0],
       [this.lrInput]: [learningRateAt(this.schedule, it)],
     };
@@ -256,4 +266,20 @@ export class FrcnnTrainer {
   destroy(): void {
     this.session.destroy();
   }
+}
+
+/** Per-image feeds concatenated name by name (the images of one step, image-major). */
+function stackFeeds(parts: readonly Record<string, ArrayLike<number>>[]): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  for (const name of Object.keys(parts[0] ?? {})) {
+    const each = parts.map((p) => p[name] as ArrayLike<number>);
+    const data = new Float32Array(each.reduce((n, a) => n + a.length, 0));
+    let at = 0;
+    for (const a of each) {
+      data.set(a, at);
+      at += a.length;
+    }
+    out[name] = data;
+  }
+  return out;
 }

@@ -40,6 +40,8 @@ export interface RunConfigOptions {
   readonly canvas?: string | readonly [number, number];
   readonly mode?: string;
   readonly pooling?: string;
+  /** Images per training step (1–8; default 1). */
+  readonly batch?: number;
 }
 
 /** `'128x160'` → [128, 160]. */
@@ -84,5 +86,7 @@ export function runConfigFor(a: RunConfigOptions, classes: readonly string[]): F
       throw new WgflowError(`pooling must be ${ROI_POOLINGS.join(' or ')}, got '${a.pooling}'`);
     c = { ...c, pooling: a.pooling as RoiPooling };
   }
+  // batch 1 is the recipe's default: the field stays absent, so configs of earlier runs still match
+  if (a.batch !== undefined && a.batch !== 1) c = { ...c, imagesPerBatch: a.batch };
   return c;
 }
