@@ -28,7 +28,7 @@
  * When even the indices do not fit (maxOutput of several thousand), greedyNmsGeometry returns
  * undefined and the op falls back to the bitmask kernels.
  */
-import { type Dim, dimMax } from '../compiler/dims.js';
+import { type Dim, dimMax, dimMul } from '../compiler/dims.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import type { DeviceLimits } from '../compiler/limits.js';
@@ -136,7 +136,8 @@ export interface GreedyNmsLowering {
   readonly scores: BufRef;
   /** i32 [problems, m + 1]: kept indices, -1 padding, count. */
   readonly out: BufRef;
-  readonly problems: number;
+  /** The problem count (a run-time size when the leading axes are). */
+  readonly problems: Dim;
   readonly n: Dim;
   readonly maxOutput: number;
   /** From greedyNmsGeometry. */
@@ -163,8 +164,9 @@ function runSortKernel(o: GreedyNmsLowering, sortedKey: BufRef, sortedPos: BufRe
   const sk = kb.array('skey', 'u32', R, 'workgroup');
   const wg = kb.let('wg', K.builtin('wg_linear'));
   // extra workgroups of a folded grid sort a clamped run and store nothing (no early return before barriers)
-  const valid = kb.let('valid', K.lt(wg, K.u32(problems * runs)));
-  const id = kb.let('id', K.min(wg, K.u32(problems * runs - 1)));
+  const runsAll = dimMul(problems, runs);
+  const valid = kb.let('valid', K.lt(wg, K.size(runsAll)));
+  const id = kb.let('id', K.min(wg, K.sub(K.size(runsAll), K.u32(1))));
   const prob = kb.let('prob', K.div(id, K.u32(runs)));
   const run0 = kb.let('run0', K.mul(K.sub(id, K.mul(prob, K.u32(runs))), K.u32(R)));
   const keyAt = (e: Expr): Expr => {
@@ -201,7 +203,7 @@ function runSortKernel(o: GreedyNmsLowering, sortedKey: BufRef, sortedPos: BufRe
       { t: 'u32', step: T },
     );
   });
-  return kb.finish([T, 1, 1], { linear: problems * runs });
+  return kb.finish([T, 1, 1], { linear: runsAll });
 }
 
 /** The run-sort and walk kernels of the greedy path. */
@@ -209,8 +211,8 @@ export function lowerGreedyNmsKernels(o: GreedyNmsLowering): Kernel[] {
   const { n, problems } = o;
   const { B, R, runs, leaves: L } = o.geometry;
   const m = o.maxOutput;
-  const sortedKey = o.scratch('u32', problems * runs * R);
-  const sortedPos = o.scratch('u32', problems * runs * R);
+  const sortedKey = o.scratch('u32', dimMax(problems) * runs * R);
+  const sortedPos = o.scratch('u32', dimMax(problems) * runs * R);
 
   // ---- kernel 2: the walk, one workgroup per problem
   const WD = B / 32; // mask words per block row
@@ -220,8 +222,8 @@ export function lowerGreedyNmsKernels(o: GreedyNmsLowering): Kernel[] {
   const lidx = K.builtin('lidx');
   const u = K.u32;
   const wg = kb.let('wg', K.builtin('wg_linear'));
-  const valid = kb.let('valid', K.lt(wg, u(problems)));
-  const prob = kb.let('prob', K.min(wg, u(problems - 1)));
+  const valid = kb.let('valid', K.lt(wg, K.size(problems)));
+  const prob = kb.let('prob', K.min(wg, K.sub(K.size(problems), u(1))));
   // the block: candidates' original indices (SENTINEL: none), boxes, suppressed flags, mask rows
   const cand = kb.array('cand', 'u32', B, 'workgroup');
   const blk = ['x1', 'y1', 'x2', 'y2', 'area'].map((nm) => kb.array(`b${nm}`, 'f32', B, 'workgroup'));
@@ -294,7 +296,7 @@ export function lowerGreedyNmsKernels(o: GreedyNmsLowering): Kernel[] {
             w,
             K.select(
               K.lt(h1, u(R)),
-              K.load(sortedKey, K.min(K.add(at, u(1)), u(problems * runs * R - 1))),
+              K.load(sortedKey, K.min(K.add(at, u(1)), K.sub(K.size(dimMul(problems, runs * R)), u(1)))),
               u(SENTINEL),
             ),
           );

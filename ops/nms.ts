@@ -38,14 +38,14 @@
  * Fallback scratch: the sort's 2 u32 per padded box, and the mask, N · ceil(N/32) u32 words per
  * problem (N = 12000: 18 MB). The mask must fit one storage binding (N up to about 20000 at 128 MiB).
  */
-import { type Dim, dimEq, dimFmt, dimMax } from '../compiler/dims.js';
+import { type Dim, dimEq, dimFmt, dimMax, dimProd } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import { type Attrs, fmtValue } from '../compiler/ir.js';
 import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type BufArg, type LowerArgs, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
-import { dimsOf, fmtShape, numel, type TensorType } from '../compiler/types.js';
+import { dimsOf, fmtShape, type TensorType, typeOf } from '../compiler/types.js';
 import { boxAreaF32, iouF32 } from './kit/iou.js';
 import { type BoxK, emitArea, emitIou, emitOne } from './kit/iou-emit.js';
 import { greedyNmsGeometry, lowerGreedyNmsKernels } from './nms-greedy.js';
@@ -140,8 +140,8 @@ export function cpuNms(boxes: ArrayLike<number>, scores: ArrayLike<number>, opts
 
 // ---------------------------------------------------------------- the op
 
-/** The box count N (a run-time size allowed) and the static number of problems of nms's inputs. */
-function nmsSizes(bx: TensorType, sc: TensorType): { n: Dim; problems: number; lead: number[] } {
+/** The box count N and the number of problems (the leading axes) of nms's inputs; either may be a run-time size. */
+function nmsSizes(bx: TensorType, sc: TensorType): { n: Dim; problems: Dim; lead: Dim[] } {
   const bd = dimsOf(bx);
   const sd = dimsOf(sc);
   const r = bd.length;
@@ -151,9 +151,7 @@ function nmsSizes(bx: TensorType, sc: TensorType): { n: Dim; problems: number; l
     fail(`scores ${fmtShape(sd)} must have shape ${fmtShape(lead)} (one score per box of ${fmtShape(bd)})`);
   }
   const problemDims = lead.slice(0, -1);
-  if (!problemDims.every((d) => typeof d === 'number'))
-    fail(`only the box count N may be a run-time size, got boxes ${fmtShape(bd)}`);
-  return { n: lead[lead.length - 1] as Dim, problems: numel(problemDims as number[]), lead: problemDims as number[] };
+  return { n: lead[lead.length - 1] as Dim, problems: dimProd(problemDims), lead: problemDims };
 }
 
 function nmsInfer(inputs: readonly TensorType[], attrs: Attrs): TensorType {
@@ -162,7 +160,7 @@ function nmsInfer(inputs: readonly TensorType[], attrs: Attrs): TensorType {
   const a = nmsAttrs(attrs);
   if (bx.dtype !== 'f32' || sc.dtype !== 'f32') fail(`boxes and scores must be f32, got ${bx.dtype} and ${sc.dtype}`);
   const { lead } = nmsSizes(bx, sc);
-  return { shape: [...lead, a.maxOutput + 1], dtype: 'i32' };
+  return typeOf([...lead, a.maxOutput + 1], 'i32');
 }
 
 registerOp({
@@ -195,10 +193,10 @@ registerOp({
     const limits = args.limits;
     const geometry = greedyNmsGeometry(dimMax(n), a.maxOutput, limits);
     if (geometry !== undefined) {
-      const sortWords = problems * geometry.runs * geometry.R;
+      const sortWords = dimMax(problems) * geometry.runs * geometry.R;
       if (sortWords * 4 > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) {
         throw new WgflowError(
-          `nms: the sorted runs of ${problems} × ${n} scores need ${sortWords * 4}-byte scratch buffers, over this device's storage binding limit (declared at ${args.node.site})`,
+          `nms: the sorted runs of ${dimFmt(problems)} × ${dimFmt(n)} scores need ${sortWords * 4}-byte scratch buffers, over this device's storage binding limit (declared at ${args.node.site})`,
         );
       }
       return lowerGreedyNmsKernels({
@@ -216,9 +214,9 @@ registerOp({
         threshold: f32Threshold(a.iouThreshold, a.inclusive),
       });
     }
-    if (typeof n !== 'number')
+    if (typeof n !== 'number' || typeof problems !== 'number')
       throw new WgflowError(
-        `nms: over a run-time box count (${dimFmt(n)}) only the greedy kernel runs, and maxOutput ${a.maxOutput} does not fit its workgroup memory on this device: lower maxOutput or use a static box count (declared at ${args.node.site})`,
+        `nms: over run-time sizes (${dimFmt(problems)} problems of ${dimFmt(n)} boxes) only the greedy kernel runs, and maxOutput ${a.maxOutput} does not fit its workgroup memory on this device: lower maxOutput or use static sizes (declared at ${args.node.site})`,
       );
     const sort = lowerArgsortKernels({
       name: `${args.name}_sort`,

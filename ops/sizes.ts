@@ -57,3 +57,24 @@ registerOp({
 export function arange(g: GraphBuilder, n: Dim, dtype: 'i32' | 'u32' | 'f32' = 'i32'): Tensor {
   return g.apply('arange', [], { length: n, dtype });
 }
+
+/**
+ * Zeros of shape [n, 1, …, 1] (`rank` axes) to broadcast a tensor over n images: a constant when n is
+ * static, else built from arange (no buffer, fused into the consumer).
+ */
+export function zerosAlong(g: GraphBuilder, n: Dim, rank: number, dtype: 'i32' | 'f32' = 'f32'): Tensor {
+  const shape = [n, ...new Array<number>(rank - 1).fill(1)];
+  if (typeof n === 'number') return g.constant(new Array<number>(n).fill(0), shape as number[], dtype);
+  return arange(g, n, dtype).mul(0).reshape(shape);
+}
+
+/** i32 [n, 1]: row r holds r·stride (the first flat row of image r), for a static or run-time n. */
+export function rowStarts(g: GraphBuilder, n: Dim, stride: number): Tensor {
+  if (typeof n === 'number')
+    return g.constant(
+      Array.from({ length: n }, (_, r) => r * stride),
+      [n, 1],
+      'i32',
+    );
+  return arange(g, n).mul(stride).reshape([n, 1]);
+}

@@ -65,7 +65,7 @@
  * chunks, exclusive scan of the chunk counts) writing the fixed-capacity result.
  * No gradients: the outputs are integer constants (the helpers stop gradients at their inputs).
  */
-import { type Dim, dimFmt, dimMax, dimMul } from '../compiler/dims.js';
+import { type Dim, dimEq, dimFmt, dimMax, dimMul, dimProd } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
 import type { BufRef, Expr } from '../compiler/kernel/ast.js';
@@ -81,6 +81,7 @@ import { perThread } from './kit/launch.js';
 import { roundHalfEven } from './kit/rounding.js';
 import { f32Threshold } from './nms.js';
 import { linearWorkgroupSize } from './rows.js';
+import { arange, rowStarts, zerosAlong } from './sizes.js';
 
 const fr = Math.fround;
 
@@ -446,20 +447,22 @@ function searchK(
 }
 
 /** Leading dimensions of a per-image input `t` of expected trailing shape `tail`. */
-function leadOf(t: TensorType | undefined, tail: readonly (number | null)[], dtype: string, what: string): number[] {
+/** The leading (image) dimensions of a per-image input (run-time sizes allowed; the tail is static). */
+function leadOf(t: TensorType | undefined, tail: readonly (number | null)[], dtype: string, what: string): Dim[] {
   if (!t) fail(`missing input ${what}`);
-  const r = t.shape.length - tail.length;
-  const ok = t.dtype === dtype && r >= 0 && tail.every((d, i) => d === null || t.shape[r + i] === d);
+  const dims = dimsOf(t);
+  const r = dims.length - tail.length;
+  const ok = t.dtype === dtype && r >= 0 && tail.every((d, i) => d === null || dims[r + i] === d);
   if (!ok) fail(`${what} must be ${dtype} [...,${tail.map((d) => d ?? 'N').join(',')}], got ${fmtType(t)}`);
-  return t.shape.slice(0, r);
+  return dims.slice(0, r);
 }
 
-function sameLead(leads: readonly number[][], types: readonly TensorType[], names: readonly string[]): number[] {
-  const l0 = leads[0] as number[];
+function sameLead(leads: readonly Dim[][], types: readonly TensorType[], names: readonly string[]): Dim[] {
+  const l0 = leads[0] as Dim[];
   leads.forEach((l, i) => {
-    if (l.length !== l0.length || l.some((d, j) => d !== l0[j])) {
+    if (l.length !== l0.length || l.some((d, j) => !dimEq(d, l0[j] as Dim))) {
       fail(
-        `per-image inputs must share their leading (image) dimensions: ${names[0]} ${fmtShape((types[0] as TensorType).shape)} vs ${names[i]} ${fmtShape((types[i] as TensorType).shape)}`,
+        `per-image inputs must share their leading (image) dimensions: ${names[0]} ${fmtShape(dimsOf(types[0] as TensorType))} vs ${names[i]} ${fmtShape(dimsOf(types[i] as TensorType))}`,
       );
     }
   });
@@ -527,20 +530,22 @@ registerOp({
     const A = dimsOf(an.type)[0] as Dim; // the anchor count: a run-time size when the feature map's is
     const Amax = dimMax(A);
     const G = gt.type.shape[gt.type.shape.length - 2] as number;
-    const B = numel(cnt.type.shape);
+    const B = dimProd(dimsOf(cnt.type)); // the images (a run-time size when the batch is)
+    const Bmax = dimMax(B);
     const limits = args.limits;
     const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-    if (B * Amax * G * 4 > maxBinding) {
+    if (Bmax * Amax * G * 4 > maxBinding) {
       throw new WgflowError(
-        `anchor_targets: the IoU matrix of ${B} × ${dimFmt(A)} anchors × ${G} gt needs ${B * Amax * G * 4} bytes, over the storage binding limit ${maxBinding} (declared at ${args.node.site})`,
+        `anchor_targets: the IoU matrix of ${dimFmt(B)} × ${dimFmt(A)} anchors × ${G} gt needs ${Bmax * Amax * G * 4} bytes, over the storage binding limit ${maxBinding} (declared at ${args.node.site})`,
       );
     }
     const wg = linearWorkgroupSize(limits);
     const out = args.output.buf;
-    const iou = args.scratch('f32', B * Amax * G);
-    const gtMax = args.scratch('f32', B * G);
-    const pre = args.scratch('i32', B * Amax);
-    const keys = args.scratch('u32', B * Amax);
+    const iou = args.scratch('f32', Bmax * Amax * G);
+    const gtMax = args.scratch('f32', Bmax * G);
+    const pre = args.scratch('i32', Bmax * Amax);
+    const keys = args.scratch('u32', Bmax * Amax);
+    const BG = dimMul(B, G);
     const tPos = K.f32(f32Threshold(a.posIou, true));
     const tNeg = K.f32(f32Threshold(a.negIou, true));
     const fgCap = anchorFgCap(a);
@@ -564,7 +569,7 @@ registerOp({
     // (1) IoU matrix, −1 for gt past the count
     const k1 = perThread(
       `${args.name}_iou`,
-      dimMul(A, B * G),
+      dimMul(A, BG),
       (kb, t) => {
         const g = kb.let('g', K.mod(t, K.u32(G)));
         const ba = kb.let('ba', K.div(t, K.u32(G)));
@@ -589,8 +594,8 @@ registerOp({
       const lidx = K.builtin('lidx');
       const arr = kb.array('red', 'f32', wg, 'workgroup');
       const w = kb.let('w', K.builtin('wg_linear'));
-      const valid = kb.let('valid', K.lt(w, K.u32(B * G)));
-      const bg = kb.let('bg', K.min(w, K.u32(B * G - 1)));
+      const valid = kb.let('valid', K.lt(w, K.size(BG)));
+      const bg = kb.let('bg', K.min(w, K.sub(K.size(BG), K.u32(1))));
       const g = kb.let('g', K.mod(bg, K.u32(G)));
       const b = kb.let('b', K.div(bg, K.u32(G)));
       const m = kb.var('m', K.f32(-1));
@@ -616,7 +621,7 @@ registerOp({
       }
       kb.if(K.and(valid, K.eq(lidx, K.u32(0))), () => kb.store(gtMax, bg, kb.aload(arr, 'f32', K.u32(0))));
     }
-    const k2 = k2b.finish([wg, 1, 1], { linear: B * G });
+    const k2 = k2b.finish([wg, 1, 1], { linear: BG });
 
     // (3) per anchor: pre-sampling label, match, key
     const k3 = perThread(
@@ -670,8 +675,8 @@ registerOp({
       const lidx = K.builtin('lidx');
       const arrs: [string, string] = [kb.array('ra', 'u32', wg, 'workgroup'), kb.array('rb', 'u32', wg, 'workgroup')];
       const w = kb.let('w', K.builtin('wg_linear'));
-      const valid = kb.let('valid', K.lt(w, K.u32(B)));
-      const b = kb.let('b', K.min(w, K.u32(B - 1)));
+      const valid = kb.let('valid', K.lt(w, K.size(B)));
+      const b = kb.let('b', K.min(w, K.sub(K.size(B), K.u32(1))));
       const base = kb.let('base', K.mul(b, K.size(A)));
       const catOf = (i: Expr): Expr => {
         const l = kb.let('l', K.load(pre, K.add(base, i)));
@@ -721,6 +726,7 @@ registerOp({
 registerOp({
   name: 'proposal_targets',
   kind: 'opaque',
+  dynamic: true,
   infer: (inputs, attrs) => {
     if (inputs.length !== 6)
       fail(`takes (proposals, proposalCount, gt, gtCount, gtLabels, seed), got ${inputs.length} inputs`);
@@ -749,7 +755,7 @@ registerOp({
     const G = gt.shape[gt.shape.length - 2] as number;
     if (gl.shape[gl.shape.length - 1] !== G)
       fail(`gtLabels ${fmtShape(gl.shape)} must hold one label per gt box of ${fmtShape(gt.shape)}`);
-    return { shape: [...lead, 3, a.batchSize], dtype: 'i32' };
+    return typeOf([...lead, 3, a.batchSize], 'i32');
   },
   cpu: ({ inputs, attrs }) => {
     const [pr, pc, gt, gc, gl, seed] = inputs as RefTensor[] as [
@@ -788,14 +794,15 @@ registerOp({
     const a = proposalTargetAttrs(args.attrs);
     const P = pr.type.shape[pr.type.shape.length - 2] as number;
     const G = gt.type.shape[gt.type.shape.length - 2] as number;
-    const B = numel(pc.type.shape);
+    const B = dimProd(dimsOf(pc.type)); // the images (a run-time size when the batch is)
+    const Bmax = dimMax(B);
     const N = P + G;
     const S = a.batchSize;
     const wg = linearWorkgroupSize(args.limits);
     const out = args.output.buf;
-    const cat = args.scratch('u32', B * N);
-    const match = args.scratch('i32', B * N);
-    const keys = args.scratch('u32', B * N);
+    const cat = args.scratch('u32', Bmax * N);
+    const match = args.scratch('i32', Bmax * N);
+    const keys = args.scratch('u32', Bmax * N);
     const tFg = K.f32(f32Threshold(a.fgIou, true));
     const tHi = K.f32(f32Threshold(a.bgHi, true));
     const tLo = K.f32(f32Threshold(a.bgLo, true));
@@ -803,7 +810,7 @@ registerOp({
     // (1) per candidate: category (0 none, 1 fg, 2 bg), match, key
     const k1 = perThread(
       `${args.name}_match`,
-      B * N,
+      dimMul(B, N),
       (kb, t) => {
         const c = kb.let('c', K.mod(t, K.u32(N)));
         const b = kb.let('b', K.div(t, K.u32(N)));
@@ -820,8 +827,8 @@ registerOp({
             K.select(isProp, K.add(K.mul(b, K.u32(P)), c), K.add(K.mul(b, K.u32(G)), K.sub(c, K.u32(P)))),
           );
           // P ≥ 1 and G ≥ 1, so both clamped rows are in range; select the buffer by loading both
-          const p = loadBox(kb, pr.buf, K.min(row, K.u32(B * P - 1)), 'p');
-          const q = loadBox(kb, gt.buf, K.min(row, K.u32(B * G - 1)), 'q');
+          const p = loadBox(kb, pr.buf, K.min(row, K.sub(K.size(dimMul(B, P)), K.u32(1))), 'p');
+          const q = loadBox(kb, gt.buf, K.min(row, K.sub(K.size(dimMul(B, G)), K.u32(1))), 'q');
           const box = p.map((e, k) => kb.let('x', K.select(isProp, e, q[k] as Expr)));
           kb.for(
             'g',
@@ -860,8 +867,8 @@ registerOp({
       const arrs: [string, string] = [kb.array('ra', 'u32', wg, 'workgroup'), kb.array('rb', 'u32', wg, 'workgroup')];
       const tot = kb.array('tot', 'u32', 2, 'workgroup');
       const w = kb.let('w', K.builtin('wg_linear'));
-      const valid = kb.let('valid', K.lt(w, K.u32(B)));
-      const b = kb.let('b', K.min(w, K.u32(B - 1)));
+      const valid = kb.let('valid', K.lt(w, K.size(B)));
+      const b = kb.let('b', K.min(w, K.sub(K.size(B), K.u32(1))));
       const base = kb.let('base', K.mul(b, K.u32(N)));
       const catOf = (i: Expr): Expr => K.load(cat, K.add(base, i));
       const nf = kb.var('nf', K.u32(0));
@@ -997,16 +1004,19 @@ export interface AnchorTargets {
   readonly bboxWeights: Tensor;
 }
 
-function imageLead(t: Tensor, tail: number): { lead: number[]; B: number } {
-  const lead = t.shape.slice(0, t.rank - tail);
-  return { lead, B: numel(lead) };
+/** The leading (image) dimensions of a per-image tensor and their product B (run-time sizes allowed). */
+function imageLead(t: Tensor, tail: number): { lead: Dim[]; B: Dim } {
+  const lead = t.dims.slice(0, t.rank - tail);
+  return { lead, B: dimProd(lead) };
 }
 
-/** Per-image row offsets b·stride for B images of `rows` rows each: i32 [B·rows]. */
-function rowOffsets(t: Tensor, B: number, rows: number, stride: number): Tensor {
-  const offs: number[] = [];
-  for (let b = 0; b < B; b++) for (let r = 0; r < rows; r++) offs.push(b * stride);
-  return t.builder.constant(offs, [B * rows], 'i32');
+/** idx i32 [B·rows] (image-major) plus each image's first flat row b·stride. */
+function offsetRows(idx: Tensor, B: Dim, rows: number, stride: number): Tensor {
+  if (B === 1) return idx;
+  return idx
+    .reshape([B, rows])
+    .add(rowStarts(idx.builder, B, stride))
+    .reshape([dimMul(B, rows)]);
 }
 
 /** The packed anchor_targets output i32 [...L, 2, A] (labels, matches). */
@@ -1021,7 +1031,9 @@ export function anchorTargetsPacked(
   const g = anchors.builder;
   const { lead, B } = imageLead(gt, 2);
   const size = Array.isArray(imageSize)
-    ? g.constant(Array.from({ length: B }, () => [...(imageSize as readonly [number, number])]).flat(), [...lead, 2])
+    ? zerosAlong(g, B, 2)
+        .add(g.constant([...(imageSize as readonly [number, number])], [1, 2]))
+        .reshape([...lead, 2])
     : (imageSize as Tensor);
   return g.apply('anchor_targets', [anchors.stopGradient(), gt.stopGradient(), gtCount, size.stopGradient(), seed], {
     posIou: opts.posIou ?? 0.7,
@@ -1056,17 +1068,23 @@ export function anchorTargets(
   const labels = p.slice([0, 0, 0], [B, 1, A]).reshape([BA]);
   const matchesBA = p.slice([0, 1, 0], [B, 2, A]).reshape([B, A]);
   const matches = matchesBA.reshape([BA]);
-  const gtFlat = gt.stopGradient().reshape([B * G, 4]);
+  const gtFlat = gt.stopGradient().reshape([dimMul(B, G), 4]);
   // rows of image b's gt start at b·G
   const b = anchors.builder;
-  const firstRow = b.constant(
-    Array.from({ length: B }, (_, i) => i * G),
-    [B, 1],
-    'i32',
+  const matched = gtFlat.gather(
+    matchesBA
+      .maximum(0)
+      .add(rowStarts(b, B, G))
+      .reshape([BA]),
   );
-  const matched = gtFlat.gather(matchesBA.maximum(0).add(firstRow).reshape([BA]));
   const anc =
-    B === 1 ? anchors.stopGradient() : anchors.stopGradient().reshape([1, A, 4]).add(g0(anchors, B)).reshape([BA, 4]);
+    B === 1
+      ? anchors.stopGradient()
+      : anchors
+          .stopGradient()
+          .reshape([1, A, 4])
+          .add(zerosAlong(b, B, 3))
+          .reshape([BA, 4]);
   const deltas = encodeBoxes(matched, anc, { weights: opts.weights ?? [1, 1, 1, 1], plusOne: opts.plusOne ?? false });
   const bboxTargets = b.where(matches.ge(0).reshape([BA, 1]), deltas, 0);
   const bboxWeights = b.where(labels.eq(1).reshape([BA, 1]), b.constant([1, 1, 1, 1], [1, 4]), 0);
@@ -1076,11 +1094,6 @@ export function anchorTargets(
     bboxTargets: bboxTargets.reshape([...lead, A, 4]),
     bboxWeights: bboxWeights.reshape([...lead, A, 4]),
   };
-}
-
-/** Zeros [B,1,1] (to broadcast the shared anchors over the images). */
-function g0(t: Tensor, B: number): Tensor {
-  return t.builder.constant(new Array<number>(B).fill(0), [B, 1, 1]);
 }
 
 export interface ProposalTargetOptions {
@@ -1153,19 +1166,26 @@ export function proposalTargets(
       seed: opts.seed ?? 0,
     })
     .reshape([B, 3, S]);
-  const BS = B * S;
+  const BS = dimMul(B, S);
   const indices = packed.slice([0, 0, 0], [B, 1, S]).reshape([BS]);
   const labels = packed.slice([0, 1, 0], [B, 2, S]).reshape([BS]);
   const matches = packed.slice([0, 2, 0], [B, 3, S]).reshape([BS]);
-  const all = g.concat([pr, gb], 1).reshape([B * N, 4]);
+  const all = g.concat([pr, gb], 1).reshape([dimMul(B, N), 4]);
   const used = indices.ge(0).reshape([BS, 1]);
-  const boxes = g.where(used, all.gather(indices.maximum(0).add(rowOffsets(gt, B, S, N))), 0);
-  const batchCol = g.constant(
-    Array.from({ length: BS }, (_, k) => Math.floor(k / S)),
-    [BS, 1],
-  );
+  const boxes = g.where(used, all.gather(offsetRows(indices.maximum(0), B, S, N)), 0);
+  // the image index of every row
+  const batchCol =
+    typeof B === 'number'
+      ? g.constant(
+          Array.from({ length: B * S }, (_, k) => Math.floor(k / S)),
+          [B * S, 1],
+        )
+      : arange(g, B, 'f32')
+          .reshape([B, 1])
+          .add(g.constant(new Array<number>(S).fill(0), [1, S]))
+          .reshape([BS, 1]);
   const rois = g.concat([batchCol, boxes], 1);
-  const matched = gb.reshape([B * G, 4]).gather(matches.maximum(0).add(rowOffsets(gt, B, S, G)));
+  const matched = gb.reshape([dimMul(B, G), 4]).gather(offsetRows(matches.maximum(0), B, S, G));
   const means = opts.means ?? [0, 0, 0, 0];
   const stds = opts.stds ?? [0.1, 0.1, 0.2, 0.2];
   const raw = encodeBoxes(matched, boxes.stopGradient(), { weights: [1, 1, 1, 1], plusOne: opts.plusOne ?? false });

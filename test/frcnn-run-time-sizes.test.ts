@@ -1,9 +1,9 @@
 /**
- * One compiled frcnn-small inference program, and one training program, for every image size: the
- * image input is [1, 3, H, W] with run-time H and W, and each run must equal the program compiled for
- * that exact static canvas (float outputs within 1e-5 relative, proposals and detections identical;
- * for training, the losses and every parameter and momentum after the step), with no pipeline created
- * after the first run.
+ * One compiled frcnn-small inference program, and one training program, for every image size and
+ * batch: the image input is [B, 3, H, W] with run-time B, H and W, and each run must equal the program
+ * compiled for that exact static batch and canvas (float outputs within 1e-5 relative, proposals and
+ * detections identical; for training, the losses and every parameter and momentum after the step),
+ * with no pipeline created after the first run.
  */
 import { describe, expect, it } from 'vitest';
 import { compile } from '../compiler/compile.js';
@@ -25,20 +25,45 @@ const OPTIONS: Omit<FrcnnOptions, 'canvas'> = {
   proposals: { minSize: 4, preNmsTopN: 1000, postNmsTopN: 100 },
 };
 const BOUNDS = { H: { min: 96, max: 160 }, W: { min: 96, max: 200 } };
-/** Odd and even sizes, both bounds, the demo's 128×160. */
-const SIZES: readonly (readonly [number, number])[] = [
-  [128, 160],
-  [96, 96],
-  [160, 200],
-  [113, 97],
-  [150, 131],
-  [99, 187],
+const MAX_BATCH = 4;
+/** [images, H, W]: batches of 1, 2 and 4; odd and even sizes, both bounds, the demo's 128×160. */
+const SIZES: readonly (readonly [number, number, number])[] = [
+  [1, 128, 160],
+  [2, 96, 96],
+  [4, 160, 200],
+  [2, 113, 97],
+  [4, 99, 187],
+  [1, 150, 131],
 ];
 
-function build(g: GraphBuilder, canvas: FrcnnOptions['canvas']): Record<string, Tensor> {
-  const m = buildFrcnnInference(g, { ...OPTIONS, canvas });
+function build(
+  g: GraphBuilder,
+  canvas: FrcnnOptions['canvas'],
+  images: FrcnnOptions['images'],
+): Record<string, Tensor> {
+  const m = buildFrcnnInference(g, { ...OPTIONS, canvas, images });
   return { ...m.outputs, fg: m.rpn.fgProb, probs: m.detections.probs };
 }
+
+/** Each image of a batch its own valid size (zero padding past it), from the seed. */
+function batchImages(B: number, h: number, w: number, seed: number): { image: number[]; im_info: number[] } {
+  const image: number[] = [];
+  const info: number[] = [];
+  for (let b = 0; b < B; b++) {
+    const vh = b === 0 ? h : h - 7 * b;
+    const vw = b === 0 ? w : w - 11 * b;
+    const px = rand([3, h, w], seed + 31 * b);
+    for (let i = 0; i < px.length; i++) {
+      const y = Math.floor(i / w) % h;
+      image.push(y < vh && i % w < vw ? (px[i] as number) : 0);
+    }
+    info.push(vh, vw, 1 + b / 10);
+  }
+  return { image, im_info: info };
+}
+
+/** The run's outputs as flat values (a batch-1 static program has no image axis, the polymorphic one has). */
+const flat = (t: HostTensor | undefined): number[] => Array.from(t?.data ?? []);
 
 describe('frcnn-small inference over run-time image sizes', () => {
   it('the image-size symbols are checked: too small a lower bound for the pre-NMS count is refused', () => {
@@ -49,55 +74,56 @@ describe('frcnn-small inference over run-time image sizes', () => {
     );
   });
 
-  it(`one program runs ${SIZES.length} image sizes, creating no pipeline after the first run, equal to the static programs`, async () => {
+  it(`one program runs ${SIZES.length} image sizes in batches of 1, 2 and 4, no new pipelines, equal to the static programs`, async () => {
     const seed = freshSeed();
     const dev = await getDevice();
     const limits = limitsFrom(dev.limits);
     const g = new GraphBuilder();
-    const outs = build(g, [g.dim('H', BOUNDS.H), g.dim('W', BOUNDS.W)]);
+    const outs = build(g, [g.dim('H', BOUNDS.H), g.dim('W', BOUNDS.W)], g.dim('B', { max: MAX_BATCH }));
     const { spec } = compile(g, { outputs: outs, limits });
-    expect(spec.symbols?.map((s) => s.name)).toEqual(['H', 'W']);
+    expect(spec.symbols?.map((s) => s.name).sort()).toEqual(['B', 'H', 'W']);
     const params = modelFeeds(g, seed, [1, 1, 1]);
     const initial: Record<string, number[]> = {};
     for (const n of g.graph.nodes)
       if (n.op === 'param') initial[n.name as string] = params[n.name as string] as number[];
     const session = await Session.create(spec, { gpu: dev, initial });
 
-    const feedsAt = SIZES.map(([h, w], k) => ({
-      image: { data: rand([1, 3, h, w], seed + 101 * (k + 1)), shape: [1, 3, h, w] },
-      im_info: { data: [h, w, 1 + k / 10], shape: [3] },
-    }));
+    const feedsAt = SIZES.map(([B, h, w], k) => batchImages(B, h, w, seed + 101 * (k + 1)));
     const poly: Record<string, HostTensor>[] = [];
     let afterFirst = -1;
-    for (const [k, f] of feedsAt.entries()) {
-      poly.push(await session.run(f));
+    for (const [k, [B, h, w]] of SIZES.entries()) {
+      const f = feedsAt[k] as { image: number[]; im_info: number[] };
+      poly.push(
+        await session.run({
+          image: { data: f.image, shape: [B, 3, h, w] },
+          im_info: { data: f.im_info, shape: [B, 3] },
+        }),
+      );
       if (k === 0) afterFirst = pipelineCount();
     }
     expect(pipelineCount(), 'pipelines created after the first run').toBe(afterFirst);
     session.destroy();
 
-    for (const [k, [h, w]] of SIZES.entries()) {
+    for (const [k, [B, h, w]] of SIZES.entries()) {
       const gs = new GraphBuilder();
-      const so = build(gs, [h, w]);
+      const so = build(gs, [h, w], B);
       const stat = await Session.create(compile(gs, { outputs: so, limits }).spec, { gpu: dev, initial });
-      const want = await stat.run({
-        image: feedsAt[k]?.image.data as number[],
-        im_info: feedsAt[k]?.im_info.data as number[],
-      });
+      const want = await stat.run(feedsAt[k] as { image: number[]; im_info: number[] });
       stat.destroy();
       const got = poly[k] as Record<string, HostTensor>;
-      const at = `${h}×${w} (seed ${seed})`;
-      console.log(
-        `${at}: roi_count ${want.roi_count?.data[0]} det_count ${want.det_count?.data[0]} score0 ${want.det_scores?.data[0]} / ${got.det_scores?.data[0]}`,
-      );
-      expect(want.roi_count?.data[0], `proposals at ${at}`).toBeGreaterThan(10);
-      expect(want.det_count?.data[0], `detections at ${at}`).toBeGreaterThan(0);
+      const at = `${B} × ${h}×${w} (seed ${seed})`;
+      expect(got.det_count?.shape, `det_count shape at ${at}`).toEqual([B]);
+      expect(got.det_boxes?.shape, `det_boxes shape at ${at}`).toEqual([B, 100, 4]);
+      for (let b = 0; b < B; b++) {
+        expect(want.roi_count?.data[b], `proposals of image ${b} at ${at}`).toBeGreaterThan(10);
+        expect(want.det_count?.data[b], `detections of image ${b} at ${at}`).toBeGreaterThan(0);
+      }
       for (const name of Object.keys(so)) {
         const a = got[name] as HostTensor;
         const b = want[name] as HostTensor;
-        expect(a.shape, `${name} shape at ${at}`).toEqual(b.shape);
+        expect(a.data.length, `${name} size at ${at}`).toBe(b.data.length);
         if (so[name]?.dtype === 'f32') expect(relError(a.data, b.data), `${name} at ${at}`).toBeLessThanOrEqual(1e-5);
-        else expect(Array.from(a.data), `${name} at ${at}`).toEqual(Array.from(b.data));
+        else expect(flat(a), `${name} at ${at}`).toEqual(flat(b));
       }
     }
   });
@@ -115,50 +141,57 @@ const TRAIN: Omit<FrcnnTrainingOptions, 'canvas'> = {
 };
 /** 200 pre-NMS boxes need 34 cells of 6 anchors: H, W ≥ 48 (6×6 cells). */
 const TRAIN_BOUNDS = { H: { min: 48, max: 96 }, W: { min: 48, max: 112 } };
-const TRAIN_SIZES: readonly (readonly [number, number])[] = [
-  [64, 96],
-  [48, 48],
-  [96, 112],
-  [57, 83],
-  [71, 49],
-  [90, 101],
+/** [images, H, W]: batches of 1, 2 and 4 over odd and even sizes and both bounds. */
+const TRAIN_SIZES: readonly (readonly [number, number, number])[] = [
+  [1, 64, 96],
+  [2, 48, 48],
+  [4, 96, 112],
+  [2, 57, 83],
+  [4, 71, 49],
+  [1, 90, 101],
 ];
 
 function trainFeeds(
+  B: number,
   h: number,
   w: number,
   k: number,
   seed: number,
 ): Record<string, { data: number[]; shape: number[] }> {
-  // three gt boxes inside the image, from the seed
-  const r = rand(12, seed + 7 * k, 0, 1);
+  // per image: three gt boxes inside it (the first 1–3 used), from the seed
+  const r = rand(12 * B, seed + 7 * k, 0, 1);
   const gt: number[] = [];
-  for (let j = 0; j < 3; j++) {
+  for (let j = 0; j < 3 * B; j++) {
     const [a, b, c, d] = r.slice(4 * j, 4 * j + 4) as [number, number, number, number];
     const x1 = Math.floor(a * (w - 24));
     const y1 = Math.floor(b * (h - 24));
     gt.push(x1, y1, Math.min(w - 1, x1 + 16 + Math.floor(c * 24)), Math.min(h - 1, y1 + 16 + Math.floor(d * 24)));
   }
+  const { image, im_info } = batchImages(B, h, w, seed + 101 * (k + 1));
   return {
-    image: { data: rand([1, 3, h, w], seed + 101 * (k + 1)), shape: [1, 3, h, w] },
-    im_info: { data: [h, w, 1], shape: [3] },
-    gt_boxes: { data: gt, shape: [3, 4] },
-    gt_labels: { data: [1, 2, 3], shape: [3] },
-    gt_count: { data: [1 + (k % 3)], shape: [1] },
+    image: { data: image, shape: [B, 3, h, w] },
+    im_info: { data: im_info, shape: [B, 3] },
+    gt_boxes: { data: gt, shape: [B, 3, 4] },
+    gt_labels: { data: Array.from({ length: 3 * B }, (_, j) => 1 + (j % 3)), shape: [B, 3] },
+    gt_count: { data: Array.from({ length: B }, (_, b) => 1 + ((k + b) % 3)), shape: [B, 1] },
     seed: { data: [1000 + k], shape: [1] },
     lr: { data: [0.01], shape: [] },
   };
 }
 
-describe('frcnn-small training over run-time image sizes', () => {
-  it(`one training program steps on ${TRAIN_SIZES.length} image sizes, no new pipelines, each step equal to the static program's`, async () => {
+describe('frcnn-small training over run-time image sizes and batches', () => {
+  it(`one training program steps on ${TRAIN_SIZES.length} image sizes in batches of 1, 2 and 4, no new pipelines, each step equal to the static program's`, async () => {
     const seed = freshSeed();
     const dev = await getDevice();
     const limits = limitsFrom(dev.limits);
     const g = new GraphBuilder();
-    const m = buildFrcnnTraining(g, { ...TRAIN, canvas: [g.dim('H', TRAIN_BOUNDS.H), g.dim('W', TRAIN_BOUNDS.W)] });
+    const m = buildFrcnnTraining(g, {
+      ...TRAIN,
+      canvas: [g.dim('H', TRAIN_BOUNDS.H), g.dim('W', TRAIN_BOUNDS.W)],
+      images: g.dim('B', { max: MAX_BATCH }),
+    });
     const { spec } = compile(g, { outputs: m.outputs, updates: m.updates, seed: 3, limits });
-    expect(spec.symbols?.map((s) => s.name)).toEqual(['H', 'W']);
+    expect(spec.symbols?.map((s) => s.name).sort()).toEqual(['B', 'H', 'W']);
     const session = await Session.create(spec, { gpu: dev, initial: fanInParamFeeds(g, seed) });
     const persistent = spec.persistent.map((p) => p.name);
     const readAll = async (s: Session): Promise<Record<string, HostTensor>> => {
@@ -173,20 +206,20 @@ describe('frcnn-small training over run-time image sizes', () => {
       after: Record<string, HostTensor>;
     }[] = [];
     let afterFirst = -1;
-    for (const [k, [h, w]] of TRAIN_SIZES.entries()) {
+    for (const [k, [B, h, w]] of TRAIN_SIZES.entries()) {
       const before = await readAll(session);
-      const got = await session.run(trainFeeds(h, w, k, seed));
+      const got = await session.run(trainFeeds(B, h, w, k, seed));
       if (k === 0) afterFirst = pipelineCount();
       steps.push({ before, got, after: await readAll(session) });
     }
     expect(pipelineCount(), 'pipelines created after the first step').toBe(afterFirst);
     session.destroy();
 
-    for (const [k, [h, w]] of TRAIN_SIZES.entries()) {
-      const at = `${h}×${w}, step ${k} (seed ${seed})`;
+    for (const [k, [B, h, w]] of TRAIN_SIZES.entries()) {
+      const at = `${B} × ${h}×${w}, step ${k} (seed ${seed})`;
       const { before, got, after } = steps[k] as (typeof steps)[number];
       const gs = new GraphBuilder();
-      const ms = buildFrcnnTraining(gs, { ...TRAIN, canvas: [h, w] });
+      const ms = buildFrcnnTraining(gs, { ...TRAIN, canvas: [h, w], images: B });
       const stat = await Session.create(
         compile(gs, { outputs: ms.outputs, updates: ms.updates, seed: 3, limits }).spec,
         {
@@ -194,7 +227,7 @@ describe('frcnn-small training over run-time image sizes', () => {
           initial: Object.fromEntries(Object.entries(before).map(([n, t]) => [n, Array.from(t.data)])),
         },
       );
-      const feeds = trainFeeds(h, w, k, seed);
+      const feeds = trainFeeds(B, h, w, k, seed);
       const want = await stat.run(Object.fromEntries(Object.entries(feeds).map(([n, f]) => [n, f.data])));
       const wantAfter = await readAll(stat);
       stat.destroy();

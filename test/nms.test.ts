@@ -606,12 +606,33 @@ describe('nms over a run-time box count', () => {
     });
   });
 
+  it('one program for every problem count and box count: keep lists identical to the static programs', async () => {
+    await checkRunTimeSizes({
+      symbols: { P: 4, N: { max: 300, min: 2 } },
+      build: (g, { P, N }) => {
+        const boxes = g.input('boxes', [P as number, N as number, 4]);
+        const scores = g.input('scores', [P as number, N as number]);
+        const r = nms(boxes, scores, { iouThreshold: 0.5, maxOutput: 40 });
+        const cls = nms(boxes, scores, { iouThreshold: 0.3, maxOutput: 20, plusOne: true });
+        return { indices: r.indices, count: r.count, plusOne: cls.indices };
+      },
+      sizes: [
+        { P: 4, N: 300 },
+        { P: 1, N: 2 },
+        { P: 3, N: 157 },
+        { P: 2, N: 64 },
+      ],
+      tol: 0,
+      feeds: boxFeeds,
+    });
+  });
+
   it('refuses a run-time box count where only the bitmask kernel would fit, naming the reason', () => {
     const g = new GraphBuilder();
     const N = g.dim('N', { max: 5000 });
     const r = nms(g.input('boxes', [N, 4]), g.input('scores', [N]), { iouThreshold: 0.5 });
     expect(() => compile(g, { outputs: { i: r.indices }, limits: limitsFrom({}) })).toThrow(
-      /nms: over a run-time box count \(N\) only the greedy kernel runs, and maxOutput 5000 does not fit/,
+      /nms: over run-time sizes \(1 problems of N boxes\) only the greedy kernel runs, and maxOutput 5000 does not fit/,
     );
   });
 });

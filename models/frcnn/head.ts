@@ -24,12 +24,14 @@
  *    torchvision's postprocess_detections). Kept pairs with score −1 sort last, so valid detections
  *    are the prefix [0, count). Unused slots: box (0, 0, 0, 0), score 0, class −1.
  */
+import { type Dim, dimMul } from '../../compiler/dims.js';
 import { type GraphBuilder, init, type Tensor } from '../../compiler/tensor.js';
 import { decodeBoxes } from '../../ops/boxes.js';
 import { linear } from '../../ops/matmul.js';
 import { batchedNms } from '../../ops/nms.js';
 import { roiAlign } from '../../ops/roi-align.js';
 import { roiPool } from '../../ops/roi-pool.js';
+import { zerosAlong } from '../../ops/sizes.js';
 import { takeAlongAxis } from '../../ops/sort.js';
 import type { HeadSpec } from './backbones.js';
 import { declareLinear, linearLayer, type ParamMap } from './layers.js';
@@ -72,7 +74,7 @@ export function roiHead(
   map?: ParamMap,
 ): RoiHeadOutputs {
   const P = cfg.head.pooled;
-  const R = rois.shape[0] as number;
+  const R = rois.dims[0] as Dim; // B·R rows: a run-time size when the image count is
   const C = cfg.inChannels;
   const K1 = cfg.numClasses + 1;
   const scale = 1 / cfg.stride;
@@ -159,7 +161,7 @@ export function detectionPostprocess(
   const rois = proposals.boxes
     .reshape([B, R, 4])
     .div(scale.reshape([B, 1, 1]))
-    .reshape([B * R, 4]);
+    .reshape([dimMul(B, R), 4]);
   const pred = decodeBoxes(head.bboxPred, rois, { weights: [...BBOX_WEIGHTS], plusOne: true, bboxXformClip: null });
   const hi = origHW
     .gather(g.constant([1, 0, 1, 0], [4], 'i32'), 1)
@@ -176,7 +178,8 @@ export function detectionPostprocess(
       [1, 1, K],
       'i32',
     )
-    .add(g.constant(new Array<number>(B * R).fill(0), [B, R, 1], 'i32'))
+    .add(zerosAlong(g, B, 3, 'i32'))
+    .add(g.constant(new Array<number>(R).fill(0), [1, R, 1], 'i32'))
     .reshape([B, R * K]);
   const D = Math.min(opts.maxDetections, R * K);
   const kept = batchedNms(boxes, scores, classes, { iouThreshold: opts.nmsThreshold, maxOutput: D, plusOne: true });

@@ -21,7 +21,7 @@
  * FIXED-CAPACITY outputs: proposals [R, 5] + count (R = post-NMS top N; the valid ones are the prefix,
  * the rest hold a dummy box (0, 0, 15, 15) and are masked), detections [D] + count (D = 100).
  */
-import { type Dim, dimMax } from '../../compiler/dims.js';
+import { type Dim, dimMax, isSym } from '../../compiler/dims.js';
 import { WgflowError } from '../../compiler/errors.js';
 import { type DeviceLimits, WEBGPU_DEFAULT_LIMITS } from '../../compiler/limits.js';
 import type { GraphBuilder, Tensor } from '../../compiler/tensor.js';
@@ -78,7 +78,7 @@ export interface FrcnnOptions {
    * ImageList). With B > 1 the inputs are image [B, 3, H, W] and im_info [B, 3], and the outputs lead
    * with the image axis; with 1 they keep the single-image shapes.
    */
-  readonly images?: number;
+  readonly images?: Dim;
   /** Device limits (kernels); WebGPU defaults otherwise. */
   readonly limits?: DeviceLimits;
   readonly proposals?: Partial<ProposalOptions>;
@@ -102,8 +102,8 @@ export interface FrcnnBase {
   readonly image: Tensor;
   /** Input f32 [3] (validH, validW, scale), [B, 3] for B > 1 images. */
   readonly imInfo: Tensor;
-  /** Images per run B. */
-  readonly images: number;
+  /** Images per run B (a run-time size for one program over every batch size within its bounds). */
+  readonly images: Dim;
   /** Backbone features [B, C, H_f, W_f]. */
   readonly features: Tensor;
   readonly paramMap: ParamMap;
@@ -119,7 +119,8 @@ export function buildFrcnnBase(g: GraphBuilder, opts: FrcnnOptions): FrcnnBase {
     throw new WgflowError(`numClasses must be a positive integer, got ${opts.numClasses}`);
   const limits = opts.limits ?? WEBGPU_DEFAULT_LIMITS;
   const B = opts.images ?? 1;
-  if (!(Number.isInteger(B) && B >= 1)) throw new WgflowError(`images must be a positive integer, got ${B}`);
+  if (!(isSym(B) || (Number.isInteger(B) && B >= 1)))
+    throw new WgflowError(`images must be a positive integer or a run-time size, got ${B}`);
   const image = g.input(opts.inputNames?.image ?? 'image', [B, 3, Hc, Wc]);
   const imInfo = g.input(opts.inputNames?.imInfo ?? 'im_info', B === 1 ? [3] : [B, 3]);
   const paramMap = new ParamMap();

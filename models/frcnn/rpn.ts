@@ -32,10 +32,10 @@ import { type Dim, dimFmt, dimMax, dimMin, dimMul, isSym } from '../../compiler/
 import { WgflowError } from '../../compiler/errors.js';
 import type { Tensor } from '../../compiler/tensor.js';
 import { type GraphBuilder, init } from '../../compiler/tensor.js';
-import { fmtShape } from '../../compiler/types.js';
 import { generateAnchors, shiftAnchors } from '../../ops/anchors.js';
 import { decodeBoxes } from '../../ops/boxes.js';
 import { nms } from '../../ops/nms.js';
+import { arange, zerosAlong } from '../../ops/sizes.js';
 import { takeAlongAxis, topk } from '../../ops/sort.js';
 import { convRelu, declareConv, type ParamMap } from './layers.js';
 
@@ -60,8 +60,8 @@ export interface RpnOutputs {
   readonly deltas: Tensor;
   /** [M, 4] anchors on the canvas (the same for every image). */
   readonly anchors: Tensor;
-  /** Images B (the feature map's batch). */
-  readonly images: number;
+  /** Images B (the feature map's batch; a run-time size when the image count is). */
+  readonly images: Dim;
   /** Anchors per image M (a run-time size when the feature map's is). */
   readonly anchorsPerImage: Dim;
   readonly numAnchors: number;
@@ -77,8 +77,6 @@ export function rpnHead(g: GraphBuilder, features: Tensor, cfg: RpnConfig, map?:
   const base = cfg.baseAnchors ?? DEFAULT_BASE_ANCHORS;
   const A = base.length;
   const [B, , Hf, Wf] = features.dims as [Dim, Dim, Dim, Dim];
-  if (isSym(B))
-    throw new WgflowError(`rpnHead: features ${fmtShape(features.dims)}: a run-time image count is not supported yet`);
   const M = dimMul(dimMul(Hf, Wf), A);
   const N = dimMul(M, B);
   const n01 = init.normal(0.01);
@@ -156,7 +154,7 @@ export interface Proposals {
   readonly count: Tensor;
   /** R, the slots per image. */
   readonly capacity: number;
-  readonly images: number;
+  readonly images: Dim;
 }
 
 /** The valid-cell thresholds: entry y is the smallest valid extent whose feature map has more than y cells. */
@@ -205,7 +203,7 @@ export function proposalLayer(
       ? rpn.anchors
       : rpn.anchors
           .reshape([1, M, 4])
-          .add(g.constant(new Array<number>(B).fill(0), [B, 1, 1]))
+          .add(zerosAlong(g, B, 3))
           .reshape([N, 4]);
   const decoded = decodeBoxes(deltas, anchors, { plusOne: true, bboxXformClip: null });
   const hi = validHW
@@ -260,19 +258,25 @@ export function proposalLayer(
   const keptScores = takeAlongAxis(top.values, idx);
   const valid = has.mul(keptScores.ge(0)); // [B, R]
   const keptBoxes = g.where(valid.reshape([B, R, 1]), takeAlongAxis(preBoxes, idx), g.constant([...DUMMY_BOX], [4]));
-  const imageIndex = g.constant(
-    Array.from({ length: B * R }, (_, i) => Math.floor(i / R)),
-    [B, R, 1],
-  );
-  const roisRaw = g.concat([imageIndex, keptBoxes], 2).reshape([B * R, 5]);
+  const BR = dimMul(B, R);
+  const imageIndex =
+    typeof B === 'number'
+      ? g.constant(
+          Array.from({ length: B * R }, (_, i) => Math.floor(i / R)),
+          [B, R, 1],
+        )
+      : arange(g, B, 'f32')
+          .reshape([B, 1, 1])
+          .add(g.constant(new Array<number>(R).fill(0), [1, R, 1]));
+  const roisRaw = g.concat([imageIndex, keptBoxes], 2).reshape([BR, 5]);
   const rois = keepGrad ? roisRaw : roisRaw.stopGradient();
-  const boxesOut = keptBoxes.reshape([B * R, 4]);
+  const boxesOut = keptBoxes.reshape([BR, 4]);
   const count = valid.cast('f32').sum(1).cast('i32').reshape([B]);
   return {
     rois,
     boxes: keepGrad ? boxesOut : boxesOut.stopGradient(),
-    scores: g.where(valid, keptScores, -1).reshape([B * R]),
-    valid: valid.reshape([B * R]),
+    scores: g.where(valid, keptScores, -1).reshape([BR]),
+    valid: valid.reshape([BR]),
     count,
     capacity: R,
     images: B,
