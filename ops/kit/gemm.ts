@@ -38,7 +38,8 @@ export interface GemmProblem {
   /**
    * Split-K: K is cut into `parts` ranges of `chunk` (a multiple of BK) that separate workgroups
    * accumulate; part s covers [s·chunk, min(K, (s+1)·chunk)) and its sums go to `store` with s, for
-   * {@link splitKSum} to add up. Absent: one part.
+   * {@link splitKSum} to add up. Over a run-time K, `chunk` is that of the bound and the kernel cuts
+   * the actual K into the same number of parts instead. Absent: one part.
    */
   readonly splitK?: SplitK;
   /**
@@ -323,9 +324,16 @@ export function gemmKernel(p: GemmProblem, limits: DeviceLimits): Kernel {
   const layer = layers === 1 ? u(0) : kb.let('bzc', K.min(bzRaw, u(layers - 1)));
   const bz = parts === 1 ? layer : p.batch === 1 ? u(0) : kb.let('bb', modC(layer, p.batch));
   const part = parts === 1 ? u(0) : p.batch === 1 ? layer : kb.let('part', divC(layer, p.batch));
-  // this workgroup's range of k: all of K, or its split-K part
-  const kBegin = parts === 1 ? u(0) : kb.let('kbeg', K.mul(part, u(chunk)));
-  const kEnd = parts === 1 ? K.size(p.K) : kb.let('kend', K.min(K.add(kBegin, u(chunk)), K.size(p.K)));
+  // this workgroup's range of k: all of K, or its split-K part. Over a run-time K the parts are the
+  // ones chosen for its bound, and the chunk (a multiple of BK) is cut from the actual K at run time:
+  // a chunk fixed for the bound would leave most parts idle on a smaller K (measured on the frcnn-small
+  // weight gradients: 2.1× the time of the exact program).
+  const chunkE =
+    parts === 1 || typeof p.K === 'number'
+      ? u(chunk)
+      : kb.let('chunk', K.mul(divC(K.add(divC(K.add(K.size(p.K), u(parts - 1)), parts), u(BK - 1)), BK), u(BK)));
+  const kBegin = parts === 1 ? u(0) : kb.let('kbeg', K.mul(part, chunkE));
+  const kEnd = parts === 1 ? K.size(p.K) : kb.let('kend', K.min(K.add(kBegin, chunkE), K.size(p.K)));
   // local_invocation_id.x, not local_invocation_index: lavapipe derives the latter with runtime
   // integer divisions per lane. The workgroup is 1-D, so both are the same number.
   const lidx = kb.let('lidx', K.builtin('lid_x'));
