@@ -47,7 +47,6 @@ import { linearGroups, threadIndex, WG } from './kit/launch.js';
 import {
   bufOf,
   CHANNEL_BLOCK,
-  checkDy,
   cpuBatchIndex,
   emitBatchIndex,
   f,
@@ -56,6 +55,7 @@ import {
   pooledAttr,
   type RoiDims,
   roiDims,
+  roiGradInfer,
   scaleAttr,
   u,
 } from './roi-pool.js';
@@ -847,12 +847,7 @@ registerOp({
   name: 'roi_align_grad_features',
   kind: 'opaque',
   dynamic: true,
-  infer: ([x, rois, dy], attrs) => {
-    const d = roiDims(x, rois);
-    const p = roiAlignParams(attrs);
-    checkDy(dy, d, p.PH, p.PW);
-    return typeOf([d.N, d.C, d.H, d.W], 'f32');
-  },
+  infer: roiGradInfer(roiAlignParams, (d) => [d.N, d.C, d.H, d.W]),
   cpu: ({ inputs, attrs }) =>
     cpuRoiAlignGradFeatures(
       inputs[0] as RefTensor,
@@ -867,12 +862,7 @@ registerOp({
   name: 'roi_align_grad_rois',
   kind: 'opaque',
   dynamic: true,
-  infer: ([x, rois, dy], attrs) => {
-    const d = roiDims(x, rois);
-    const p = roiAlignParams(attrs);
-    checkDy(dy, d, p.PH, p.PW);
-    return typeOf([d.K, 5], 'f32');
-  },
+  infer: roiGradInfer(roiAlignParams, (d) => [d.K, 5]),
   cpu: ({ inputs, attrs }) =>
     cpuRoiAlignGradRois(inputs[0] as RefTensor, inputs[1] as RefTensor, inputs[2] as RefTensor, roiAlignParams(attrs)),
   lower: lowerRoiAlignGradRois,

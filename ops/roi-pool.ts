@@ -108,6 +108,22 @@ export function checkDy(dy: TensorType | undefined, d: RoiDims, PH: number, PW: 
   }
 }
 
+/**
+ * The shape rule of a RoI backward op taking (features, rois, dy): dy is checked against the pooled
+ * shape [K, C, PH, PW] and the output is f32 `out(dims)`.
+ */
+export function roiGradInfer(
+  params: (attrs: Attrs) => { readonly PH: number; readonly PW: number },
+  out: (d: RoiDims) => Dim[],
+): (inputs: readonly TensorType[], attrs: Attrs) => TensorType {
+  return ([x, rois, dy], attrs) => {
+    const d = roiDims(x, rois);
+    const p = params(attrs);
+    checkDy(dy, d, p.PH, p.PW);
+    return typeOf(out(d), 'f32');
+  };
+}
+
 export type Rounding = 'c' | 'half_even';
 
 export interface RoiPoolParams {
@@ -567,12 +583,7 @@ registerOp({
   name: 'roi_pool_grad',
   kind: 'opaque',
   dynamic: true,
-  infer: ([x, rois, dy], attrs) => {
-    const d = roiDims(x, rois);
-    const p = roiPoolParams(attrs);
-    checkDy(dy, d, p.PH, p.PW);
-    return typeOf([d.N, d.C, d.H, d.W], 'f32');
-  },
+  infer: roiGradInfer(roiPoolParams, (d) => [d.N, d.C, d.H, d.W]),
   cpu: ({ inputs, attrs }) =>
     cpuRoiPoolGrad(inputs[0] as RefTensor, inputs[1] as RefTensor, inputs[2] as RefTensor, roiPoolParams(attrs)),
   lower: lowerRoiPoolGrad,

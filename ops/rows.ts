@@ -93,13 +93,16 @@ export function rowKernel(
   };
   const flatOf = (base: Expr, j: Expr): Expr => (geom.inner === 1 ? K.add(base, j) : K.add(base, K.mul(j, inner)));
   const lastRow = K.size(dimSub(rowsDim, 1));
+  /** The row of thread / workgroup `id` (clamped; `valid` false past the last row) and its first element. */
+  const rowOf = (id: Expr): { valid: Expr; row: Expr; base: Expr } => {
+    const valid = kb.let('valid', K.lt(id, rows));
+    const row = kb.let('row', K.min(id, lastRow));
+    return { valid, row, base: kb.let('base', rowBase(row)) };
+  };
 
   if (mode === 'thread') {
     const wg = linearWorkgroupSize(limits);
-    const tid = kb.let('tid', K.add(K.mul(K.builtin('wg_linear'), wg), K.builtin('lidx')));
-    const valid = kb.let('valid', K.lt(tid, rows));
-    const row = kb.let('row', K.min(tid, lastRow));
-    const base = kb.let('base', rowBase(row));
+    const { valid, row, base } = rowOf(kb.let('tid', K.add(K.mul(K.builtin('wg_linear'), wg), K.builtin('lidx'))));
     build({
       kb,
       mode,
@@ -119,10 +122,7 @@ export function rowKernel(
   const sharedBytes = opts.sharedBytesPerLane ?? 8;
   while (wg > 1 && wg * sharedBytes > limits.maxComputeWorkgroupStorageSize) wg /= 2;
   const lidx = K.builtin('lidx');
-  const wgId = kb.let('wg', K.builtin('wg_linear'));
-  const valid = kb.let('valid', K.lt(wgId, rows));
-  const row = kb.let('row', K.min(wgId, lastRow));
-  const base = kb.let('base', rowBase(row));
+  const { valid, row, base } = rowOf(kb.let('wg', K.builtin('wg_linear')));
   const arrays = new Map<string, string>();
   const shared = (role: string, t: Scalar): string => {
     const key = `${role}_${t}`;

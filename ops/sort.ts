@@ -170,26 +170,22 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
     const row = kb.let('row', blocksPerRow === 1 ? b : K.div(b, K.u32(blocksPerRow)));
     const base = kb.let('base', blocksPerRow === 1 ? K.u32(0) : K.mul(K.mod(b, K.u32(blocksPerRow)), K.u32(B)));
     const rowOff = kb.let('rowoff', K.mul(row, K.u32(P)));
-    kb.for(
-      'e',
-      lidx,
-      K.u32(B),
-      (e) => {
-        const pos = kb.let('pos', K.add(base, e));
-        if (mode.first) {
-          const real = kb.let('real', K.lt(pos, nE));
-          const src = kb.let('src', K.add(K.mul(row, nE), K.min(pos, K.sub(nE, K.u32(1)))));
-          const key = keyExpr(kb, K.load(o.input, src), o.keyType, o.descending);
-          kb.astore(sk, e, K.select(real, key, K.u32(SENTINEL)));
-          kb.astore(sv, e, K.select(real, pos, K.u32(SENTINEL)));
-        } else {
-          const at = kb.let('at', K.add(rowOff, pos));
-          kb.astore(sk, e, K.load(keys, at));
-          kb.astore(sv, e, K.load(vals, at));
-        }
-      },
-      { t: 'u32', step: T },
-    );
+    /** body(e, pos) for this thread's elements e of the block (pos: the element's position in the row). */
+    const eachOfBlock = (body: (e: Expr, pos: Expr) => void): void =>
+      kb.for('e', lidx, K.u32(B), (e) => body(e, kb.let('pos', K.add(base, e))), { t: 'u32', step: T });
+    eachOfBlock((e, pos) => {
+      if (mode.first) {
+        const real = kb.let('real', K.lt(pos, nE));
+        const src = kb.let('src', K.add(K.mul(row, nE), K.min(pos, K.sub(nE, K.u32(1)))));
+        const key = keyExpr(kb, K.load(o.input, src), o.keyType, o.descending);
+        kb.astore(sk, e, K.select(real, key, K.u32(SENTINEL)));
+        kb.astore(sv, e, K.select(real, pos, K.u32(SENTINEL)));
+      } else {
+        const at = kb.let('at', K.add(rowOff, pos));
+        kb.astore(sk, e, K.load(keys, at));
+        kb.astore(sv, e, K.load(vals, at));
+      }
+    });
     kb.barrier();
     /** One bitonic step at distance j (u32) of stage k (u32), over the block in workgroup memory. */
     const step = (k: Expr, j: Expr): void => {
@@ -251,26 +247,19 @@ export function lowerArgsortKernels(o: ArgsortLowering): ArgsortKernels {
       );
     }
     kb.if(valid, () => {
-      kb.for(
-        'e',
-        lidx,
-        K.u32(B),
-        (e) => {
-          const pos = kb.let('pos', K.add(base, e));
-          if (mode.final && o.out) {
-            const out = o.out;
-            kb.if(K.lt(pos, nE), () => {
-              const v = kb.aload(sv, 'u32', e);
-              kb.store(out, K.add(K.mul(row, nE), pos), out.t === 'i32' ? K.cast('i32', v) : v);
-            });
-          } else {
-            const at = kb.let('at', K.add(rowOff, pos));
-            kb.store(keys, at, kb.aload(sk, 'u32', e));
-            kb.store(vals, at, kb.aload(sv, 'u32', e));
-          }
-        },
-        { t: 'u32', step: T },
-      );
+      eachOfBlock((e, pos) => {
+        if (mode.final && o.out) {
+          const out = o.out;
+          kb.if(K.lt(pos, nE), () => {
+            const v = kb.aload(sv, 'u32', e);
+            kb.store(out, K.add(K.mul(row, nE), pos), out.t === 'i32' ? K.cast('i32', v) : v);
+          });
+        } else {
+          const at = kb.let('at', K.add(rowOff, pos));
+          kb.store(keys, at, kb.aload(sk, 'u32', e));
+          kb.store(vals, at, kb.aload(sv, 'u32', e));
+        }
+      });
     });
     return kb.finish([T, 1, 1], { linear: blocks });
   };

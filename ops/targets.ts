@@ -68,13 +68,14 @@
 import { type Dim, dimEq, dimFmt, dimMax, dimMul, dimProd } from '../compiler/dims.js';
 import { fail, WgflowError } from '../compiler/errors.js';
 import type { Attrs } from '../compiler/ir.js';
-import type { BufRef, Expr } from '../compiler/kernel/ast.js';
+import type { BufRef, Expr, Kernel } from '../compiler/kernel/ast.js';
 import * as K from '../compiler/kernel/build.js';
 import { type BufArg, type RefTensor, registerOp } from '../compiler/registry.js';
 import type { Tensor } from '../compiler/tensor.js';
 import { dimsOf, fmtShape, fmtType, numel, type TensorType, typeOf } from '../compiler/types.js';
 import { encodeBoxes } from './boxes.js';
 import { pcgHash } from './dropout.js';
+import { divD, modD } from './kit/indexing.js';
 import { iouF32 } from './kit/iou.js';
 import { type BoxK, emitArea, emitIou, emitOne } from './kit/iou-emit.js';
 import { perThread } from './kit/launch.js';
@@ -446,7 +447,63 @@ function searchK(
   return [x1, x2];
 }
 
-/** Leading dimensions of a per-image input `t` of expected trailing shape `tail`. */
+/** One thread per candidate i of image b: B images of n candidates each, image-major (thread t = b·n + i). */
+function perCandidate(
+  name: string,
+  B: Dim,
+  n: Dim,
+  body: (kb: K.KernelBuilder, b: Expr, i: Expr, t: Expr) => void,
+  wg: number,
+): Kernel {
+  return perThread(name, dimMul(B, n), (kb, t) => body(kb, kb.let('b', divD(t, n)), kb.let('i', modD(t, n)), t), wg);
+}
+
+/**
+ * The largest IoU over the first `n` gt boxes and its first argmax (−1, −1 when n is 0): private
+ * variables. `each` sees every (g, IoU) too.
+ */
+function bestGtK(
+  kb: K.KernelBuilder,
+  n: Expr,
+  iouAt: (g: Expr) => Expr,
+  each?: (g: Expr, v: Expr) => void,
+): { best: Expr; arg: Expr } {
+  const best = kb.var('best', K.f32(-1));
+  const arg = kb.var('arg', K.i32(-1));
+  kb.for(
+    'g',
+    K.u32(0),
+    n,
+    (g) => {
+      const v = kb.let('v', iouAt(g));
+      kb.if(K.gt(v, best), () => {
+        kb.assign(best, v);
+        kb.assign(arg, K.cast('i32', g));
+      });
+      each?.(g, v);
+    },
+    { t: 'u32' },
+  );
+  return { best, arg };
+}
+
+/**
+ * The prologue of a one-workgroup-per-image kernel: the image b (clamped; `valid` false for the extra
+ * workgroups of a folded grid), its first candidate b·n, and the two workgroup arrays of the searches.
+ */
+function imageWorkgroup(
+  kb: K.KernelBuilder,
+  B: Dim,
+  n: Dim,
+  wg: number,
+): { lidx: Expr; arrs: [string, string]; valid: Expr; b: Expr; base: Expr } {
+  const arrs: [string, string] = [kb.array('ra', 'u32', wg, 'workgroup'), kb.array('rb', 'u32', wg, 'workgroup')];
+  const w = kb.let('w', K.builtin('wg_linear'));
+  const valid = kb.let('valid', K.lt(w, K.size(B)));
+  const b = kb.let('b', K.min(w, K.sub(K.size(B), K.u32(1))));
+  return { lidx: K.builtin('lidx'), arrs, valid, b, base: kb.let('base', K.mul(b, K.size(n))) };
+}
+
 /** The leading (image) dimensions of a per-image input (run-time sizes allowed; the tail is static). */
 function leadOf(t: TensorType | undefined, tail: readonly (number | null)[], dtype: string, what: string): Dim[] {
   if (!t) fail(`missing input ${what}`);
@@ -624,31 +681,20 @@ registerOp({
     const k2 = k2b.finish([wg, 1, 1], { linear: BG });
 
     // (3) per anchor: pre-sampling label, match, key
-    const k3 = perThread(
+    const k3 = perCandidate(
       `${args.name}_label`,
-      dimMul(A, B),
-      (kb, t) => {
-        const anc = kb.let('anc', K.mod(t, K.size(A)));
-        const b = kb.let('b', K.div(t, K.size(A)));
+      B,
+      A,
+      (kb, b, anc, t) => {
         const n = countK(kb, cnt.buf, b, G);
         const ins = insideK(kb, loadBox(kb, an.buf, anc, 'a'), b);
-        const best = kb.var('best', K.f32(-1));
-        const arg = kb.var('arg', K.i32(-1));
         const isBest = kb.var('isbest', K.bool(false));
         const rowBase = kb.let('rowbase', K.mul(t, K.u32(G)));
-        kb.for(
-          'g',
-          K.u32(0),
+        const { best, arg } = bestGtK(
+          kb,
           n,
-          (g) => {
-            const v = kb.let('v', K.load(iou, K.add(rowBase, g)));
-            kb.if(K.gt(v, best), () => {
-              kb.assign(best, v);
-              kb.assign(arg, K.cast('i32', g));
-            });
-            kb.if(K.eq(v, K.load(gtMax, K.add(K.mul(b, K.u32(G)), g))), () => kb.assign(isBest, K.bool(true)));
-          },
-          { t: 'u32' },
+          (g) => K.load(iou, K.add(rowBase, g)),
+          (g, v) => kb.if(K.eq(v, K.load(gtMax, K.add(K.mul(b, K.u32(G)), g))), () => kb.assign(isBest, K.bool(true))),
         );
         const lab = kb.var('lab', K.i32(-1));
         kb.if(ins, () => {
@@ -672,12 +718,7 @@ registerOp({
     const k4b = new K.KernelBuilder(`${args.name}_sample`);
     {
       const kb = k4b;
-      const lidx = K.builtin('lidx');
-      const arrs: [string, string] = [kb.array('ra', 'u32', wg, 'workgroup'), kb.array('rb', 'u32', wg, 'workgroup')];
-      const w = kb.let('w', K.builtin('wg_linear'));
-      const valid = kb.let('valid', K.lt(w, K.size(B)));
-      const b = kb.let('b', K.min(w, K.sub(K.size(B), K.u32(1))));
-      const base = kb.let('base', K.mul(b, K.size(A)));
+      const { lidx, arrs, valid, b, base } = imageWorkgroup(kb, B, A, wg);
       const catOf = (i: Expr): Expr => {
         const l = kb.let('l', K.load(pre, K.add(base, i)));
         return K.select(K.eq(l, K.i32(1)), K.u32(1), K.select(K.eq(l, K.i32(0)), K.u32(2), K.u32(0)));
@@ -808,12 +849,11 @@ registerOp({
     const tLo = K.f32(f32Threshold(a.bgLo, true));
 
     // (1) per candidate: category (0 none, 1 fg, 2 bg), match, key
-    const k1 = perThread(
+    const k1 = perCandidate(
       `${args.name}_match`,
-      dimMul(B, N),
-      (kb, t) => {
-        const c = kb.let('c', K.mod(t, K.u32(N)));
-        const b = kb.let('b', K.div(t, K.u32(N)));
+      B,
+      N,
+      (kb, b, c, t) => {
         const nP = countK(kb, pc.buf, b, P);
         const nG = countK(kb, gc.buf, b, G);
         const isProp = kb.let('isprop', K.lt(c, K.u32(P)));
@@ -821,6 +861,7 @@ registerOp({
         const best = kb.var('best', K.f32(-1));
         const arg = kb.var('arg', K.i32(-1));
         const ca = kb.var('cat', K.u32(0));
+        const gtRow = kb.let('gtrow', K.mul(b, K.u32(G)));
         kb.if(valid, () => {
           const row = kb.let(
             'row',
@@ -830,19 +871,9 @@ registerOp({
           const p = loadBox(kb, pr.buf, K.min(row, K.sub(K.size(dimMul(B, P)), K.u32(1))), 'p');
           const q = loadBox(kb, gt.buf, K.min(row, K.sub(K.size(dimMul(B, G)), K.u32(1))), 'q');
           const box = p.map((e, k) => kb.let('x', K.select(isProp, e, q[k] as Expr)));
-          kb.for(
-            'g',
-            K.u32(0),
-            nG,
-            (g) => {
-              const v = iouK(kb, box, loadBox(kb, gt.buf, K.add(K.mul(b, K.u32(G)), g), 'g'), a.plusOne);
-              kb.if(K.gt(v, best), () => {
-                kb.assign(best, v);
-                kb.assign(arg, K.cast('i32', g));
-              });
-            },
-            { t: 'u32' },
-          );
+          const m = bestGtK(kb, nG, (g) => iouK(kb, box, loadBox(kb, gt.buf, K.add(gtRow, g), 'g'), a.plusOne));
+          kb.assign(best, m.best);
+          kb.assign(arg, m.arg);
           kb.if(
             K.eq(nG, K.u32(0)),
             () => kb.assign(ca, K.u32(2)),
@@ -863,13 +894,8 @@ registerOp({
     const k2b = new K.KernelBuilder(`${args.name}_sample`);
     {
       const kb = k2b;
-      const lidx = K.builtin('lidx');
-      const arrs: [string, string] = [kb.array('ra', 'u32', wg, 'workgroup'), kb.array('rb', 'u32', wg, 'workgroup')];
+      const { lidx, arrs, valid, b, base } = imageWorkgroup(kb, B, N, wg);
       const tot = kb.array('tot', 'u32', 2, 'workgroup');
-      const w = kb.let('w', K.builtin('wg_linear'));
-      const valid = kb.let('valid', K.lt(w, K.size(B)));
-      const b = kb.let('b', K.min(w, K.sub(K.size(B), K.u32(1))));
-      const base = kb.let('base', K.mul(b, K.u32(N)));
       const catOf = (i: Expr): Expr => K.load(cat, K.add(base, i));
       const nf = kb.var('nf', K.u32(0));
       kb.for('i', lidx, K.u32(N), (i) => kb.if(K.eq(catOf(i), K.u32(1)), () => kb.assign(nf, K.add(nf, K.u32(1)))), {
