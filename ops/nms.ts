@@ -216,7 +216,7 @@ registerOp({
     }
     if (typeof n !== 'number' || typeof problems !== 'number')
       throw new WgflowError(
-        `nms: over run-time sizes (${dimFmt(problems)} problems of ${dimFmt(n)} boxes) only the greedy kernel runs, and maxOutput ${a.maxOutput} does not fit its workgroup memory on this device: lower maxOutput or use static sizes (declared at ${args.node.site})`,
+        `nms: over run-time sizes (problems ${dimFmt(problems)}, boxes ${dimFmt(n)}) only the greedy kernel runs, and maxOutput ${a.maxOutput} does not fit its workgroup memory on this device: lower maxOutput or use static sizes (declared at ${args.node.site})`,
       );
     const sort = lowerArgsortKernels({
       name: `${args.name}_sort`,

@@ -1,7 +1,6 @@
 /** Feeds for Faster R-CNN graphs in tests: fan-in scaled parameters and a zero-padded random image. */
 import type { GraphBuilder } from '../compiler/tensor.js';
-import { numel } from '../compiler/types.js';
-import { rand } from './helpers.js';
+import { fanInValues, rand } from './helpers.js';
 
 /** Parameters with a fan-in scaled uniform distribution (activations stay O(1), scores well spread). */
 export function modelFeeds(g: GraphBuilder, seed: number, imInfo: readonly number[]): Record<string, number[]> {
@@ -26,16 +25,7 @@ export function modelFeeds(g: GraphBuilder, seed: number, imInfo: readonly numbe
       } else feeds[name] = rand(shape, s);
       continue;
     }
-    if (shape.length === 1) {
-      feeds[name] = rand(shape, s, -0.1, 0.1);
-      continue;
-    }
-    const fanIn = numel(shape) / (shape[0] as number);
-    let gain = Math.SQRT2;
-    if (name.startsWith('rpn.cls_score') || name.startsWith('cls_score')) gain = 3;
-    if (name.startsWith('rpn.bbox_pred') || name.startsWith('bbox_pred')) gain = 0.5;
-    const a = (Math.sqrt(3) * gain) / Math.sqrt(fanIn);
-    feeds[name] = rand(shape, s, -a, a);
+    feeds[name] = fanInValues(name, shape, s, { bias: 0.1, cls: 3, bbox: 0.5 });
   }
   return feeds;
 }

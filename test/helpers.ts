@@ -286,19 +286,29 @@ export function fanInParamFeeds(g: GraphBuilder, seed: number): Record<string, n
     if (n.op !== 'param') continue;
     const name = n.name as string;
     const shape = n.type.shape;
-    const s = seed + 7919 * k++;
-    if (shape.length === 1) {
-      feeds[name] = rand(shape, s, -0.05, 0.05);
-      continue;
-    }
-    const fanIn = numel(shape) / (shape[0] as number);
-    let gain = Math.SQRT2;
-    if (name.startsWith('rpn.cls_score') || name.startsWith('cls_score')) gain = 1;
-    if (name.startsWith('rpn.bbox_pred') || name.startsWith('bbox_pred')) gain = 0.3;
-    const a = (Math.sqrt(3) * gain) / Math.sqrt(fanIn);
-    feeds[name] = rand(shape, s, -a, a);
+    feeds[name] = fanInValues(name, shape, seed + 7919 * k++, { bias: 0.05, cls: 1, bbox: 0.3 });
   }
   return feeds;
+}
+
+/**
+ * Values of one parameter: biases (rank 1) uniform in ±`bias`, weights uniform with variance gain² /
+ * fan-in (gain √2, `cls` for the classifier layers rpn.cls_score / cls_score, `bbox` for the regressors
+ * rpn.bbox_pred / bbox_pred).
+ */
+export function fanInValues(
+  name: string,
+  shape: readonly number[],
+  seed: number,
+  gains: { readonly bias: number; readonly cls: number; readonly bbox: number },
+): number[] {
+  if (shape.length === 1) return rand(shape, seed, -gains.bias, gains.bias);
+  const fanIn = numel(shape) / (shape[0] as number);
+  let gain = Math.SQRT2;
+  if (name.startsWith('rpn.cls_score') || name.startsWith('cls_score')) gain = gains.cls;
+  if (name.startsWith('rpn.bbox_pred') || name.startsWith('bbox_pred')) gain = gains.bbox;
+  const a = (Math.sqrt(3) * gain) / Math.sqrt(fanIn);
+  return rand(shape, seed, -a, a);
 }
 
 /**

@@ -632,7 +632,7 @@ describe('nms over a run-time box count', () => {
     const N = g.dim('N', { max: 5000 });
     const r = nms(g.input('boxes', [N, 4]), g.input('scores', [N]), { iouThreshold: 0.5 });
     expect(() => compile(g, { outputs: { i: r.indices }, limits: limitsFrom({}) })).toThrow(
-      /nms: over run-time sizes \(1 problems of N boxes\) only the greedy kernel runs, and maxOutput 5000 does not fit/,
+      /nms: over run-time sizes \(problems 1, boxes N\) only the greedy kernel runs, and maxOutput 5000 does not fit/,
     );
   });
 });
