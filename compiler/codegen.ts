@@ -1,44 +1,35 @@
 /**
  * Lowers one fused group to kernels (target-neutral ASTs). Elementwise and reduce groups are generated
  * here; gemm and opaque anchors call their op's `lower`, with the fused epilogue passed in.
- * Buffers are named logically: `t<id>` for a node's value, `s<group>_<k>` for scratch.
+ * Each group's code says which logical buffers (compiler/buffers.ts) it reads, writes and scratches.
  */
 
+import { bufName, type ScratchBuffer, scratchBuffer, type ValueBuffer, valueBuffer } from './buffers.js';
 import { type Dim, dimCeilDiv, dimEq, dimMax, isSym } from './dims.js';
-import type { Graph, Node } from './ir.js';
-import type { BufRef, Expr, Kernel, Scalar } from './kernel/ast.js';
+import type { Graph } from './ir.js';
+import type { Expr, Kernel, Scalar } from './kernel/ast.js';
 import * as K from './kernel/build.js';
 import { kernelBuffers } from './kernel/build.js';
 import type { DeviceLimits } from './limits.js';
-import { type Group, isScalarConst, prologueOf } from './passes/fuse.js';
+import { type FusionResult, type Group, isScalarConst, prologueOf } from './passes/fuse.js';
 import { getOp } from './registry.js';
 import { type Target, webgpuTarget } from './targets.js';
 import { type DimShape, dimStrides, dimsOf, numelDims } from './types.js';
 
 /** A group's kernels with the logical buffers they use, known from the group (not re-read from the ASTs). */
 export interface GroupCode {
-  readonly kernels: Kernel[];
+  /** The fused group (FusionResult.groups index). */
+  readonly group: number;
+  readonly kernels: readonly Kernel[];
   /** Buffers that live during this group's kernels only. */
-  readonly scratch: { readonly name: string; readonly bytes: number }[];
+  readonly scratch: readonly ScratchBuffer[];
   /** The logical buffers of the group's external inputs (its leaves, views resolved). */
-  readonly reads: readonly string[];
+  readonly reads: readonly ValueBuffer[];
   /** The logical buffer of the value the group computes. */
-  readonly writes: readonly string[];
+  readonly writes: readonly ValueBuffer[];
 }
 
 type Storage = Exclude<Scalar, 'bool'>;
-
-/** Logical buffer name of a node's value (views resolve to their base). */
-export function baseNode(graph: Graph, id: number): Node {
-  let n = graph.node(id);
-  while (getOp(n.op).kind === 'view') n = graph.node(n.inputs[0] as number);
-  return n;
-}
-
-export function bufName(graph: Graph, id: number): BufRef {
-  const b = baseNode(graph, id);
-  return { name: `t${b.id}`, t: graph.node(id).type.dtype };
-}
 
 /** Strides for reading a tensor of `inShape` at coordinates of a broadcast `outShape`. */
 function bcastStrides(inShape: DimShape, outShape: DimShape): Dim[] {
@@ -258,7 +249,7 @@ function lowerAnchor(
   const def = getOp(a.op);
   if (!def.lower) throw new Error(`internal: op ${a.op} has no kernel`);
   const root = graph.node(g.root);
-  const scratch: { name: string; bytes: number }[] = [];
+  const scratch: ScratchBuffer[] = [];
   const kernels = def.lower({
     node: a,
     attrs: a.attrs,
@@ -282,9 +273,9 @@ function lowerAnchor(
       return tree(ctx, g.root);
     },
     scratch: (t, n) => {
-      const name = `s${g.index}_${scratch.length}`;
-      scratch.push({ name, bytes: Math.max(4, n * 4) });
-      return { name, t };
+      const sb = scratchBuffer(g.index, scratch.length, n * 4);
+      scratch.push(sb);
+      return { name: sb.name, t };
     },
   });
   return { kernels, scratch };
@@ -294,8 +285,12 @@ export function lowerGroup(graph: Graph, g: Group, limits: DeviceLimits, target:
   // an anchor's kernels load every input of the anchor, scalar constants included (only fused
   // elementwise trees inline those as literals)
   const anchorInputs = g.anchor !== undefined ? graph.node(g.anchor).inputs : [];
-  const reads = [...new Set([...g.leaves, ...anchorInputs].map((l) => bufName(graph, l).name))];
-  const writes = [bufName(graph, g.root).name];
+  const reads = new Map<number, ValueBuffer>();
+  for (const l of [...g.leaves, ...anchorInputs]) {
+    const vb = valueBuffer(graph, l);
+    reads.set(vb.node, vb);
+  }
+  const writes = [valueBuffer(graph, g.root)];
   const kind = g.anchor === undefined ? 'elementwise' : getOp(graph.node(g.anchor).op).kind;
   const code =
     kind === 'elementwise'
@@ -304,10 +299,21 @@ export function lowerGroup(graph: Graph, g: Group, limits: DeviceLimits, target:
         ? { kernels: lowerReduce(graph, g, limits), scratch: [] }
         : lowerAnchor(graph, g, limits, target);
   // The ASTs may use only what the group declares (a lowering that reads another buffer is a bug).
-  const declared = new Set([...reads, ...writes, ...code.scratch.map((s) => s.name)]);
+  const declared = new Set([...reads.values(), ...writes, ...code.scratch].map((b) => b.name));
   for (const k of code.kernels)
     for (const b of kernelBuffers(k))
       if (!declared.has(b.buf.name))
         throw new Error(`internal: kernel ${k.name} uses buffer ${b.buf.name}, which its group does not declare`);
-  return { ...code, reads, writes };
+  return { group: g.index, ...code, reads: [...reads.values()], writes };
+}
+
+/** The lowering stage: the code of each group in `order` (the schedule), in that order. */
+export function lowerProgram(
+  graph: Graph,
+  fr: FusionResult,
+  order: readonly number[],
+  limits: DeviceLimits,
+  target: Target = webgpuTarget,
+): GroupCode[] {
+  return order.map((gi) => lowerGroup(graph, fr.groups[gi] as Group, limits, target));
 }

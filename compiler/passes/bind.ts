@@ -140,15 +140,18 @@ export function bindKernel(k0: Kernel, ctx: BindContext): BoundKernel {
       `kernel ${kernel.name} binds ${bufs.length} storage buffers, over the device's ${limits.maxStorageBuffersPerShaderStage}` +
         (splits.size > 0 ? ` (tensors over maxStorageBufferBindingSize take one binding per ${W}-byte window)` : ''),
     );
+  // each binding name: the canonical buffer it belongs to and, for a window of a split tensor, its part
+  const partOfName = new Map<string, { base: string; part: number }>();
+  for (const [base, sp] of splits) sp.parts.forEach((ref, part) => partOfName.set(ref.name, { base, part }));
+  const physicalOfCanon = new Map([...canon.entries()].map(([id, c]) => [c, id]));
   const physOfBound = (name: string): { id: number; window: [number, number] } => {
-    const m = /^(.*)_p(\d+)$/.exec(name);
-    const base = m && splits.has(m[1] as string) ? (m[1] as string) : name;
-    const id = [...canon.entries()].find(([, c]) => c === base)?.[0];
+    const p = partOfName.get(name);
+    const base = p?.base ?? name;
+    const id = physicalOfCanon.get(base);
     if (id === undefined) throw new Error(`internal: binding ${name} has no buffer`);
     const bytes = Math.ceil((need.get(base) ?? 4) / 4) * 4;
-    if (base === name) return { id, window: [0, Math.max(4, bytes)] };
-    const p = Number(m?.[2]);
-    return { id, window: [p * W, Math.min(W, bytes - p * W)] };
+    if (p === undefined) return { id, window: [0, Math.max(4, bytes)] };
+    return { id, window: [p.part * W, Math.min(W, bytes - p.part * W)] };
   };
   const bound = bufs.map((b) => physOfBound(b.buf.name));
   return {

@@ -6,7 +6,8 @@
  * reduction reads other indices) does not read the target, the value is not also a program output,
  * and no later group reads the target's old value.
  */
-import { baseNode, bufName, type GroupCode } from '../codegen.js';
+import { baseNode, type ValueBuffer, valueBuffer } from '../buffers.js';
+import type { GroupCode } from '../codegen.js';
 import type { Graph } from '../ir.js';
 import { getOp } from '../registry.js';
 import type { FusionResult } from './fuse.js';
@@ -17,43 +18,42 @@ export interface UpdateIds {
 }
 
 export interface InPlacePlan {
-  /** Logical value buffer → the target buffer it is written into. */
+  /** Value buffer name → the target buffer it is written into. */
   readonly aliases: ReadonlyMap<string, string>;
-  /** Updates done by a copy step after the kernels. */
-  readonly copies: readonly { readonly value: string; readonly target: string }[];
+  /** Updates done by a copy step after the kernels (in update order). */
+  readonly copies: readonly { readonly value: ValueBuffer; readonly target: ValueBuffer }[];
 }
 
+/** `steps`: the lowered groups in run order (lowerProgram). */
 export function planInPlace(
   graph: Graph,
   fr: FusionResult,
-  order: readonly number[],
-  codes: ReadonlyMap<number, GroupCode>,
+  steps: readonly GroupCode[],
   updates: readonly UpdateIds[],
   outputs: readonly number[],
 ): InPlacePlan {
-  const position = new Map(order.map((gi, k) => [gi, k]));
+  const position = new Map(steps.map((code, k) => [code.group, k]));
   const aliases = new Map<string, string>();
-  const copies: { value: string; target: string }[] = [];
+  const copies: { value: ValueBuffer; target: ValueBuffer }[] = [];
   const outputBases = new Set(outputs.map((id) => baseNode(graph, id).id));
   for (const u of updates) {
-    const target = bufName(graph, u.target).name;
-    const vb = baseNode(graph, u.value);
-    const value = bufName(graph, vb.id).name;
-    const gi = fr.groupOf[vb.id];
+    const target = valueBuffer(graph, u.target);
+    const value = valueBuffer(graph, u.value);
+    const gi = fr.groupOf[value.node];
     const g = gi !== undefined ? fr.groups[gi] : undefined;
-    const targetBase = baseNode(graph, u.target).id;
     const anchorReadsTarget =
       g?.anchor !== undefined &&
       (getOp(graph.node(g.anchor).op).kind === 'reduce' ||
-        graph.node(g.anchor).inputs.some((i) => baseNode(graph, i).id === targetBase));
-    let safe = g !== undefined && !anchorReadsTarget && g.root === vb.id && !outputBases.has(vb.id);
-    if (safe && gi !== undefined) {
-      const at = position.get(gi) as number;
-      order.forEach((other, k) => {
-        if (k > at && codes.get(other)?.reads.includes(target)) safe = false;
-      });
-    }
-    if (safe) aliases.set(value, target);
+        graph.node(g.anchor).inputs.some((i) => baseNode(graph, i).id === target.node));
+    const at = gi !== undefined ? position.get(gi) : undefined;
+    const readLater = at !== undefined && steps.slice(at + 1).some((c) => c.reads.some((r) => r.node === target.node));
+    const safe =
+      g !== undefined &&
+      at !== undefined &&
+      !anchorReadsTarget &&
+      g.root === value.node &&
+      !outputBases.has(value.node);
+    if (safe && !readLater) aliases.set(value.name, target.name);
     else copies.push({ value, target });
   }
   return { aliases, copies };

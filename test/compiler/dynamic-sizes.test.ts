@@ -11,7 +11,8 @@ import { GraphBuilder, type Tensor } from '../../compiler/tensor.js';
 import { anchorsInside } from '../../ops/anchors.js';
 import { closeDevice, getDevice } from '../../runtime/device.js';
 import { pipelineCount, Session } from '../../runtime/session.js';
-import { freshSeed, rand, relError } from '../helpers.js';
+import { rand, relError } from '../helpers.js';
+import { testSeed } from '../seeds.js';
 
 afterAll(closeDevice);
 
@@ -38,7 +39,7 @@ describe('run-time sizes', () => {
       { name: 'M', min: 1, max: 700 },
     ]);
     const session = await Session.create(spec);
-    const seed = freshSeed();
+    const seed = testSeed('run-time sizes: one program');
     const sizes: [number, number][] = [
       [1, 1],
       [3, 257],

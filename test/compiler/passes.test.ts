@@ -4,7 +4,8 @@
  * split tensors) and the shared renderer visitor. No GPU: these test IR → IR functions.
  */
 import { describe, expect, it } from 'vitest';
-import { bufName, lowerGroup } from '../../compiler/codegen.js';
+import { bufName, valueBuffer } from '../../compiler/buffers.js';
+import { lowerGroup, lowerProgram } from '../../compiler/codegen.js';
 import { compile } from '../../compiler/compile.js';
 import type { Kernel } from '../../compiler/kernel/ast.js';
 import * as K from '../../compiler/kernel/build.js';
@@ -105,10 +106,13 @@ describe('lowering declares what each group reads and writes', () => {
     const fr = fuse(g.graph, new Set([y.id]), 8);
     const gi = fr.groupOf[y.id] as number;
     const code = lowerGroup(g.graph, fr.groups[gi] as (typeof fr.groups)[number], WEBGPU_DEFAULT_LIMITS);
-    expect(new Set(code.reads)).toEqual(new Set([bufName(g.graph, x.id).name, bufName(g.graph, b.id).name]));
-    expect(code.writes).toEqual([bufName(g.graph, y.id).name]);
+    // typed: each buffer names the node whose value it holds (the reshapes resolve to x)
+    expect(new Set(code.reads)).toEqual(new Set([valueBuffer(g.graph, x.id), valueBuffer(g.graph, b.id)]));
+    expect(code.reads.map((r) => r.node).sort()).toEqual([x.id, b.id].sort());
+    expect(code.writes).toEqual([{ kind: 'value', name: bufName(g.graph, y.id).name, node: y.id, dtype: 'f32' }]);
+    expect(code.group).toBe(gi);
     const used = new Set(code.kernels.flatMap((k) => kernelBuffers(k).map((u) => u.buf.name)));
-    for (const u of used) expect([...code.reads, ...code.writes]).toContain(u);
+    for (const u of used) expect([...code.reads, ...code.writes].map((r) => r.name)).toContain(u);
   });
 });
 
@@ -130,10 +134,8 @@ describe('in-place updates', () => {
     const m = (id: number) => r.map[id] as number;
     const fr = fuse(graph, new Set([m(next.id), ...Object.values(outputs).map((t) => m(t.id))]), 8);
     const order = schedule(graph, fr, new Set([fr.groupOf[m(next.id)] as number]));
-    const codes = new Map(
-      order.map((gi) => [gi, lowerGroup(graph, fr.groups[gi] as (typeof fr.groups)[number], WEBGPU_DEFAULT_LIMITS)]),
-    );
-    const plan = planInPlace(graph, fr, order, codes, [{ target: m(s.id), value: m(next.id) }], []);
+    const lowered = lowerProgram(graph, fr, order, WEBGPU_DEFAULT_LIMITS);
+    const plan = planInPlace(graph, fr, lowered, [{ target: m(s.id), value: m(next.id) }], []);
     expect(plan.copies).toHaveLength(0);
     expect([...plan.aliases.values()]).toEqual([bufName(graph, m(s.id)).name]);
   });
