@@ -3,19 +3,21 @@
  * manifest.json, kernels/*.wgsl, weights.safetensors, constants.safetensors and the typed module), which
  * runtime/artifact.ts loads without the compiler. `<model>` is a registered name (frcnn-small, frcnn-zf,
  * frcnn-vgg16: the inference graph, or the training step with --train) or a user module (see
- * MODEL_MODULE_HELP). With --target cuda the kernels are also rendered to CUDA C and built with nvcc
- * (compiler/cuda-artifact.ts) into the same directory.
+ * MODEL_MODULE_HELP). With --target cuda the graph is compiled a second time with the CUDA target's
+ * tuning tables; that program's kernels are rendered to CUDA C and built with nvcc
+ * (compiler/cuda-artifact.ts) into the same directory, the program itself in the CUDA section.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeArtifact } from '../compiler/artifact.js';
-import { type Compiled, compile, type Update } from '../compiler/compile.js';
+import { type Compiled, type CompileOptions, compile, type Update } from '../compiler/compile.js';
 import { findNvcc, writeCudaArtifact } from '../compiler/cuda-artifact.js';
 import { WgflowError } from '../compiler/errors.js';
 import { type DeviceLimits, limitsFrom, WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
 import { GraphBuilder, Tensor } from '../compiler/tensor.js';
+import type { TargetName } from '../compiler/tuning.js';
 import { IMAGENET_MEAN_RGB, IMAGENET_STD_RGB } from '../data/image.js';
 import { SHAPE_CLASSES } from '../data/shapes.js';
 import { VOC_CLASSES } from '../data/voc.js';
@@ -84,6 +86,8 @@ export interface CompileArgs {
 /** What is compiled and written, whichever the model's source. */
 interface BuiltProgram {
   readonly compiled: Compiled;
+  /** The same graph compiled for another target's tuning tables (the CUDA section's own program). */
+  readonly compileFor: (target: TargetName) => Compiled;
   readonly name: string;
   readonly inputs: Record<string, string>;
   readonly outputs: Record<string, string>;
@@ -159,7 +163,7 @@ async function namedProgram(model: NamedModel, a: CompileArgs, limits: DeviceLim
     config = { ...config, pixel: { order: 'rgb', scale: 1 / 255, mean: IMAGENET_MEAN_RGB, std: IMAGENET_STD_RGB } };
   }
   const g = new GraphBuilder();
-  let compiled: Compiled;
+  let compileOptions: CompileOptions;
   let paramMap: ParamMap;
   const [H, W] = config.canvas;
   const inputs: Record<string, string> = {
@@ -170,13 +174,13 @@ async function namedProgram(model: NamedModel, a: CompileArgs, limits: DeviceLim
   if (a.train) {
     const m = buildFrcnnTraining(g, trainingOptions(config, limits));
     paramMap = m.paramMap;
-    compiled = compile(g, {
+    compileOptions = {
       outputs: { ...m.outputs, ...m.diagnostics },
       updates: m.updates,
       limits,
       name: `${model}-train`,
       seed: config.seed,
-    });
+    };
     Object.assign(inputs, {
       gt_boxes: `ground-truth boxes (x1, y1, x2, y2) in canvas pixels, rows past gt_count ignored (at most ${config.maxGt})`,
       gt_labels: `ground-truth labels 1..${config.classes.length}`,
@@ -198,7 +202,7 @@ async function namedProgram(model: NamedModel, a: CompileArgs, limits: DeviceLim
   } else {
     const inf = buildFrcnnInference(g, inferenceOptions(config, limits));
     paramMap = inf.paramMap;
-    compiled = compile(g, { outputs: inf.outputs, limits, name: `${model}-infer`, seed: config.seed });
+    compileOptions = { outputs: inf.outputs, limits, name: `${model}-infer`, seed: config.seed };
     outputs = {
       det_boxes: '(x1, y1, x2, y2) in original-image pixels; the first det_count rows are valid',
       det_scores: 'class scores of the detections',
@@ -208,6 +212,7 @@ async function namedProgram(model: NamedModel, a: CompileArgs, limits: DeviceLim
       roi_count: 'number of valid proposals',
     };
   }
+  const compiled = compile(g, compileOptions);
   let weights: Map<string, TypedArray> | undefined;
   let weightsFrom = 'initial values (untrained)';
   if (a.checkpoint) {
@@ -222,6 +227,7 @@ async function namedProgram(model: NamedModel, a: CompileArgs, limits: DeviceLim
   const spec = compiled.spec;
   return {
     compiled,
+    compileFor: (target) => compile(g, { ...compileOptions, target }),
     name: a.name ?? (a.train ? `${model}-train` : model),
     inputs: only(inputs, spec.inputs),
     outputs: only(outputs, spec.outputs),
@@ -335,11 +341,13 @@ async function userProgram(file: string, a: CompileArgs, limits: DeviceLimits): 
   }
   const stem = basename(path, extname(path));
   const name = a.name ?? (ARTIFACT_NAME.test(stem) ? stem : `model-${stem.replace(/[^A-Za-z0-9_-]+/g, '_')}`);
-  const compiled = compile(g, { outputs: outputs as Record<string, Tensor>, updates, limits, name });
+  const compileOptions: CompileOptions = { outputs: outputs as Record<string, Tensor>, updates, limits, name };
+  const compiled = compile(g, compileOptions);
   const weights = a.checkpoint ? await checkpointWeights(a.checkpoint, compiled.spec) : undefined;
   const weightsFrom = a.checkpoint ?? 'initial values';
   return {
     compiled,
+    compileFor: (target) => compile(g, { ...compileOptions, target }),
     name,
     inputs: {},
     outputs: {},
@@ -423,7 +431,9 @@ export async function compileCommand(model: string, a: CompileArgs): Promise<voi
       await mkdir(dirname(out), { recursive: true });
       staging = await mkdtemp(join(dirname(out), `.${basename(out)}.cuda-`));
       const arch = a.arch ?? 'sm_90';
-      const r = await writeCudaArtifact(built.compiled, staging, { arch });
+      // the CUDA kernels come from a compile with the CUDA target's tuning tables, not the WebGPU one's
+      const cudaCompiled = built.compileFor('cuda');
+      const r = await writeCudaArtifact(cudaCompiled, staging, { arch, ownProgram: true });
       for (const w of r.warnings) console.error(`nvcc: ${w}`);
       cudaFiles = r.files;
       metadata.cuda = asJson({

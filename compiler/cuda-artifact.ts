@@ -49,6 +49,11 @@ export interface CudaBuildOptions {
   readonly nvcc?: string;
   /** Extra nvcc flags. */
   readonly flags?: readonly string[];
+  /**
+   * The input was compiled for the CUDA target (`compile({ target: 'cuda' })`) separately from the
+   * artifact's WGSL program: the section then carries its program (CudaProgramSection.spec).
+   */
+  readonly ownProgram?: boolean;
 }
 
 export interface CudaBuildResult {
@@ -253,16 +258,20 @@ export async function writeCudaArtifact(
   const nvccSeconds = (performance.now() - t0) / 1000;
   modules.sort((a, b) => a.unit - b.unit || a.format.localeCompare(b.format));
 
-  const section = cudaSection(input, src, modules);
+  const section = cudaSection(input, src, modules, opts.ownProgram === true);
   put(cudaSectionFile(input.spec.name).slice('kernels/'.length), `${JSON.stringify(section, null, 1)}\n`);
   return { section, warnings, files, nvccSeconds };
 }
 
-/** The CUDA section of a program (pure): kernel entries parallel to spec.kernels, and its modules. */
+/**
+ * The CUDA section of a program (pure): kernel entries parallel to spec.kernels, and its modules;
+ * with `ownProgram`, the program itself (its kernels without WGSL).
+ */
 export function cudaSection(
   input: CompiledKernels,
   src: CudaSources,
   modules: readonly CudaModuleSpec[],
+  ownProgram = false,
 ): CudaProgramSection {
   const unitOf = new Map<string, number>();
   src.units.forEach((fns, u) => {
@@ -276,5 +285,13 @@ export function cudaSection(
     params: c.params.map((p) => ({ t: p.t, write: p.write })),
     ...(c.sizes > 0 ? { sizes: c.sizes } : {}),
   }));
-  return { format: 'wgflow-cuda', version: 1, program: input.spec.name, modules: [...modules], kernels };
+  const section: CudaProgramSection = {
+    format: 'wgflow-cuda',
+    version: 1,
+    program: input.spec.name,
+    modules: [...modules],
+    kernels,
+  };
+  if (!ownProgram) return section;
+  return { ...section, spec: { ...input.spec, kernels: input.spec.kernels.map((k) => ({ ...k, wgsl: '' })) } };
 }

@@ -22,6 +22,8 @@ import { decodeImage } from '../data/image.js';
 import { SHAPE_CLASSES } from '../data/shapes.js';
 import { loadCocoResults } from '../eval/coco-results.js';
 import { loadArtifact, readArtifactManifest } from '../runtime/artifact.js';
+import { cudaProgramOf } from '../runtime/cuda/launch.js';
+import { readCudaSection } from '../runtime/cuda/read.js';
 import { closeDevice } from '../runtime/device.js';
 import { readSafetensors, writeSafetensors } from '../runtime/safetensors.js';
 import type { HostTensor } from '../runtime/session.js';
@@ -321,6 +323,22 @@ export default function (g: GraphBuilder) {
     expect(files.filter((f) => f.endsWith('.ptx')).length).toBeGreaterThan(0);
     expect(files).toContain(`${cm.program}.cuda.json`);
     expect(files.filter((f) => f.endsWith('.wgsl')).length).toBe(cm.kernels.length);
+    // the CUDA kernels come from a compile with the CUDA tuning table: the section carries that
+    // program, with the artifact program's inputs, outputs and params; its GEMMs take 256-thread
+    // blocks where lavapipe's table takes 16 threads for this 2×3·3×2 matmul
+    const loadedCuda = await loadArtifact(cudaDir);
+    const wgslProgram = loadedCuda.session.spec;
+    loadedCuda.session.destroy();
+    const section = readCudaSection(cudaDir, cm.program);
+    const own = cudaProgramOf(wgslProgram, section);
+    expect(own).toBe(section.spec);
+    expect(own.inputs).toEqual(wgslProgram.inputs.map((t) => ({ ...t, buffer: expect.any(Number) })));
+    expect(own.kernels.every((k) => k.wgsl === '')).toBe(true);
+    const gemmBlocks = (spec: typeof own) =>
+      spec.kernels.filter((k) => /matmul/.test(k.name)).map((k) => k.workgroupSize[0]);
+    expect(gemmBlocks(wgslProgram)).toEqual([16, 16]);
+    expect(gemmBlocks(own)).toEqual([256, 256]);
+    expect(section.kernels.map((k) => k.block[0])).toEqual(own.kernels.map((k) => k.workgroupSize[0]));
   });
 
   it('torchvision weights that do not fit frcnn-vgg16 are refused, naming the keys', async () => {

@@ -18,10 +18,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type Compiled, compile } from '../compiler/compile.js';
 import { cudaSection, findNvcc, renderCudaProgram, writeCudaArtifact } from '../compiler/cuda-artifact.js';
+import { WEBGPU_DEFAULT_LIMITS } from '../compiler/limits.js';
 import { numel } from '../compiler/types.js';
 import { CudaDriver } from '../runtime/cuda/driver.js';
-import { checkCudaSection, chooseModules, launchOf } from '../runtime/cuda/launch.js';
+import { checkCudaSection, chooseModules, cudaProgramOf, launchOf } from '../runtime/cuda/launch.js';
 import type { CudaModuleSpec, CudaProgramSection } from '../runtime/cuda/program.js';
 import { CudaSession } from '../runtime/cuda/session.js';
 import { initialValues, uniformStream } from '../runtime/init.js';
@@ -64,6 +66,17 @@ const asSession = (s: CudaSession): SessionSurface => s;
 const PTX_MODULE: CudaModuleSpec = { file: 'kernels/p.0.sm_90.ptx', format: 'ptx', arch: 'sm_90', unit: 0 };
 
 /** A section whose kernels all sit in one unit (no nvcc needed). */
+/** The op zoo's graph compiled again with the CUDA target's tuning tables. */
+function cudaTuned(p: TestProgram): Compiled {
+  return compile(p.graph, {
+    outputs: p.outputs,
+    updates: p.updates,
+    limits: WEBGPU_DEFAULT_LIMITS,
+    name: p.name,
+    target: 'cuda',
+  });
+}
+
 function sectionOf(p: TestProgram, modules: readonly CudaModuleSpec[] = [PTX_MODULE]): CudaProgramSection {
   const src = renderCudaProgram(p.compiled, 1);
   return cudaSection(p.compiled, src, modules);
@@ -114,6 +127,29 @@ describe('CUDA sections and module choice', () => {
     const badParams = { ...s, kernels: [{ ...k0, params: k0.params.slice(1) }, ...s.kernels.slice(1)] };
     expect(() => checkCudaSection(p.compiled.spec, badParams)).toThrow(/pointer parameters for \d+ bindings/);
     expect(() => checkCudaSection(p.compiled.spec, { ...s, modules: [] })).toThrow(/no module holds its unit 0/);
+  });
+
+  it('a section may carry its own program (the CUDA tuning), with the artifact program’s interface', () => {
+    const p = opZoo();
+    const own = cudaTuned(p);
+    const s = cudaSection(own, renderCudaProgram(own, 1), [PTX_MODULE], true);
+    expect(cudaProgramOf(p.compiled.spec, s)).toBe(s.spec);
+    expect(cudaProgramOf(p.compiled.spec, sectionOf(p))).toBe(p.compiled.spec);
+    expect(s.spec?.kernels.every((k) => k.wgsl === '')).toBe(true);
+    expect(() => checkCudaSection(s.spec as ProgramSpec, s)).not.toThrow();
+    const spec = s.spec as ProgramSpec;
+    const renamedInput = {
+      ...s,
+      spec: { ...spec, inputs: spec.inputs.map((t, i) => (i === 0 ? { ...t, name: 'y' } : t)) },
+    };
+    expect(() => cudaProgramOf(p.compiled.spec, renamedInput)).toThrow(
+      /the inputs of the section's program "op-zoo" differ from the artifact's: y: f32\[1,4,12,14\] against x: f32\[1,4,12,14\]; rebuild/,
+    );
+    const fewerParams = { ...s, spec: { ...spec, persistent: spec.persistent.slice(1) } };
+    expect(() => cudaProgramOf(p.compiled.spec, fewerParams)).toThrow(/the params\/state of the section's program/);
+    expect(() => cudaProgramOf({ ...p.compiled.spec, name: 'other' }, s)).toThrow(
+      /the section's program is "op-zoo", the artifact's "other"/,
+    );
   });
 
   it('picks a cubin of the exact architecture, else PTX of it or an older one; says what to rebuild', () => {
@@ -211,6 +247,41 @@ describe.skipIf(!cc)('CudaSession through koffi against a recording libcuda stan
     await expect(s.run({})).rejects.toThrow(/missing input "x" f32\[1,4,12,14\]/);
     s.destroy();
     await expect(s.run(feeds)).rejects.toThrow(/was destroyed/);
+    driver.close();
+  });
+
+  it("runs the section's own program (compiled with the CUDA tuning) when it carries one", async () => {
+    const p = opZoo();
+    const own = cudaTuned(p);
+    const cuda = cudaSection(own, renderCudaProgram(own, 1), [PTX_MODULE], true);
+    const driver = await CudaDriver.open({ library: lib });
+    writeFileSync(logFile, '');
+    const s = await CudaSession.create(p.compiled.spec, {
+      cuda,
+      images: new Map([[PTX_MODULE.file, fakePtx(cuda)]]),
+      driver,
+    });
+    expect(s.spec).toBe(cuda.spec);
+    const r = uniformStream(4);
+    const feeds: Record<string, number[]> = {};
+    for (const inp of p.compiled.spec.inputs)
+      feeds[inp.name] = Array.from({ length: numel(inp.shape) }, () =>
+        inp.dtype === 'f32' ? r() : Math.floor(r() * 4),
+      );
+    await s.run(feeds);
+    const blocks = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => Number(l.split(' ')[5]));
+    const ownBlocks = own.spec.steps.flatMap((st) =>
+      st.kind === 'dispatch' ? [own.spec.kernels[st.kernel]?.workgroupSize[0]] : [],
+    );
+    const wgslBlocks = p.compiled.spec.steps.flatMap((st) =>
+      st.kind === 'dispatch' ? [p.compiled.spec.kernels[st.kernel]?.workgroupSize[0]] : [],
+    );
+    expect(blocks).toEqual(ownBlocks);
+    expect(blocks).not.toEqual(wgslBlocks); // the CUDA table's GEMM blocks, not lavapipe's
+    s.destroy();
     driver.close();
   });
 

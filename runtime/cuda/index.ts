@@ -11,7 +11,7 @@ export {
   type KernelArgs,
   NO_CUDA_HELP,
 } from './driver.js';
-export { type CudaLaunch, checkCudaSection, chooseModules, launchOf } from './launch.js';
+export { type CudaLaunch, checkCudaSection, chooseModules, cudaProgramOf, launchOf } from './launch.js';
 export type { CudaKernelEntry, CudaModuleSpec, CudaProgramSection } from './program.js';
 export { cudaSectionFile, readCudaSection } from './read.js';
 export { CudaSession, type CudaSessionOptions } from './session.js';

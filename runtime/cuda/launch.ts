@@ -3,7 +3,7 @@
  * the CUDA session and the tests.
  */
 import { WgflowError } from '../errors.js';
-import type { KernelSpec, ProgramSpec } from '../program.js';
+import type { KernelSpec, ProgramSpec, TensorSpec } from '../program.js';
 import type { CudaKernelEntry, CudaModuleSpec, CudaProgramSection } from './program.js';
 
 export interface CudaLaunch {
@@ -16,6 +16,40 @@ export interface CudaLaunch {
 const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
 
 /** Checks that a CUDA section describes the program's kernels; throws naming the first mismatch. */
+/** Name, dtype and shape of every tensor of a list, for comparing two programs' interfaces. */
+function tensorsKey(list: readonly TensorSpec[]): string[] {
+  return list.map(
+    (t) => `${t.name}: ${t.dtype}[${t.shape.join(',')}]${t.dims ? ` dims ${JSON.stringify(t.dims)}` : ''}`,
+  );
+}
+
+/**
+ * The program a CUDA session runs: the section's own program (compiled with the CUDA tuning) when it
+ * has one, after checking that it has the artifact program's inputs, outputs and params/state;
+ * otherwise the artifact's program.
+ */
+export function cudaProgramOf(spec: ProgramSpec, cuda: CudaProgramSection): ProgramSpec {
+  const own = cuda.spec;
+  if (own === undefined) return spec;
+  if (own.name !== spec.name)
+    throw new WgflowError(`CUDA: the section's program is "${own.name}", the artifact's "${spec.name}"`);
+  const parts = [
+    ['inputs', own.inputs, spec.inputs],
+    ['outputs', own.outputs, spec.outputs],
+    ['params/state', own.persistent, spec.persistent],
+  ] as const;
+  for (const [what, a, b] of parts) {
+    const ka = tensorsKey(a);
+    const kb = tensorsKey(b);
+    const i = Array.from({ length: Math.max(ka.length, kb.length) }, (_, j) => j).find((j) => ka[j] !== kb[j]);
+    if (i !== undefined)
+      throw new WgflowError(
+        `CUDA: the ${what} of the section's program "${own.name}" differ from the artifact's: ${ka[i] ?? 'none'} against ${kb[i] ?? 'none'}; rebuild the artifact with --target cuda`,
+      );
+  }
+  return own;
+}
+
 export function checkCudaSection(spec: ProgramSpec, cuda: CudaProgramSection): void {
   if (cuda.format !== 'wgflow-cuda' || cuda.version !== 1)
     throw new WgflowError('CUDA: not a wgflow CUDA section (format/version mismatch)');

@@ -4,6 +4,8 @@
  * The grid is the ProgramSpec kernel's `dispatch` (2-D folded as the kernels expect) and the block
  * its `workgroupSize`. JSON-serializable; imports nothing from the compiler.
  */
+import type { ProgramSpec } from '../program.js';
+
 export interface CudaModuleSpec {
   /** Path relative to the artifact directory, e.g. kernels/frcnn-small.0.sm_90.ptx. */
   readonly file: string;
@@ -35,6 +37,13 @@ export interface CudaProgramSection {
   /** ProgramSpec.name of the program these kernels belong to. */
   readonly program: string;
   readonly modules: readonly CudaModuleSpec[];
-  /** Parallel to ProgramSpec.kernels. */
+  /** Parallel to the kernels of the program they run (`spec` when present, else the artifact's). */
   readonly kernels: readonly CudaKernelEntry[];
+  /**
+   * The program the CUDA kernels run, when it is not the artifact's WGSL program: compiled from the
+   * same graph with the CUDA target's tuning tables (`wgflow compile --target cuda`), so its kernels,
+   * buffers and steps differ, while its inputs, outputs and params/state are the artifact's (checked
+   * when a session is created). Its kernels carry no WGSL.
+   */
+  readonly spec?: ProgramSpec;
 }

@@ -22,7 +22,7 @@ import {
   getCudaDriver,
   type KernelArgs,
 } from './driver.js';
-import { type CudaLaunch, checkCudaSection, chooseModules, launchOf } from './launch.js';
+import { type CudaLaunch, checkCudaSection, chooseModules, cudaProgramOf, launchOf } from './launch.js';
 import type { CudaProgramSection } from './program.js';
 
 export interface CudaSessionOptions extends CudaDriverOptions {
@@ -75,10 +75,15 @@ export class CudaSession {
     this.sizer = new RunSizer(spec, 2147483647);
   }
 
-  /** Loads the modules, allocates and initializes the buffers, resolves every kernel function. */
-  static async create(spec: ProgramSpec, opts: CudaSessionOptions): Promise<CudaSession> {
-    if (spec.format !== 'wgflow-program' || spec.version !== 1)
+  /**
+   * Loads the modules, allocates and initializes the buffers, resolves every kernel function. Runs the
+   * CUDA section's own program when it has one (`CudaProgramSection.spec`), else `artifactSpec`.
+   */
+  static async create(artifactSpec: ProgramSpec, opts: CudaSessionOptions): Promise<CudaSession> {
+    if (artifactSpec.format !== 'wgflow-program' || artifactSpec.version !== 1)
       throw new WgflowError('CudaSession: not a wgflow program (format/version mismatch)');
+    // the section's own program (compiled with the CUDA tuning) when it has one
+    const spec = cudaProgramOf(artifactSpec, opts.cuda);
     checkCudaSection(spec, opts.cuda);
     const launches = spec.kernels.map(launchOf);
     const driver = opts.driver ?? (await getCudaDriver(opts));
