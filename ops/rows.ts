@@ -102,15 +102,13 @@ export function rowKernel(
 
   if (mode === 'thread') {
     const wg = linearWorkgroupSize(limits);
-    const { valid, row, base } = rowOf(kb.let('tid', K.add(K.mul(K.builtin('wg_linear'), wg), K.builtin('lidx'))));
+    const at = rowOf(kb.let('tid', K.add(K.mul(K.builtin('wg_linear'), wg), K.builtin('lidx'))));
     build({
       kb,
       mode,
-      row,
-      valid,
-      base,
+      ...at,
       leader: K.bool(true),
-      forEach: (body) => kb.for('j', 0, len, (j) => body(j, flatOf(base, j)), { t: 'u32' }),
+      forEach: (body) => kb.for('j', 0, len, (j) => body(j, flatOf(at.base, j)), { t: 'u32' }),
       reduce: (v) => v,
       reduceArgmax: (value, pos) => ({ value, pos }),
     });
@@ -122,7 +120,7 @@ export function rowKernel(
   const sharedBytes = opts.sharedBytesPerLane ?? 8;
   while (wg > 1 && wg * sharedBytes > limits.maxComputeWorkgroupStorageSize) wg /= 2;
   const lidx = K.builtin('lidx');
-  const { valid, row, base } = rowOf(kb.let('wg', K.builtin('wg_linear')));
+  const at = rowOf(kb.let('wg', K.builtin('wg_linear')));
   const arrays = new Map<string, string>();
   const shared = (role: string, t: Scalar): string => {
     const key = `${role}_${t}`;
@@ -137,11 +135,9 @@ export function rowKernel(
   build({
     kb,
     mode,
-    row,
-    valid,
-    base,
+    ...at,
     leader: K.eq(lidx, 0),
-    forEach: (body) => kb.for('j', lidx, len, (j) => body(j, flatOf(base, j)), { t: 'u32', step: wg }),
+    forEach: (body) => kb.for('j', lidx, len, (j) => body(j, flatOf(at.base, j)), { t: 'u32', step: wg }),
     reduce: (v, op) => {
       const arr = shared('red', v.t);
       kb.astore(arr, lidx, v);

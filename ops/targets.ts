@@ -1045,15 +1045,19 @@ function offsetRows(idx: Tensor, B: Dim, rows: number, stride: number): Tensor {
     .reshape([dimMul(B, rows)]);
 }
 
-/** The packed anchor_targets output i32 [...L, 2, A] (labels, matches). */
-export function anchorTargetsPacked(
+/** The arguments of {@link anchorTargets} and {@link anchorTargetsPacked}. */
+export type AnchorTargetArgs = [
   anchors: Tensor,
   gt: Tensor,
   gtCount: Tensor,
   imageSize: Tensor | readonly [number, number],
   seed: Tensor,
-  opts: AnchorTargetOptions = {},
-): Tensor {
+  opts?: AnchorTargetOptions,
+];
+
+/** The packed anchor_targets output i32 [...L, 2, A] (labels, matches). */
+export function anchorTargetsPacked(...args: AnchorTargetArgs): Tensor {
+  const [anchors, gt, gtCount, imageSize, seed, opts = {}] = args;
   const g = anchors.builder;
   const { lead, B } = imageLead(gt, 2);
   const size = Array.isArray(imageSize)
@@ -1077,15 +1081,9 @@ export function anchorTargetsPacked(
  * [...L, 1] rows valid), image sizes (H, W) ([...L, 2] tensor, or numbers for all images) and a u32 [1]
  * seed input. See the file comment for the rules; everything runs on the GPU.
  */
-export function anchorTargets(
-  anchors: Tensor,
-  gt: Tensor,
-  gtCount: Tensor,
-  imageSize: Tensor | readonly [number, number],
-  seed: Tensor,
-  opts: AnchorTargetOptions = {},
-): AnchorTargets {
-  const packed = anchorTargetsPacked(anchors, gt, gtCount, imageSize, seed, opts);
+export function anchorTargets(...args: AnchorTargetArgs): AnchorTargets {
+  const packed = anchorTargetsPacked(...args);
+  const [anchors, gt, , , , opts = {}] = args;
   const { lead, B } = imageLead(gt, 2);
   const A = anchors.dims[0] as Dim; // a run-time size when the feature map's is
   const BA = dimMul(A, B);
