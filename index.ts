@@ -117,6 +117,7 @@ export { linear } from './ops/matmul.js';
 export type { RoiAlignOptions } from './ops/roi-align.js';
 export type { RoiPoolOptions, Rounding } from './ops/roi-pool.js';
 export type { AnchorTargetOptions, ProposalTargetOptions } from './ops/targets.js';
+export { upsampleNearest } from './ops/upsample.js';
 export * from './runtime/index.js';
 export {
   type CheckpointDetectorOptions,

@@ -465,6 +465,18 @@ export class Tensor {
   tanh(): Tensor {
     return this.un('tanh');
   }
+  /** min(max(x, 0), 6), as torch.nn.ReLU6. */
+  relu6(): Tensor {
+    return this.un('relu6');
+  }
+  /** relu6(x + 3) / 6, as torch.nn.Hardsigmoid. */
+  hardsigmoid(): Tensor {
+    return this.un('hardsigmoid');
+  }
+  /** x · relu6(x + 3) / 6, as torch.nn.Hardswish. */
+  hardswish(): Tensor {
+    return this.un('hardswish');
+  }
   cast(dtype: DType): Tensor {
     return this.un('cast', { dtype });
   }

@@ -57,6 +57,35 @@ const unaries: Record<string, UnaryDef> = {
     expr: (x) => K.call('tanh', x),
     grad: (_x, y, dy) => dy.mul(y.mul(y).neg().add(1)),
   },
+  // The three below follow PyTorch's CPU kernels (torch 1.13, aten/src/ATen/native/cpu/Activation.cpp),
+  // forward and backward, including which side of each kink the gradient takes.
+  relu6: {
+    // hardtanh(x, 0, 6); backward passes dy only strictly inside (0, 6)
+    floatOnly: true,
+    cpu: (x) => Math.min(Math.max(x, 0), 6),
+    expr: (x) => K.min(K.max(x, 0), 6),
+    grad: (x, _y, dy) => dy.mul(x.gt(0).cast('f32').mul(x.lt(6).cast('f32'))),
+  },
+  hardsigmoid: {
+    // min(max(x + 3, 0), 6) / 6; backward dy · (1/6) strictly inside (-3, 3)
+    floatOnly: true,
+    cpu: (x) => Math.min(Math.max(x + 3, 0), 6) / 6,
+    expr: (x) => K.div(K.min(K.max(K.add(x, 3), 0), 6), 6),
+    grad: (x, _y, dy) => dy.mul(x.gt(-3).cast('f32').mul(x.lt(3).cast('f32'))).mul(1 / 6), // dy · (1/6) as aten
+  },
+  hardswish: {
+    // x · min(max(x + 3, 0), 6) / 6 (the product first, as PyTorch); backward 0 below -3,
+    // dy · (x / 3 + 0.5) on [-3, 3), dy from 3 on. At exactly 3 aten itself is not consistent: its
+    // vectorized loop (every full vector of a tensor) gives dy, its scalar tail dy · 1.5; we take
+    // the vectorized loop's rule, which is what nearly every element of a real tensor gets.
+    floatOnly: true,
+    cpu: (x) => (x * Math.min(Math.max(x + 3, 0), 6)) / 6,
+    expr: (x) => K.div(K.mul(x, K.min(K.max(K.add(x, 3), 0), 6)), 6),
+    grad: (x, _y, dy) => {
+      const g = x.builder;
+      return dy.mul(g.where(x.lt(-3), 0, g.where(x.lt(3), x.div(3).add(0.5), 1)));
+    },
+  },
 };
 
 /** sign(x) as f32: -1, 0 or 1 (the subgradient of |x| at 0 is 0, as in PyTorch). */

@@ -18,3 +18,4 @@ import './roi-align.js';
 import './matmul.js';
 import './conv2d.js';
 import './targets.js';
+import './upsample.js';

@@ -17,7 +17,27 @@ const SHAPES: readonly (readonly [readonly number[], readonly number[]])[] = [
   [[1, 1031], [1]], // odd length, scalar-like
 ];
 
-const unary = ['neg', 'abs', 'exp', 'log', 'sqrt', 'relu', 'sigmoid', 'tanh'] as const;
+const unary = [
+  'neg',
+  'abs',
+  'exp',
+  'log',
+  'sqrt',
+  'relu',
+  'sigmoid',
+  'tanh',
+  'relu6',
+  'hardsigmoid',
+  'hardswish',
+] as const;
+/** Piecewise ops and their kinks (finite differences step across none of them). */
+const kinks: Partial<Record<(typeof unary)[number], readonly number[]>> = {
+  abs: [0],
+  relu: [0],
+  relu6: [0, 6],
+  hardsigmoid: [-3, 3],
+  hardswish: [-3, 3],
+};
 const binary = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as const;
 const compare = ['lt', 'le', 'gt', 'ge', 'eq', 'ne'] as const;
 /** log, sqrt and pow need positive inputs. */
@@ -35,7 +55,7 @@ describe('elementwise ops: GPU vs CPU interpreter', () => {
     it(`${op} at 3 shapes`, async () => {
       for (const [shape] of SHAPES) {
         const seed = freshSeed();
-        const x = rand(shape, seed, positive.has(op) ? 0.1 : -3, 3);
+        const x = rand(shape, seed, positive.has(op) ? 0.1 : -3, 3).map((v) => (kinks[op] ? 2.5 * v + 1 : v));
         await checkGpuVsCpu((g) => applyUnary(g.input('x', shape), op), { feeds: { x }, seed });
       }
     });
@@ -112,7 +132,7 @@ describe('elementwise ops: GPU vs CPU interpreter', () => {
 });
 
 describe('elementwise ops: finite-difference gradients (float64)', () => {
-  for (const op of unary.filter((o) => o !== 'abs' && o !== 'relu')) {
+  for (const op of unary.filter((o) => !kinks[o])) {
     it(op, () => {
       const seed = freshSeed();
       checkGradients(
@@ -124,9 +144,14 @@ describe('elementwise ops: finite-difference gradients (float64)', () => {
       );
     });
   }
-  it('abs and relu away from 0', () => {
-    const x = rand([4, 6], freshSeed(), 0.1, 2).map((v, i) => (i % 3 === 0 ? -v : v));
-    for (const op of ['abs', 'relu'] as const) {
+  for (const op of unary.filter((o) => kinks[o])) {
+    it(`${op} on every piece, away from its kinks`, () => {
+      const seed = freshSeed();
+      // spread over [-5, 8], each value at least 0.05 from a kink
+      const x = rand([4, 6], seed, -5, 8).map((v) => {
+        const k = (kinks[op] as readonly number[]).find((c) => Math.abs(v - c) < 0.05);
+        return k === undefined ? v : k + (v < k ? -0.05 : 0.05);
+      });
       checkGradients(
         (g) => {
           const t = g.input('x', [4, 6]);
@@ -134,8 +159,8 @@ describe('elementwise ops: finite-difference gradients (float64)', () => {
         },
         { x },
       );
-    }
-  });
+    });
+  }
   for (const op of binary) {
     it(`${op} (broadcast gradients are summed)`, () => {
       const seed = freshSeed();
