@@ -43,3 +43,27 @@ export function frozenBatchNorm2d(x: Tensor, prefix: string, C: number, eps = BN
 export function batchNorm2d(x: Tensor, prefix: string, C: number, eps = BN_EPS): Tensor {
   return batchNormAffine(x, prefix, C, eps, true);
 }
+
+export interface ConvOptions {
+  readonly stride?: number;
+  readonly padding?: number;
+  readonly groups?: number;
+  /** A bias parameter `<name>.bias` (torchvision's detection convs other than the backbone's). */
+  readonly bias?: boolean;
+  readonly trainable?: boolean;
+}
+
+/**
+ * nn.Conv2d named `name` (`<name>.weight` [cout, cin / groups, k, k], and `<name>.bias` when asked).
+ * The initializer (He, fan-in) only matters when nothing is loaded: torchvision's own init differs
+ * (kaiming_normal_ fan-out for ResNet, normal(0.01) for the RPN head), which we do not copy.
+ */
+export function conv2d(x: Tensor, name: string, cin: number, cout: number, k: number, o: ConvOptions = {}): Tensor {
+  const g = x.builder;
+  const groups = o.groups ?? 1;
+  const trainable = o.trainable ?? true;
+  const w = g.param(`${name}.weight`, [cout, cin / groups, k, k], init.he(), { trainable });
+  const y = x.conv2d(w, { stride: o.stride ?? 1, padding: o.padding ?? 0, groups });
+  if (!o.bias) return y;
+  return y.add(g.param(`${name}.bias`, [cout], init.zeros(), { trainable }).reshape([1, cout, 1, 1]));
+}
