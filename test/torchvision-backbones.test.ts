@@ -1,6 +1,8 @@
 /**
- * torchvision's ResNet-50-FPN backbone (fasterrcnn_resnet50_fpn's `backbone`: body + FPN +
- * LastLevelMaxPool) in the DSL (models/torchvision/), against torchvision itself:
+ * torchvision's detection backbones in the DSL (models/torchvision/), against torchvision itself:
+ * fasterrcnn_resnet50_fpn's (ResNet-50 body + FPN over layer1–4 + LastLevelMaxPool) and
+ * fasterrcnn_mobilenet_v3_large_fpn's (MobileNetV3-Large features + FPN over features.13 and .16 +
+ * LastLevelMaxPool). For each,
  * test/fixtures/torch/torchvision_frcnn.py saves a seeded state dict (BatchNorm statistics from a
  * batch, then scaled: non-trivial) as a .pth zip file, and torchvision's transformed input and FPN
  * features for 4 images of different aspect ratios and sizes. The state dict is read by
@@ -18,7 +20,9 @@ import { compile } from '../compiler/compile.js';
 import { limitsFrom } from '../compiler/limits.js';
 import { GraphBuilder } from '../compiler/tensor.js';
 import '../ops/index.js';
+import type { Tensor } from '../compiler/tensor.js';
 import { featurePyramid } from '../models/torchvision/fpn.js';
+import { mobilenetV3LargeFeatures } from '../models/torchvision/mobilenet.js';
 import { resnet50Body } from '../models/torchvision/resnet.js';
 import { closeDevice, getDevice } from '../runtime/device.js';
 import { readSafetensors } from '../runtime/safetensors.js';
@@ -30,11 +34,29 @@ import { hasTorch, NO_TORCH_MESSAGE, PYTHON } from './torch-fixtures.js';
 const HAS_TORCH = hasTorch();
 if (!HAS_TORCH) console.warn(`torchvision-resnet-fpn.test.ts: ${NO_TORCH_MESSAGE}`);
 
-const dir = mkdtempSync(join(tmpdir(), 'wgflow-tv-resnet-'));
+const root = mkdtempSync(join(tmpdir(), 'wgflow-tv-backbones-'));
 afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(root, { recursive: true, force: true });
   await closeDevice();
 });
+
+interface Model {
+  readonly name: string;
+  readonly body: (image: Tensor) => readonly Tensor[];
+  readonly inChannels: readonly number[];
+}
+const MODELS: readonly Model[] = [
+  {
+    name: 'fasterrcnn_resnet50_fpn',
+    body: (image) => resnet50Body(image, { prefix: 'backbone.body', trainableLayers: 3 }).features,
+    inChannels: [256, 512, 1024, 2048],
+  },
+  {
+    name: 'fasterrcnn_mobilenet_v3_large_fpn',
+    body: (image) => mobilenetV3LargeFeatures(image, { prefix: 'backbone.body', trainableLayers: 3 }).features,
+    inChannels: [160, 960],
+  },
+];
 const seed = freshSeed();
 /** Original sizes: wide, tall, square (resized to 159, not 160), very wide (padded to 96 × 256). */
 const IMAGES = ['150x230', '230x150', '200x200', '97x311'];
@@ -44,8 +66,9 @@ interface Meta {
   levels: string[];
 }
 
-describe.skipIf(!HAS_TORCH)(`fasterrcnn_resnet50_fpn backbone against torchvision (seed ${seed})`, () => {
+describe.skipIf(!HAS_TORCH).each(MODELS)(`$name backbone against torchvision (seed ${seed})`, (model) => {
   let meta: Meta;
+  const dir = join(root, model.name);
   beforeAll(() => {
     const t0 = performance.now();
     const r = spawnSync(
@@ -54,7 +77,7 @@ describe.skipIf(!HAS_TORCH)(`fasterrcnn_resnet50_fpn backbone against torchvisio
         'test/fixtures/torch/torchvision_frcnn.py',
         dir,
         '--model',
-        'fasterrcnn_resnet50_fpn',
+        model.name,
         '--seed',
         String(seed),
         '--images',
@@ -76,10 +99,9 @@ describe.skipIf(!HAS_TORCH)(`fasterrcnn_resnet50_fpn backbone against torchvisio
     const H = g.dim('H', { min: 64, max: 256 });
     const W = g.dim('W', { min: 64, max: 256 });
     const image = g.input('image', [1, 3, H, W]);
-    const { features } = resnet50Body(image, { prefix: 'backbone.body', trainableLayers: 3 });
-    const fpn = featurePyramid(features, {
+    const fpn = featurePyramid(model.body(image), {
       prefix: 'backbone.fpn',
-      inChannels: [256, 512, 1024, 2048],
+      inChannels: model.inChannels,
       outChannels: 256,
     });
     expect(fpn.names).toEqual(meta.levels);
