@@ -6,8 +6,10 @@
  * the wgflow-only detection rows that have no peer (RoIPool, the RoI backward kernels), the frcnn-small
  * suite (inference for an exact canvas vs one program for every size; training images/s at batch 1, 2
  * and 4), and the per-kernel profile of the small Faster R-CNN training step and inference — and writes the whole
- * report to bench/results/bench.{md,json}. (The `kernels` suite and the NMS / RoIAlign forward rows of
- * `detection` time the same graphs as the peer comparison, so the default run does not repeat them.)
+ * report to bench/results/bench.{md,json}. The default run also takes the `kernels` suite's pairs (matmul
+ * and conv compiled for their exact shape and as one program over run-time sizes, with the ratio); the
+ * suite's VGG16 row and the NMS / RoIAlign forward rows of `detection` time the same graphs as the peer
+ * comparison, so the default run does not repeat them.
  *
  * Names: suites `peers`, `kernels`, `detection`, `frcnn-small`, `profile`, or peer workload ids (matmul, conv, vgg,
  * nms, roialign, frcnn, train) to run only those peer rows. Each suite also writes
@@ -68,10 +70,12 @@ if (runPeers) {
     `${JSON.stringify({ adapter: dev.adapterName, date: new Date().toISOString(), notes: PEER_NOTES, rows: peerRows }, null, 2)}\n`,
   );
 }
-if (names.includes('kernels')) {
-  process.stderr.write('suite kernels\n');
-  const rows = await kernelSuite({ runs: 5, warmup: 2 }, log);
-  console.log(markdownTable(dev.adapterName, rows));
+if (all || names.includes('kernels')) {
+  // the default run takes the exact / run-time-size pairs only (the peers time VGG16's convs already)
+  process.stderr.write(all ? 'suite kernels (exact shape vs one program over run-time sizes)\n' : 'suite kernels\n');
+  const rows = await kernelSuite({ runs: 5, warmup: 2 }, log, { vgg: !all });
+  if (all) extraRows.push(...rows);
+  else console.log(markdownTable(dev.adapterName, rows));
   writeResults('bench/results/kernels', dev.adapterName, rows);
 }
 if (names.includes('detection')) {

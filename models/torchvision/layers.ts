@@ -11,7 +11,7 @@
  * FrozenBatchNorm2d). The running statistics are never trainable here: batch statistics (training-mode
  * BatchNorm2d) are not implemented.
  */
-import { type Init, init, type Tensor } from '../../compiler/tensor.js';
+import { type GraphBuilder, type Init, init, type Tensor } from '../../compiler/tensor.js';
 
 /** torchvision.ops.FrozenBatchNorm2d's and nn.BatchNorm2d's default eps. */
 export const BN_EPS = 1e-5;
@@ -53,17 +53,41 @@ export interface ConvOptions {
   readonly trainable?: boolean;
 }
 
+/** The parameters of one nn.Conv2d, declared once (a head applied to every FPN level shares them). */
+export interface ConvParams {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly cout: number;
+  readonly groups: number;
+}
+
 /**
- * nn.Conv2d named `name` (`<name>.weight` [cout, cin / groups, k, k], and `<name>.bias` when asked).
+ * Declares nn.Conv2d `name`: `<name>.weight` [cout, cin / groups, k, k], and `<name>.bias` when asked.
  * The initializer (He, fan-in) only matters when nothing is loaded: torchvision's own init differs
  * (kaiming_normal_ fan-out for ResNet, normal(0.01) for the RPN head), which we do not copy.
  */
-export function conv2d(x: Tensor, name: string, cin: number, cout: number, k: number, o: ConvOptions = {}): Tensor {
-  const g = x.builder;
+export function declareConv(
+  g: GraphBuilder,
+  name: string,
+  cin: number,
+  cout: number,
+  k: number,
+  o: ConvOptions = {},
+): ConvParams {
   const groups = o.groups ?? 1;
   const trainable = o.trainable ?? true;
-  const w = g.param(`${name}.weight`, [cout, cin / groups, k, k], init.he(), { trainable });
-  const y = x.conv2d(w, { stride: o.stride ?? 1, padding: o.padding ?? 0, groups });
-  if (!o.bias) return y;
-  return y.add(g.param(`${name}.bias`, [cout], init.zeros(), { trainable }).reshape([1, cout, 1, 1]));
+  const weight = g.param(`${name}.weight`, [cout, cin / groups, k, k], init.he(), { trainable });
+  const bias = o.bias ? g.param(`${name}.bias`, [cout], init.zeros(), { trainable }) : null;
+  return { weight, bias, cout, groups };
+}
+
+/** Applies declared conv parameters (stride and padding as nn.Conv2d's). */
+export function applyConv(x: Tensor, p: ConvParams, o: { stride?: number; padding?: number } = {}): Tensor {
+  const y = x.conv2d(p.weight, { stride: o.stride ?? 1, padding: o.padding ?? 0, groups: p.groups });
+  return p.bias ? y.add(p.bias.reshape([1, p.cout, 1, 1])) : y;
+}
+
+/** nn.Conv2d named `name`, declared and applied once. */
+export function conv2d(x: Tensor, name: string, cin: number, cout: number, k: number, o: ConvOptions = {}): Tensor {
+  return applyConv(x, declareConv(x.builder, name, cin, cout, k, o), o);
 }
