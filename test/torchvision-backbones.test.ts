@@ -11,7 +11,13 @@
  * torchvision's, relative normwise (the issue's tolerance), with no pipeline created after the
  * first image. Then the RPN (models/torchvision/rpn.ts) on top, one program for every size again:
  * at least 99 % of torchvision's proposals matched by one of ours at IoU ≥ 0.99, and the other way
- * round (the fixture scales the RPN head's init so that objectness ranks are not near-ties).
+ * round (the fixture scales the RPN head's init so that objectness ranks are not near-ties). Then the
+ * whole detector (RoIHeads, models/torchvision/roi-heads.ts, and transform.postprocess's box mapping
+ * to the original image): the same detection count as torchvision, and ≥ 98 % of torchvision's
+ * detections that score more than 1e-3 above its 100th (the cap cuts a dense band of scores; near-ties
+ * there may swap) matched by one of ours with the same label, IoU ≥ 0.98 and |Δscore| ≤ 1e-3 (the
+ * fixture scales the box predictor so that detections clear the 0.05 threshold).
+ * The inputs are torchvision's own transformed images (its resize and normalization are not ours yet).
  * Skipped, saying so, without python3-torch.
  */
 import { spawnSync } from 'node:child_process';
@@ -27,7 +33,8 @@ import type { Tensor } from '../compiler/tensor.js';
 import { featurePyramid } from '../models/torchvision/fpn.js';
 import { mobilenetV3LargeFeatures } from '../models/torchvision/mobilenet.js';
 import { resnet50Body } from '../models/torchvision/resnet.js';
-import { tvRpn } from '../models/torchvision/rpn.js';
+import { tvOriginalBoxes, tvRoiHeads } from '../models/torchvision/roi-heads.js';
+import { type TvRpnOptions, tvRpn } from '../models/torchvision/rpn.js';
 import { closeDevice, getDevice } from '../runtime/device.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { pipelineCount, Session } from '../runtime/session.js';
@@ -48,6 +55,21 @@ interface Model {
   readonly name: string;
   readonly body: (image: Tensor) => readonly Tensor[];
   readonly inChannels: readonly number[];
+}
+
+/** The RPN settings torchvision's model reports. */
+function rpnOptions(r: RpnMeta): TvRpnOptions {
+  return {
+    prefix: 'rpn',
+    inChannels: 256,
+    anchorSizes: r.sizes,
+    aspectRatios: r.aspect_ratios,
+    preNmsTopN: r.pre_nms_top_n,
+    postNmsTopN: r.post_nms_top_n,
+    nmsThresh: r.nms_thresh,
+    scoreThresh: r.score_thresh,
+    minSize: r.min_size,
+  };
 }
 
 /** IoU of two (x1, y1, x2, y2) boxes, float64 (torchvision's convention: no +1). */
@@ -99,10 +121,21 @@ interface RpnMeta {
   aspect_ratios: number[][];
 }
 
+interface RoiMeta {
+  score_thresh: number;
+  nms_thresh: number;
+  detections_per_img: number;
+  featmap_names: string[];
+  scales: number[];
+  num_classes: number;
+  representation_size: number;
+}
+
 interface Meta {
   images: { size: [number, number]; resized: [number, number]; padded: [number, number] }[];
   levels: string[];
   rpn: RpnMeta;
+  roi_heads: RoiMeta;
 }
 
 describe.skipIf(!HAS_TORCH).each(MODELS)(`$name against torchvision (seed ${seed})`, (model) => {
@@ -244,6 +277,97 @@ describe.skipIf(!HAS_TORCH).each(MODELS)(`$name against torchvision (seed ${seed
         );
         expect(recall, `image ${k}`).toBeGreaterThanOrEqual(0.99);
         expect(precision, `image ${k}`).toBeGreaterThanOrEqual(0.99);
+      }
+    } finally {
+      session.destroy();
+    }
+  }, 600_000);
+
+  it('detections of 4 image sizes from one program: the same count, ≥ 98 % matched (label, IoU ≥ 0.98, |Δscore| ≤ 1e-3)', async () => {
+    const g = new GraphBuilder();
+    const H = g.dim('H', { min: 64, max: 256 });
+    const W = g.dim('W', { min: 64, max: 256 });
+    const image = g.input('image', [1, 3, H, W]);
+    const sizes = g.input('image_size', [1, 2]);
+    const original = g.input('original_size', [1, 2]);
+    const fpn = featurePyramid(model.body(image), {
+      prefix: 'backbone.fpn',
+      inChannels: model.inChannels,
+      outChannels: 256,
+    });
+    const rpn = tvRpn(fpn.maps, { padded: [H, W], sizes }, rpnOptions(meta.rpn));
+    const rh = meta.roi_heads;
+    // torchvision's _filter_input: the pooler's names that the backbone has (MobileNet: '0', '1')
+    const pooled = rh.featmap_names
+      .filter((n) => fpn.names.includes(n))
+      .map((n) => fpn.maps[fpn.names.indexOf(n)] as Tensor);
+    const det = tvRoiHeads(pooled, rpn, sizes, {
+      prefix: 'roi_heads',
+      inChannels: 256,
+      scales: rh.scales,
+      representationSize: rh.representation_size,
+      numClasses: rh.num_classes,
+      scoreThresh: rh.score_thresh,
+      nmsThresh: rh.nms_thresh,
+      detectionsPerImage: rh.detections_per_img,
+    });
+    const boxes = tvOriginalBoxes(det.boxes, sizes, original);
+    const dev = await getDevice();
+    const { spec } = compile(g, {
+      outputs: { boxes, scores: det.scores, labels: det.labels, count: det.count },
+      limits: limitsFrom(dev.limits),
+    });
+    const sd = await loadStateDict(join(dir, 'model.zip.pth'));
+    const mapped = mapStateDict(
+      spec.persistent.map((p) => ({ name: p.name, shape: p.shape })),
+      sd,
+    );
+    const session = await Session.create(spec, {
+      gpu: dev,
+      initial: Object.fromEntries([...mapped].map(([k, t]) => [k, toFloat32(t)])),
+    });
+    const { tensors } = await readSafetensors(join(dir, 'out.safetensors'));
+    try {
+      for (const [k, im] of meta.images.entries()) {
+        const input = tensors.get(`input.${k}`);
+        if (!input) throw new Error(`no input.${k}`);
+        const got = await session.run({
+          image: { data: input.data as Float32Array, shape: [...input.shape] },
+          image_size: im.resized,
+          original_size: im.size,
+        });
+        const wantBoxes = tensors.get(`boxes.${k}`)?.data as Float32Array;
+        const wantScores = tensors.get(`scores.${k}`)?.data as Float32Array;
+        const wantLabels = tensors.get(`labels.${k}`)?.data as Float32Array;
+        const n = wantScores.length;
+        const m = got.count?.data[0] as number;
+        const gb = got.boxes?.data as Float32Array;
+        const gs = got.scores?.data as Float32Array;
+        const gl = got.labels?.data as Int32Array;
+        // where the 100-detection cap cuts a band of scores, compare those clearly above the last one
+        const cut = n === rh.detections_per_img ? (wantScores[n - 1] as number) + 1e-3 : -1;
+        let considered = 0;
+        let matched = 0;
+        for (let i = 0; i < n; i++) {
+          if ((wantScores[i] as number) <= cut) continue;
+          considered++;
+          for (let j = 0; j < m; j++)
+            if (
+              gl[j] === wantLabels[i] &&
+              Math.abs((gs[j] as number) - (wantScores[i] as number)) <= 1e-3 &&
+              iou(wantBoxes, i, gb, j) >= 0.98
+            ) {
+              matched++;
+              break;
+            }
+        }
+        console.log(
+          `image ${im.size.join('×')}: torchvision ${n} detections, ours ${m}; of the ${considered} scoring above ` +
+            `the last + 1e-3 (${cut.toFixed(4)}), ${matched} matched (label, IoU ≥ 0.98, |Δscore| ≤ 1e-3)`,
+        );
+        expect(m, `image ${k} count`).toBe(n);
+        expect(matched / Math.max(1, considered), `image ${k}`).toBeGreaterThanOrEqual(0.98);
+        expect(considered, `image ${k}: detections to compare`).toBeGreaterThan(0);
       }
     } finally {
       session.destroy();
