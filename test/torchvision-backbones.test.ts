@@ -166,7 +166,8 @@ describe.skipIf(!HAS_TORCH).each(MODELS)(`$name against torchvision (seed ${seed
     console.log(`torchvision_frcnn.py: ${((performance.now() - t0) / 1000).toFixed(1)} s, ${r.stdout.trim()}`);
   }, 120_000);
 
-  it('FPN features of 4 image sizes from one program, each level within 1e-3 of torchvision', async () => {
+  /** The graph's inputs and the FPN on the image ([1, 3, H, W], H and W run-time sizes ≤ 256). */
+  const pyramid = () => {
     const g = new GraphBuilder();
     const H = g.dim('H', { min: 64, max: 256 });
     const W = g.dim('W', { min: 64, max: 256 });
@@ -176,34 +177,52 @@ describe.skipIf(!HAS_TORCH).each(MODELS)(`$name against torchvision (seed ${seed
       inChannels: model.inChannels,
       outChannels: 256,
     });
-    expect(fpn.names).toEqual(meta.levels);
-    const outputs = Object.fromEntries(fpn.names.map((n, i) => [`p${n}`, fpn.maps[i] as (typeof fpn.maps)[number]]));
+    return { g, H, W, fpn, sizes: () => g.input('image_size', [1, 2]) };
+  };
+  /** One program for the outputs, its params from the zip .pth (keys of `unused` heads ignored), and the fixture. */
+  const programOf = async (g: GraphBuilder, outputs: Record<string, Tensor>, unused: readonly RegExp[]) => {
     const dev = await getDevice();
-    const t0 = performance.now();
     const { spec } = compile(g, { outputs, limits: limitsFrom(dev.limits) });
     const sd = await loadStateDict(join(dir, 'model.zip.pth'));
     const mapped = mapStateDict(
       spec.persistent.map((p) => ({ name: p.name, shape: p.shape })),
       sd,
-      { ignore: [/^rpn\./, /^roi_heads\./] },
+      { ignore: unused },
     );
     const initial = Object.fromEntries([...mapped].map(([k, t]) => [k, toFloat32(t)]));
     const session = await Session.create(spec, { gpu: dev, initial });
     const { tensors } = await readSafetensors(join(dir, 'out.safetensors'));
+    const input = (k: number) => {
+      const t = tensors.get(`input.${k}`);
+      if (!t) throw new Error(`no input.${k}`);
+      return { data: t.data as Float32Array, shape: [...t.shape] };
+    };
+    const want = (key: string) => {
+      const t = tensors.get(key);
+      if (!t) throw new Error(`the fixture has no ${key}`);
+      return t;
+    };
+    return { session, input, want };
+  };
+
+  it('FPN features of 4 image sizes from one program, each level within 1e-3 of torchvision', async () => {
+    const { g, fpn } = pyramid();
+    expect(fpn.names).toEqual(meta.levels);
+    const outputs = Object.fromEntries(fpn.names.map((n, i) => [`p${n}`, fpn.maps[i] as Tensor]));
+    const t0 = performance.now();
+    const { session, input, want } = await programOf(g, outputs, [/^rpn\./, /^roi_heads\./]);
     let pipelines = -1;
     try {
       for (const [k, im] of meta.images.entries()) {
-        const input = tensors.get(`input.${k}`);
-        if (!input) throw new Error(`no input.${k}`);
         const t1 = performance.now();
-        const got = await session.run({ image: { data: input.data as Float32Array, shape: [...input.shape] } });
+        const got = await session.run({ image: input(k) });
         const ms = performance.now() - t1;
         if (k === 0) pipelines = pipelineCount();
         const errs = fpn.names.map((n) => {
-          const want = tensors.get(`feature.${k}.${n}`);
+          const w = want(`feature.${k}.${n}`);
           const out = got[`p${n}`];
-          expect(out?.shape, `image ${k} level ${n}`).toEqual(want?.shape);
-          return relError(out?.data as Float32Array, want?.data as Float32Array);
+          expect(out?.shape, `image ${k} level ${n}`).toEqual(w.shape);
+          return relError(out?.data as Float32Array, w.data as Float32Array);
         });
         console.log(
           `image ${im.size.join('×')} → ${im.padded.join('×')}: ${ms.toFixed(0)} ms; relative errors ${errs.map((e) => e.toExponential(1)).join(', ')}`,
@@ -218,59 +237,18 @@ describe.skipIf(!HAS_TORCH).each(MODELS)(`$name against torchvision (seed ${seed
   }, 600_000);
 
   it('RPN proposals of 4 image sizes from one program: ≥ 99 % of torchvision’s matched at IoU ≥ 0.99', async () => {
-    const g = new GraphBuilder();
-    const H = g.dim('H', { min: 64, max: 256 });
-    const W = g.dim('W', { min: 64, max: 256 });
-    const image = g.input('image', [1, 3, H, W]);
-    const sizes = g.input('image_size', [1, 2]);
-    const fpn = featurePyramid(model.body(image), {
-      prefix: 'backbone.fpn',
-      inChannels: model.inChannels,
-      outChannels: 256,
-    });
-    const r = meta.rpn;
-    const rpn = tvRpn(
-      fpn.maps,
-      { padded: [H, W], sizes },
-      {
-        prefix: 'rpn',
-        inChannels: 256,
-        anchorSizes: r.sizes,
-        aspectRatios: r.aspect_ratios,
-        preNmsTopN: r.pre_nms_top_n,
-        postNmsTopN: r.post_nms_top_n,
-        nmsThresh: r.nms_thresh,
-        scoreThresh: r.score_thresh,
-        minSize: r.min_size,
-      },
-    );
-    const dev = await getDevice();
-    const { spec } = compile(g, { outputs: { boxes: rpn.boxes, count: rpn.count }, limits: limitsFrom(dev.limits) });
-    const sd = await loadStateDict(join(dir, 'model.zip.pth'));
-    const mapped = mapStateDict(
-      spec.persistent.map((p) => ({ name: p.name, shape: p.shape })),
-      sd,
-      { ignore: [/^roi_heads\./] },
-    );
-    const session = await Session.create(spec, {
-      gpu: dev,
-      initial: Object.fromEntries([...mapped].map(([k, t]) => [k, toFloat32(t)])),
-    });
-    const { tensors } = await readSafetensors(join(dir, 'out.safetensors'));
+    const { g, H, W, fpn, sizes } = pyramid();
+    const rpn = tvRpn(fpn.maps, { padded: [H, W], sizes: sizes() }, rpnOptions(meta.rpn));
+    const { session, input, want } = await programOf(g, { boxes: rpn.boxes, count: rpn.count }, [/^roi_heads\./]);
     try {
       for (const [k, im] of meta.images.entries()) {
-        const input = tensors.get(`input.${k}`);
-        const want = tensors.get(`proposals.${k}`);
-        if (!input || !want) throw new Error(`no input.${k} or proposals.${k}`);
-        const got = await session.run({
-          image: { data: input.data as Float32Array, shape: [...input.shape] },
-          image_size: im.resized,
-        });
-        const n = want.shape[0] as number;
+        const got = await session.run({ image: input(k), image_size: im.resized });
+        const w = want(`proposals.${k}`);
+        const n = w.shape[0] as number;
         const m = (got.count?.data[0] ?? 0) as number;
         const boxes = got.boxes?.data as Float32Array;
-        const recall = matchedFraction(want.data as Float32Array, n, boxes, m, 0.99);
-        const precision = matchedFraction(boxes, m, want.data as Float32Array, n, 0.99);
+        const recall = matchedFraction(w.data as Float32Array, n, boxes, m, 0.99);
+        const precision = matchedFraction(boxes, m, w.data as Float32Array, n, 0.99);
         console.log(
           `image ${im.size.join('×')} → ${im.padded.join('×')}: torchvision ${n} proposals, ours ${m}; ` +
             `${(100 * recall).toFixed(2)} % of torchvision's matched at IoU ≥ 0.99, ${(100 * precision).toFixed(2)} % of ours`,
@@ -284,24 +262,16 @@ describe.skipIf(!HAS_TORCH).each(MODELS)(`$name against torchvision (seed ${seed
   }, 600_000);
 
   it('detections of 4 image sizes from one program: the same count, ≥ 98 % matched (label, IoU ≥ 0.98, |Δscore| ≤ 1e-3)', async () => {
-    const g = new GraphBuilder();
-    const H = g.dim('H', { min: 64, max: 256 });
-    const W = g.dim('W', { min: 64, max: 256 });
-    const image = g.input('image', [1, 3, H, W]);
-    const sizes = g.input('image_size', [1, 2]);
+    const { g, H, W, fpn, sizes } = pyramid();
+    const resized = sizes();
     const original = g.input('original_size', [1, 2]);
-    const fpn = featurePyramid(model.body(image), {
-      prefix: 'backbone.fpn',
-      inChannels: model.inChannels,
-      outChannels: 256,
-    });
-    const rpn = tvRpn(fpn.maps, { padded: [H, W], sizes }, rpnOptions(meta.rpn));
+    const rpn = tvRpn(fpn.maps, { padded: [H, W], sizes: resized }, rpnOptions(meta.rpn));
     const rh = meta.roi_heads;
     // torchvision's _filter_input: the pooler's names that the backbone has (MobileNet: '0', '1')
     const pooled = rh.featmap_names
       .filter((n) => fpn.names.includes(n))
       .map((n) => fpn.maps[fpn.names.indexOf(n)] as Tensor);
-    const det = tvRoiHeads(pooled, rpn, sizes, {
+    const det = tvRoiHeads(pooled, rpn, resized, {
       prefix: 'roi_heads',
       inChannels: 256,
       scales: rh.scales,
@@ -311,34 +281,15 @@ describe.skipIf(!HAS_TORCH).each(MODELS)(`$name against torchvision (seed ${seed
       nmsThresh: rh.nms_thresh,
       detectionsPerImage: rh.detections_per_img,
     });
-    const boxes = tvOriginalBoxes(det.boxes, sizes, original);
-    const dev = await getDevice();
-    const { spec } = compile(g, {
-      outputs: { boxes, scores: det.scores, labels: det.labels, count: det.count },
-      limits: limitsFrom(dev.limits),
-    });
-    const sd = await loadStateDict(join(dir, 'model.zip.pth'));
-    const mapped = mapStateDict(
-      spec.persistent.map((p) => ({ name: p.name, shape: p.shape })),
-      sd,
-    );
-    const session = await Session.create(spec, {
-      gpu: dev,
-      initial: Object.fromEntries([...mapped].map(([k, t]) => [k, toFloat32(t)])),
-    });
-    const { tensors } = await readSafetensors(join(dir, 'out.safetensors'));
+    const boxes = tvOriginalBoxes(det.boxes, resized, original);
+    const outputs = { boxes, scores: det.scores, labels: det.labels, count: det.count };
+    const { session, input, want } = await programOf(g, outputs, []);
     try {
       for (const [k, im] of meta.images.entries()) {
-        const input = tensors.get(`input.${k}`);
-        if (!input) throw new Error(`no input.${k}`);
-        const got = await session.run({
-          image: { data: input.data as Float32Array, shape: [...input.shape] },
-          image_size: im.resized,
-          original_size: im.size,
-        });
-        const wantBoxes = tensors.get(`boxes.${k}`)?.data as Float32Array;
-        const wantScores = tensors.get(`scores.${k}`)?.data as Float32Array;
-        const wantLabels = tensors.get(`labels.${k}`)?.data as Float32Array;
+        const got = await session.run({ image: input(k), image_size: im.resized, original_size: im.size });
+        const wantBoxes = want(`boxes.${k}`).data as Float32Array;
+        const wantScores = want(`scores.${k}`).data as Float32Array;
+        const wantLabels = want(`labels.${k}`).data as Float32Array;
         const n = wantScores.length;
         const m = got.count?.data[0] as number;
         const gb = got.boxes?.data as Float32Array;

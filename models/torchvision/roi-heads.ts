@@ -17,10 +17,9 @@ import { type Dim, dimMul } from '../../compiler/dims.js';
 import type { GraphBuilder, Tensor } from '../../compiler/tensor.js';
 import { decodeBoxes } from '../../ops/boxes.js';
 import { linear } from '../../ops/matmul.js';
-import { nms } from '../../ops/nms.js';
 import { roiAlign } from '../../ops/roi-align.js';
 import { arange } from '../../ops/sizes.js';
-import { takeAlongAxis, topk } from '../../ops/sort.js';
+import { nmsByGroup } from './nms-groups.js';
 import type { TvProposals } from './rpn.js';
 
 export interface TvRoiHeadsOptions {
@@ -128,21 +127,14 @@ export function tvRoiHeads(
   // one NMS problem per (image, class): [B, F, R]
   const classBoxes = boxes.transpose([0, 2, 1, 3]);
   const classScores = g.where(ok, fg, -1).transpose([0, 2, 1]);
-  const D = Math.min(o.detectionsPerImage, R);
-  const kept = nms(classBoxes, classScores, { iouThreshold: o.nmsThresh, maxOutput: D });
-  const has = kept.indices.ge(0);
-  const idx = g.where(has, kept.indices, 0);
-  const keptScores = g.where(has, takeAlongAxis(classScores, idx), -1).reshape([B, F * D]);
-  const keptBoxes = takeAlongAxis(classBoxes, idx).reshape([B, F * D, 4]);
-  const best = topk(keptScores, D);
-  const valid = best.values.ge(0);
-  // the class of kept slot j is j / D (+ 1 for the background)
-  const labels = best.indices.div(D).add(1);
+  const D = Math.min(o.detectionsPerImage, F * R);
+  const best = nmsByGroup(classBoxes, classScores, o.nmsThresh, D);
   return {
-    boxes: g.where(valid.reshape([B, D, 1]), takeAlongAxis(keptBoxes, best.indices), 0),
-    scores: g.where(valid, best.values, 0),
-    labels: g.where(valid, labels, -1),
-    count: valid.cast('f32').sum(1).cast('i32'),
+    boxes: best.boxes,
+    scores: g.where(best.valid, best.scores, 0),
+    // the group is the foreground class index (+ 1 for the background)
+    labels: g.where(best.valid, best.groups.add(1), -1),
+    count: best.count,
     capacity: D,
   };
 }

@@ -17,10 +17,10 @@ import { type Dim, dimMax, dimMin, dimMul } from '../../compiler/dims.js';
 import type { GraphBuilder, Tensor } from '../../compiler/tensor.js';
 import { tvBaseAnchors } from '../../ops/anchors.js';
 import { decodeBoxes } from '../../ops/boxes.js';
-import { nms } from '../../ops/nms.js';
 import { arange, zerosAlong } from '../../ops/sizes.js';
 import { takeAlongAxis, topk } from '../../ops/sort.js';
 import { applyConv, declareConv } from './layers.js';
+import { nmsByGroup } from './nms-groups.js';
 
 export interface TvRpnOptions {
   /** Parameter prefix (`rpn`). */
@@ -151,21 +151,12 @@ export function tvRpn(
     1,
   );
   const R = Math.min(o.postNmsTopN, L * K);
-  const keepPer = Math.min(K, R);
-  const kept = nms(boxes, scores, { iouThreshold: o.nmsThresh, maxOutput: keepPer });
-  const has = kept.indices.ge(0);
-  const idx = g.where(has, kept.indices, 0);
-  const keptScores = g.where(has, takeAlongAxis(scores, idx), -1).reshape([B, L * keepPer]);
-  const keptBoxes = takeAlongAxis(boxes, idx).reshape([B, L * keepPer, 4]);
-  // the post_nms_top_n best over the levels, by score (torchvision sorts the kept boxes by score)
-  const best = topk(keptScores, R);
-  const valid = best.values.ge(0);
-  const out = g.where(valid.reshape([B, R, 1]), takeAlongAxis(keptBoxes, best.indices), 0);
+  const best = nmsByGroup(boxes, scores, o.nmsThresh, R);
   return {
-    boxes: out,
-    scores: g.where(valid, best.values, -1),
-    valid,
-    count: valid.cast('f32').sum(1).cast('i32'),
+    boxes: best.boxes,
+    scores: best.scores,
+    valid: best.valid,
+    count: best.count,
     capacity: R,
   };
 }
