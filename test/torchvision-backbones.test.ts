@@ -17,7 +17,8 @@
  * detections that score more than 1e-3 above its 100th (the cap cuts a dense band of scores; near-ties
  * there may swap) matched by one of ours with the same label, IoU ≥ 0.98 and |Δscore| ≤ 1e-3 (the
  * fixture scales the box predictor so that detections clear the 0.05 threshold).
- * The inputs are torchvision's own transformed images (its resize and normalization are not ours yet).
+ * The transform (models/torchvision/transform.ts: normalize, resize, pad) is compared with torchvision's
+ * on the original images; the model tests then take torchvision's own transformed images as input.
  * Skipped, saying so, without python3-torch.
  */
 import { spawnSync } from 'node:child_process';
@@ -35,6 +36,7 @@ import { mobilenetV3LargeFeatures } from '../models/torchvision/mobilenet.js';
 import { resnet50Body } from '../models/torchvision/resnet.js';
 import { tvOriginalBoxes, tvRoiHeads } from '../models/torchvision/roi-heads.js';
 import { type TvRpnOptions, tvRpn } from '../models/torchvision/rpn.js';
+import { tvTransform } from '../models/torchvision/transform.js';
 import { closeDevice, getDevice } from '../runtime/device.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { pipelineCount, Session } from '../runtime/session.js';
@@ -204,6 +206,27 @@ describe.skipIf(!HAS_TORCH).each(MODELS)(`$name against torchvision (seed ${seed
     };
     return { session, input, want };
   };
+
+  it('the transform (normalize, resize, pad) gives torchvision’s input for every image', async () => {
+    const { tensors } = await readSafetensors(join(dir, 'out.safetensors'));
+    for (const [k, im] of meta.images.entries()) {
+      const img = tensors.get(`image.${k}`);
+      const want = tensors.get(`input.${k}`);
+      if (!img || !want) throw new Error(`no image.${k} or input.${k}`);
+      const t = tvTransform(img.data as Float32Array, im.size[0], im.size[1], { minSize: 160, maxSize: 256 });
+      expect(t.resized, `image ${k}`).toEqual(im.resized);
+      expect(t.padded, `image ${k}`).toEqual(im.padded);
+      const w = want.data as Float32Array;
+      let same = 0;
+      for (let i = 0; i < w.length; i++) if (t.data[i] === w[i]) same++;
+      const err = relError(t.data, w);
+      console.log(
+        `image ${im.size.join('×')} → ${t.resized.join('×')}: ${same} of ${w.length} values bit-equal, relative error ${err.toExponential(1)}`,
+      );
+      // torchvision's sizes exactly; values to float rounding (measured about 1e-5, not bit for bit)
+      expect(err, `image ${k}`).toBeLessThan(1e-4);
+    }
+  });
 
   it('FPN features of 4 image sizes from one program, each level within 1e-3 of torchvision', async () => {
     const { g, fpn } = pyramid();
