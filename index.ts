@@ -96,6 +96,7 @@ export {
   type FrcnnTrainingMode,
   type FrcnnTrainingOptions,
 } from './models/frcnn/train.js';
+export { TV_DETECTION_MODELS, type TvDetectionModel } from './models/torchvision/detector.js';
 export type { Row, ShiftOptions } from './ops/anchors.js';
 export type { BoxFormat, CodingOptions, DecodeOptions } from './ops/boxes.js';
 export * as detection from './ops/detection.js';
@@ -148,4 +149,11 @@ export {
   TRAINING_MODES,
   type TrainingMode,
 } from './train/run-config.js';
+export {
+  fasterrcnnMobilenetV3Large320Fpn,
+  fasterrcnnMobilenetV3LargeFpn,
+  fasterrcnnResnet50Fpn,
+  TorchvisionDetector,
+  type TorchvisionDetectorOptions,
+} from './train/torchvision-detector.js';
 export { TRAIN_DEFAULTS, type TrainOptions, type TrainResult, train } from './train/train.js';

@@ -2,16 +2,19 @@
  * The train / detect / eval commands of the CLI (cli/wgflow.ts parses the arguments): thin wrappers over
  * the library's train(), loadDetector() and evaluate(), adding progress bars, pictures and tables.
  */
+import { existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { WgflowError } from '../compiler/errors.js';
 import { decodeImage, resizeBilinear } from '../data/image.js';
 import { openDataset } from '../data/open.js';
 import { formatCocoTable, formatVocTable } from '../eval/format.js';
+import { TV_DETECTION_MODELS, type TvDetectionModel } from '../models/torchvision/detector.js';
 import { INPUT_LIMITS, readInputFile } from '../runtime/input-file.js';
 import { readCheckpointConfig } from '../train/checkpoint-config.js';
 import { loadDetector } from '../train/detector.js';
 import { checkSameClasses, evaluate } from '../train/evaluate.js';
+import { isTorchvisionModel } from '../train/torchvision-detector.js';
 import { type TrainOptions, train } from '../train/train.js';
 import { drawDetections } from '../viz/draw-detections.js';
 import { makeOutputDir, pictureNames } from './output-paths.js';
@@ -88,19 +91,51 @@ async function writeOutput(path: string, data: Uint8Array | string): Promise<voi
 
 export async function detectCommand(
   images: readonly string[],
-  a: { checkpoint: string; out: string; score: number },
+  a: {
+    checkpoint?: string;
+    model?: string;
+    weights?: string;
+    minSize?: number;
+    maxSize?: number;
+    out: string;
+    score: number;
+  },
 ): Promise<void> {
-  // every check that needs no GPU first: the output folder, the images (regular files within the
-  // size limit: never a pipe or a device), the output names, the checkpoint's configuration
+  // every check that needs no GPU first: the options, the output folder, the images (regular files
+  // within the size limit: never a pipe or a device), the output names, the checkpoint's configuration
   if (!Number.isFinite(a.score) || a.score < 0 || a.score > 1)
     throw new WgflowError(`--score must be a number in [0, 1], got ${a.score}`);
+  const torchvision = a.model !== undefined;
+  if (torchvision) {
+    if (!isTorchvisionModel(a.model))
+      throw new WgflowError(`--model must be one of ${TV_DETECTION_MODELS.join(', ')}, got '${a.model}'`);
+    if (a.weights === undefined)
+      throw new WgflowError(`--model ${a.model} needs --weights FILE (.pth or .safetensors)`);
+    if (a.checkpoint !== undefined)
+      throw new WgflowError('give --checkpoint (a wgflow model) or --model with --weights, not both');
+    if (!existsSync(a.weights) || !statSync(a.weights).isFile())
+      throw new WgflowError(`--weights ${a.weights}: no such file`);
+  } else {
+    if (a.checkpoint === undefined) throw new WgflowError('give --checkpoint FILE, or --model NAME --weights FILE');
+    if (a.weights !== undefined || a.minSize !== undefined || a.maxSize !== undefined)
+      throw new WgflowError('--weights, --min-size and --max-size go with --model (a torchvision model)');
+  }
   await makeOutputDir(a.out);
   const inputs: Uint8Array[] = [];
   for (const path of images)
     inputs.push(await readInputFile(path, { what: 'image', maxBytes: INPUT_LIMITS.imageBytes }));
   const names = pictureNames(images, a.out, [DETECTIONS_FILE]);
-  await readCheckpointConfig(a.checkpoint, '--checkpoint');
-  const det = await loadDetector({ checkpoint: a.checkpoint });
+  if (!torchvision) await readCheckpointConfig(a.checkpoint as string, '--checkpoint');
+  const det = await loadDetector(
+    torchvision
+      ? {
+          model: a.model as TvDetectionModel,
+          weights: a.weights as string,
+          ...(a.minSize !== undefined ? { minSize: a.minSize } : {}),
+          ...(a.maxSize !== undefined ? { maxSize: a.maxSize } : {}),
+        }
+      : { checkpoint: a.checkpoint as string },
+  );
   const results: CocoResultEntry[] = [];
   // drawn boxes are inclusive pixel ranges: a continuous x2 is one past the last covered column
   const lastPixel = det.boxConvention === 'continuous' ? 1 : 0;

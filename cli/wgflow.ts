@@ -9,6 +9,7 @@
 import '../ops/index.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { WgflowError } from '../compiler/errors.js';
+import { TV_DETECTION_MODELS } from '../models/torchvision/detector.js';
 import { closeDevice } from '../runtime/device.js';
 import { FRCNN_MODEL_NAMES, ROI_POOLINGS, TRAINING_MODES } from '../train/run-config.js';
 import { detectCommand, evalCommand, trainCommand } from './commands.js';
@@ -140,7 +141,11 @@ program
   .command('detect')
   .description('detect objects in images: PNGs with boxes, class names and scores, and COCO-format JSON')
   .argument('<images...>', 'image files (JPEG, PNG, …)')
-  .requiredOption('--checkpoint <file>', 'a checkpoint written by train')
+  .option('--checkpoint <file>', 'a checkpoint written by train (wgflow models)')
+  .option('--model <name>', `a torchvision model with --weights: ${TV_DETECTION_MODELS.join(', ')}`)
+  .option('--weights <file>', "--model's weights: a .pth (zip or legacy) or .safetensors with torchvision's keys")
+  .option('--min-size <n>', "--model: the transform's min_size (default: the model's, 800 or 320)", int('--min-size'))
+  .option('--max-size <n>', "--model: the transform's max_size (default: the model's, 1333 or 640)", int('--max-size'))
   .option('--out <dir>', 'output folder', './runs/detect')
   .option(
     '--score <x>',

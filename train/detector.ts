@@ -4,16 +4,19 @@
  * normalization, padding to the compiled canvas, `im_info`) and returns `{ boxes, labels, scores }` per
  * image in original-image pixels, like a torchvision detection model in eval mode.
  *
- * A model is loaded by name: today the Faster R-CNN models wgflow declares, from a checkpoint written by
- * `train()` / `wgflow train`. Every loader returns the same {@link Detector} interface, so other model
- * families (torchvision's weights) add a loader, not a new API.
+ * A model is loaded by name: the Faster R-CNN models wgflow declares, from a checkpoint written by
+ * `train()` / `wgflow train`, or torchvision's Faster R-CNN models (`fasterrcnn_resnet50_fpn`, …) from
+ * the user's own .pth or safetensors weights (train/torchvision-detector.ts). Every loader returns the
+ * same {@link Detector} interface.
  */
 import { WgflowError } from '../compiler/errors.js';
 import type { ImageInput } from '../data/image-input.js';
 import type { BoxConvention } from '../data/types.js';
+import { TV_DETECTION_MODELS } from '../models/torchvision/detector.js';
 import { readCheckpointConfig } from './checkpoint-config.js';
 import { FrcnnDetector } from './frcnn-detector.js';
 import { FRCNN_MODEL_NAMES, type FrcnnModelName, isFrcnnModel } from './run-config.js';
+import { isTorchvisionModel, TorchvisionDetector, type TorchvisionDetectorOptions } from './torchvision-detector.js';
 
 /** The detections of one image (N of them), as torchvision's `{boxes, labels, scores}`. */
 export interface DetectionResult {
@@ -56,10 +59,10 @@ export interface CheckpointDetectorOptions {
 }
 
 /** What {@link loadDetector} loads (one member per model family). */
-export type LoadDetectorOptions = CheckpointDetectorOptions;
+export type LoadDetectorOptions = CheckpointDetectorOptions | TorchvisionDetectorOptions;
 
 /** The models {@link loadDetector} knows. */
-export const DETECTOR_MODELS: readonly string[] = [...FRCNN_MODEL_NAMES];
+export const DETECTOR_MODELS: readonly string[] = [...FRCNN_MODEL_NAMES, ...TV_DETECTION_MODELS];
 
 async function loadFrcnnCheckpoint(o: CheckpointDetectorOptions): Promise<Detector> {
   const config = await readCheckpointConfig(o.checkpoint);
@@ -87,9 +90,17 @@ async function loadFrcnnCheckpoint(o: CheckpointDetectorOptions): Promise<Detect
  * ```
  */
 export async function loadDetector(o: LoadDetectorOptions): Promise<Detector> {
-  if (typeof o !== 'object' || o === null || typeof o.checkpoint !== 'string')
+  if (typeof o === 'object' && o !== null && isTorchvisionModel(o.model)) {
+    const tv = o as TorchvisionDetectorOptions;
+    if (typeof tv.weights !== 'string')
+      throw new WgflowError(
+        `loadDetector: ${tv.model} needs { weights } (a .pth or .safetensors file with torchvision's keys)`,
+      );
+    return TorchvisionDetector.create(tv);
+  }
+  if (typeof o !== 'object' || o === null || typeof (o as CheckpointDetectorOptions).checkpoint !== 'string')
     throw new WgflowError('loadDetector: give { model, checkpoint } (checkpoint: the path of a wgflow checkpoint)');
   if (o.model !== undefined && !isFrcnnModel(o.model))
     throw new WgflowError(`loadDetector: unknown model '${String(o.model)}' (known: ${DETECTOR_MODELS.join(', ')})`);
-  return loadFrcnnCheckpoint(o);
+  return loadFrcnnCheckpoint(o as CheckpointDetectorOptions);
 }
