@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeImage } from '../data/image.js';
 import { loadDetector } from '../index.js';
 import { closeDevice } from '../runtime/device.js';
-import { readSafetensors } from '../runtime/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../runtime/safetensors.js';
 import type { DetectionResult } from '../train/detector.js';
 import { fasterrcnnResnet50Fpn, tvKeyOf } from '../train/torchvision-detector.js';
 import { runCli } from './cli-process.js';
@@ -182,6 +182,23 @@ describe.skipIf(!HAS_TORCH)(`torchvision detectors from .pth files (seed ${seed}
     const unknown = await runCli(['detect', png, '--model', 'yolo', '--weights', weights, '--out', join(dir, 'y')]);
     expect(unknown.stderr).toMatch(/--model must be one of fasterrcnn_resnet50_fpn, /);
   }, 600_000);
+
+  it('weights that are not a torchvision Faster R-CNN, or miss tensors, are refused naming the file and keys', async () => {
+    const notTv = join(dir, 'not-tv.safetensors');
+    await writeSafetensors(notTv, { 'fc.weight': { data: new Float32Array(6), shape: [2, 3], dtype: 'f32' } });
+    await expect(fasterrcnnResnet50Fpn({ weights: notTv })).rejects.toThrow(
+      /not-tv\.safetensors: no roi_heads\.box_predictor\.cls_score\.weight \[classes, 1024\]/,
+    );
+    const partial = join(dir, 'partial.safetensors');
+    await writeSafetensors(partial, {
+      'roi_heads.box_predictor.cls_score.weight': { data: new Float32Array(5 * 1024), shape: [5, 1024], dtype: 'f32' },
+      'backbone.body.conv1.weight': { data: new Float32Array(64 * 3 * 9), shape: [64, 3, 3, 3], dtype: 'f32' },
+    });
+    // one error for everything: the missing tensors and the shape mismatch (conv1 is 7×7)
+    await expect(fasterrcnnResnet50Fpn({ weights: partial })).rejects.toThrow(
+      /partial\.safetensors[\s\S]*backbone\.body\.bn1\.weight[\s\S]*backbone\.body\.conv1\.weight/,
+    );
+  });
 
   it('older checkpoints’ FPN and RPN key names are renamed as torchvision renames them', () => {
     expect(tvKeyOf('backbone.fpn.inner_blocks.2.weight')).toBe('backbone.fpn.inner_blocks.2.0.weight');

@@ -75,11 +75,11 @@ export class TorchvisionDetector implements Detector {
       );
     const sd = await loadStateDict(o.weights);
     const cls = sd.tensors.get(CLS_WEIGHT);
-    if (!cls || cls.shape.length !== 2)
+    const numClasses = cls?.shape.length === 2 ? (cls.shape[0] as number) : undefined;
+    if (numClasses === undefined)
       throw new WgflowError(
         `${o.weights}: no ${CLS_WEIGHT} [classes, 1024]: not a torchvision Faster R-CNN state dict`,
       );
-    const numClasses = cls.shape[0] as number;
     const spec = TV_MODEL_SPECS[o.model];
     const sizes = { minSize: o.minSize ?? spec.minSize, maxSize: o.maxSize ?? spec.maxSize };
     const dev = await getDevice();
@@ -92,14 +92,20 @@ export class TorchvisionDetector implements Detector {
       ...(o.nmsThreshold !== undefined ? { nmsThresh: o.nmsThreshold } : {}),
       ...(o.detectionsPerImage !== undefined ? { detectionsPerImage: o.detectionsPerImage } : {}),
     });
-    const { spec: program } = compile(g, { outputs: det.outputs, limits, name: o.model });
-    // every tensor mapped by name, all problems at once (num_batches_tracked ignored)
+    // every tensor mapped by name, all problems at once (num_batches_tracked ignored), before compiling
+    const params = g.graph.nodes.filter((n) => n.op === 'param');
     const mapped = mapStateDict(
-      program.persistent.map((p) => ({ name: p.name, shape: p.shape })),
+      params.map((n) => ({ name: n.name as string, shape: n.type.shape })),
       sd,
       { rename: tvKeyOf, source: o.weights },
     );
-    const initial = Object.fromEntries([...mapped].map(([k, t]) => [k, toFloat32(t)]));
+    const { spec: program } = compile(g, { outputs: det.outputs, limits, name: o.model });
+    const initial = Object.fromEntries(
+      program.persistent.flatMap((p) => {
+        const t = mapped.get(p.name);
+        return t ? [[p.name, toFloat32(t)]] : [];
+      }),
+    );
     const classes =
       o.classes ??
       (numClasses === TV_COCO_CATEGORIES.length
