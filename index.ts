@@ -153,6 +153,7 @@ export {
   fasterrcnnMobilenetV3Large320Fpn,
   fasterrcnnMobilenetV3LargeFpn,
   fasterrcnnResnet50Fpn,
+  fasterrcnnResnet50FpnV2,
   TorchvisionDetector,
   type TorchvisionDetectorOptions,
 } from './train/torchvision-detector.js';

@@ -1,7 +1,8 @@
 /**
  * Logical buffers, typed. Lowering names each buffer a kernel uses and says whose it is: the value of
  * a node (views resolved to the node they view) or a scratch buffer of one group. Every later stage
- * (in-place analysis, memory planning, binding) works from these records, never from the names.
+ * (in-place analysis, memory planning, binding) works from these records; none parses a name back
+ * into a node.
  * The name is only the kernel AST's identifier until binding renames it: `t<node>` for a value,
  * `s<group>_<k>` for scratch.
  */

@@ -208,3 +208,70 @@ describe.skipIf(!HAS_TORCH)(`torchvision detectors from .pth files (seed ${seed}
     expect(tvKeyOf('backbone.body.layer1.0.conv1.weight')).toBe('backbone.body.layer1.0.conv1.weight');
   });
 });
+
+describe.skipIf(!HAS_TORCH)(`fasterrcnn_resnet50_fpn_v2 from a .pth (seed ${seed})`, () => {
+  const v2dir = join(dir, 'v2');
+  const SIZES = ['150x230', '97x311'];
+  it('detections match torchvision’s (BatchNorm FPN, 2-conv RPN head, conv + FC box head)', async () => {
+    const args = ['--model', 'fasterrcnn_resnet50_fpn_v2', '--seed', String(seed), '--images', SIZES.join(',')];
+    const r = spawnSync(
+      PYTHON,
+      ['test/fixtures/torch/torchvision_frcnn.py', v2dir, ...args, '--min-size', '160', '--max-size', '256'],
+      { encoding: 'utf8' },
+    );
+    if (r.status !== 0) throw new Error(`torchvision_frcnn.py failed (seed ${seed}): ${r.stderr}`);
+    const meta = JSON.parse(readFileSync(join(v2dir, 'out.json'), 'utf8')) as Meta;
+    const { tensors } = await readSafetensors(join(v2dir, 'out.safetensors'));
+    const get = (k: string) => {
+      const t = tensors.get(k);
+      if (!t) throw new Error(`the fixture has no ${k}`);
+      return t.data as Float32Array;
+    };
+    const det = await loadDetector({
+      model: 'fasterrcnn_resnet50_fpn_v2',
+      weights: join(v2dir, 'model.zip.pth'),
+      minSize: 160,
+      maxSize: 256,
+    });
+    try {
+      let considered = 0;
+      let matched = 0;
+      for (const [k, { size }] of meta.images.entries()) {
+        const [H, W] = size;
+        const chw = get(`image.${k}`);
+        const rgb = new Uint8Array(3 * H * W);
+        for (let p = 0; p < H * W; p++)
+          for (let c = 0; c < 3; c++) rgb[3 * p + c] = Math.round((chw[c * H * W + p] as number) * 255);
+        const [got] = (await det.detect({ data: rgb, width: W, height: H })) as [DetectionResult];
+        const w = { boxes: get(`boxes.${k}`), scores: get(`scores.${k}`), labels: get(`labels.${k}`) };
+        const n = w.scores.length;
+        const cut = n === 100 ? (w.scores[n - 1] as number) + 1e-3 : -1;
+        let c = 0;
+        let hit = 0;
+        for (let i = 0; i < n; i++) {
+          if ((w.scores[i] as number) <= cut) continue;
+          c++;
+          for (let j = 0; j < got.scores.length; j++)
+            if (
+              got.labels[j] === w.labels[i] &&
+              Math.abs((got.scores[j] as number) - (w.scores[i] as number)) <= 1e-3 &&
+              iou(w.boxes, i, got.boxes, j) >= 0.98
+            ) {
+              hit++;
+              break;
+            }
+        }
+        console.log(
+          `v2 image ${SIZES[k]}: torchvision ${n}, ours ${got.scores.length}; ${hit} of the ${c} above ${cut.toFixed(4)} matched`,
+        );
+        expect(got.scores.length, `image ${k}`).toBe(n);
+        expect(c).toBeGreaterThan(0);
+        considered += c;
+        matched += hit;
+      }
+      expect(matched / considered).toBeGreaterThanOrEqual(0.98);
+    } finally {
+      det.destroy();
+    }
+  }, 900_000);
+});

@@ -164,6 +164,11 @@ export function fasterrcnnResnet50Fpn(o: Omit<TorchvisionDetectorOptions, 'model
   return TorchvisionDetector.create({ ...o, model: 'fasterrcnn_resnet50_fpn' });
 }
 
+/** torchvision.models.detection.fasterrcnn_resnet50_fpn_v2 with the user's weights. */
+export function fasterrcnnResnet50FpnV2(o: Omit<TorchvisionDetectorOptions, 'model'>): Promise<TorchvisionDetector> {
+  return TorchvisionDetector.create({ ...o, model: 'fasterrcnn_resnet50_fpn_v2' });
+}
+
 /** torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn with the user's weights. */
 export function fasterrcnnMobilenetV3LargeFpn(
   o: Omit<TorchvisionDetectorOptions, 'model'>,

@@ -4,8 +4,8 @@
  * FPN, AnchorGenerator sizes, RPN and RoI-head numbers, and the transform's min/max size. One graph
  * serves every image size up to the bound (the image's H and W are run-time sizes), one image per run.
  *
- * Not here yet: fasterrcnn_resnet50_fpn_v2 (FPN with norm layers, a 2-conv RPN head, the 4-conv + FC
- * box head).
+ * fasterrcnn_resnet50_fpn_v2 differs by BatchNorm2d in the body and the FPN, a 2-conv RPN head and the
+ * 4-conv + FC box head.
  */
 import type { Dim } from '../../compiler/dims.js';
 import type { GraphBuilder, Tensor } from '../../compiler/tensor.js';
@@ -17,6 +17,7 @@ import { type TvRpnOptions, tvRpn } from './rpn.js';
 
 export const TV_DETECTION_MODELS = [
   'fasterrcnn_resnet50_fpn',
+  'fasterrcnn_resnet50_fpn_v2',
   'fasterrcnn_mobilenet_v3_large_fpn',
   'fasterrcnn_mobilenet_v3_large_320_fpn',
 ] as const;
@@ -35,6 +36,8 @@ export interface TvModelSpec {
   readonly rpnScoreThresh: number;
   /** torchvision's default trainable_backbone_layers for pretrained weights. */
   readonly trainableLayers: number;
+  /** v2: BatchNorm2d in the body (not frozen) and the FPN, a 2-conv RPN head, the conv + FC box head. */
+  readonly v2?: boolean;
 }
 
 const MOBILE_ANCHORS = Array.from({ length: 3 }, () => [32, 64, 128, 256, 512]);
@@ -52,6 +55,19 @@ export const TV_MODEL_SPECS: Readonly<Record<TvDetectionModel, TvModelSpec>> = {
     postNmsTopN: 1000,
     rpnScoreThresh: 0,
     trainableLayers: 3,
+  },
+  fasterrcnn_resnet50_fpn_v2: {
+    backbone: 'resnet50',
+    fpnIn: [256, 512, 1024, 2048],
+    anchorSizes: [[32], [64], [128], [256], [512]],
+    poolScales: [1 / 4, 1 / 8, 1 / 16, 1 / 32],
+    minSize: 800,
+    maxSize: 1333,
+    preNmsTopN: 1000,
+    postNmsTopN: 1000,
+    rpnScoreThresh: 0,
+    trainableLayers: 3,
+    v2: true,
   },
   fasterrcnn_mobilenet_v3_large_fpn: {
     backbone: 'mobilenet_v3_large',
@@ -118,9 +134,18 @@ export function buildTvDetection(g: GraphBuilder, model: TvDetectionModel, o: Tv
   const prefix = 'backbone.body';
   const features =
     spec.backbone === 'resnet50'
-      ? resnet50Body(image, { prefix, trainableLayers: spec.trainableLayers }).features
+      ? resnet50Body(image, {
+          prefix,
+          trainableLayers: spec.trainableLayers,
+          norm: spec.v2 ? 'batchnorm' : 'frozen',
+        }).features
       : mobilenetV3LargeFeatures(image, { prefix, trainableLayers: spec.trainableLayers }).features;
-  const fpn = featurePyramid(features, { prefix: 'backbone.fpn', inChannels: spec.fpnIn, outChannels: 256 });
+  const fpn = featurePyramid(features, {
+    prefix: 'backbone.fpn',
+    inChannels: spec.fpnIn,
+    outChannels: 256,
+    norm: spec.v2 === true,
+  });
   const levels = spec.anchorSizes.length;
   const proposals = tvRpn(
     fpn.maps,
@@ -134,6 +159,7 @@ export function buildTvDetection(g: GraphBuilder, model: TvDetectionModel, o: Tv
       postNmsTopN: o.rpn?.postNmsTopN ?? spec.postNmsTopN,
       nmsThresh: o.rpn?.nmsThresh ?? 0.7,
       scoreThresh: o.rpn?.scoreThresh ?? spec.rpnScoreThresh,
+      convDepth: spec.v2 ? 2 : 1,
     },
   );
   const detections = tvRoiHeads(fpn.maps.slice(0, spec.poolScales.length), proposals, imageSize, {
@@ -145,6 +171,7 @@ export function buildTvDetection(g: GraphBuilder, model: TvDetectionModel, o: Tv
     scoreThresh: o.scoreThresh ?? 0.05,
     nmsThresh: o.nmsThresh ?? 0.5,
     detectionsPerImage: o.detectionsPerImage ?? 100,
+    boxHead: spec.v2 ? 'conv_fc' : 'two_mlp',
   });
   return {
     image,

@@ -9,7 +9,7 @@
 import type { Dim } from '../../compiler/dims.js';
 import type { Tensor } from '../../compiler/tensor.js';
 import { upsampleNearest } from '../../ops/upsample.js';
-import { conv2d } from './layers.js';
+import { batchNorm2d, conv2d } from './layers.js';
 
 export interface FpnOptions {
   /** Parameter prefix (`backbone.fpn`). */
@@ -18,6 +18,11 @@ export interface FpnOptions {
   readonly outChannels: number;
   /** LastLevelMaxPool (the detection models' extra block). Default true. */
   readonly maxPool?: boolean;
+  /**
+   * Batch norm after every conv (`fasterrcnn_resnet50_fpn_v2`: Conv2dNormActivation with BatchNorm2d,
+   * convs `<block>.i.0` without bias, norm `<block>.i.1`). Default false (convs with bias).
+   */
+  readonly norm?: boolean;
 }
 
 /** The pyramid, finest first: one map per input level, then `pool` when asked. */
@@ -27,12 +32,13 @@ export function featurePyramid(
 ): { readonly maps: readonly Tensor[]; readonly names: readonly string[] } {
   if (features.length !== o.inChannels.length)
     throw new RangeError(`FPN: ${features.length} feature maps for ${o.inChannels.length} input widths`);
+  const block = (t: Tensor, name: string, cin: number, k: number) => {
+    const y = conv2d(t, `${name}.0`, cin, o.outChannels, k, { padding: (k - 1) / 2, bias: !o.norm });
+    return o.norm ? batchNorm2d(y, `${name}.1`, o.outChannels) : y;
+  };
   const inner = (i: number) =>
-    conv2d(features[i] as Tensor, `${o.prefix}.inner_blocks.${i}.0`, o.inChannels[i] as number, o.outChannels, 1, {
-      bias: true,
-    });
-  const layer = (t: Tensor, i: number) =>
-    conv2d(t, `${o.prefix}.layer_blocks.${i}.0`, o.outChannels, o.outChannels, 3, { padding: 1, bias: true });
+    block(features[i] as Tensor, `${o.prefix}.inner_blocks.${i}`, o.inChannels[i] as number, 1);
+  const layer = (t: Tensor, i: number) => block(t, `${o.prefix}.layer_blocks.${i}`, o.outChannels, 3);
   const last = features.length - 1;
   let lastInner = inner(last);
   const results: Tensor[] = [layer(lastInner, last)];

@@ -19,6 +19,7 @@ import { decodeBoxes } from '../../ops/boxes.js';
 import { linear } from '../../ops/matmul.js';
 import { roiAlign } from '../../ops/roi-align.js';
 import { arange } from '../../ops/sizes.js';
+import { batchNorm2d, conv2d } from './layers.js';
 import { nmsByGroup } from './nms-groups.js';
 import type { TvProposals } from './rpn.js';
 
@@ -36,6 +37,12 @@ export interface TvRoiHeadsOptions {
   readonly detectionsPerImage: number;
   readonly outputSize?: number;
   readonly samplingRatio?: number;
+  /**
+   * 'two_mlp' (TwoMLPHead: `box_head.fc6`, `fc7`; default) or 'conv_fc' (FastRCNNConvFCHead of
+   * fasterrcnn_resnet50_fpn_v2: four 3×3 conv + BatchNorm2d + ReLU `box_head.i.0`/`.1`, flatten, then
+   * `box_head.5` linear + ReLU).
+   */
+  readonly boxHead?: 'two_mlp' | 'conv_fc';
 }
 
 export interface TvDetections {
@@ -107,8 +114,16 @@ export function tvRoiHeads(
   const fc = (x: Tensor, name: string, cin: number, cout: number) =>
     linear(x, g.param(`${p}.${name}.weight`, [cout, cin]), g.param(`${p}.${name}.bias`, [cout]));
   const rep = o.representationSize;
-  let x = fc(pooled.reshape([BR, C * P * P]), 'box_head.fc6', C * P * P, rep).relu();
-  x = fc(x, 'box_head.fc7', rep, rep).relu();
+  let x: Tensor;
+  if (o.boxHead === 'conv_fc') {
+    let h = pooled;
+    for (let k = 0; k < 4; k++)
+      h = batchNorm2d(conv2d(h, `${p}.box_head.${k}.0`, C, C, 3, { padding: 1 }), `${p}.box_head.${k}.1`, C).relu();
+    x = fc(h.reshape([BR, C * P * P]), 'box_head.5', C * P * P, rep).relu();
+  } else {
+    x = fc(pooled.reshape([BR, C * P * P]), 'box_head.fc6', C * P * P, rep).relu();
+    x = fc(x, 'box_head.fc7', rep, rep).relu();
+  }
   const logits = fc(x, 'box_predictor.cls_score', rep, K);
   const deltas = fc(x, 'box_predictor.bbox_pred', rep, 4 * K);
 

@@ -35,6 +35,8 @@ export interface TvRpnOptions {
   readonly scoreThresh: number;
   /** remove_small_boxes' min_size (torchvision 1e-3). */
   readonly minSize?: number;
+  /** RPNHead's conv_depth: 3×3 conv + ReLU layers `head.conv.i.0` (1; 2 for fasterrcnn_resnet50_fpn_v2). */
+  readonly convDepth?: number;
 }
 
 export interface TvProposals {
@@ -99,7 +101,9 @@ export function tvRpn(
   const bases = o.anchorSizes.map((s, l) => tvBaseAnchors(s, o.aspectRatios[l] as readonly number[]));
   const A = (bases[0] as readonly unknown[]).length;
   if (bases.some((b) => b.length !== A)) throw new RangeError('tvRpn: every level needs the same anchor count');
-  const conv = declareConv(g, `${o.prefix}.head.conv.0.0`, C, C, 3, { bias: true });
+  const convs = Array.from({ length: o.convDepth ?? 1 }, (_, i) =>
+    declareConv(g, `${o.prefix}.head.conv.${i}.0`, C, C, 3, { bias: true }),
+  );
   const cls = declareConv(g, `${o.prefix}.head.cls_logits`, C, A, 1, { bias: true });
   const box = declareConv(g, `${o.prefix}.head.bbox_pred`, C, 4 * A, 1, { bias: true });
   // [B, 4] = (w, h, w, h) of each image's resized size (h, w): the clip bounds
@@ -113,7 +117,7 @@ export function tvRpn(
   const perLevel = levels.map((p, l) => {
     const [, , H, W] = p.dims as [Dim, Dim, Dim, Dim];
     const M = dimMul(dimMul(H, W), A);
-    const t = applyConv(p, conv, { padding: 1 }).relu();
+    const t = convs.reduce((x, c) => applyConv(x, c, { padding: 1 }).relu(), p);
     const logits = applyConv(t, cls).reshape([B, A, 1, H, W]).transpose([0, 3, 4, 1, 2]).reshape([B, M]);
     const deltas = applyConv(t, box)
       .reshape([B, A, 4, H, W])
