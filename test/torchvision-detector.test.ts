@@ -48,6 +48,42 @@ function iou(a: Float32Array, i: number, b: Float32Array, j: number): number {
   return (w * h) / (area(a, i) + area(b, j) - w * h);
 }
 
+interface Wanted {
+  readonly boxes: Float32Array;
+  readonly scores: Float32Array;
+  readonly labels: Float32Array;
+}
+
+/**
+ * torchvision's detections scoring more than 1e-3 above its 100th (where the cap cuts a band of scores),
+ * and how many of them one of ours matches: same label, IoU ≥ 0.98, |Δscore| ≤ 1e-3. Logs the counts
+ * and checks the detection count and that there is something to compare.
+ */
+function matchDetections(w: Wanted, got: DetectionResult, label: string): { considered: number; matched: number } {
+  const n = w.scores.length;
+  const m = got.scores.length;
+  const cut = n === 100 ? (w.scores[n - 1] as number) + 1e-3 : -1;
+  let considered = 0;
+  let matched = 0;
+  for (let i = 0; i < n; i++) {
+    if ((w.scores[i] as number) <= cut) continue;
+    considered++;
+    for (let j = 0; j < m; j++)
+      if (
+        got.labels[j] === w.labels[i] &&
+        Math.abs((got.scores[j] as number) - (w.scores[i] as number)) <= 1e-3 &&
+        iou(w.boxes, i, got.boxes, j) >= 0.98
+      ) {
+        matched++;
+        break;
+      }
+  }
+  console.log(`${label}: torchvision ${n}, ours ${m}; ${matched} of the ${considered} above ${cut.toFixed(4)} matched`);
+  expect(m, label).toBe(n);
+  expect(considered, `${label}: detections to compare`).toBeGreaterThan(0);
+  return { considered, matched };
+}
+
 describe.skipIf(!HAS_TORCH)(`torchvision detectors from .pth files (seed ${seed})`, () => {
   let meta: Meta;
   let pixels: { data: Uint8Array; width: number; height: number }[] = [];
@@ -91,32 +127,9 @@ describe.skipIf(!HAS_TORCH)(`torchvision detectors from .pth files (seed ${seed}
       let considered = 0;
       let matched = 0;
       results.forEach((got, k) => {
-        const w = want[k] as (typeof want)[number];
-        const n = w.scores.length;
-        const m = got.scores.length;
-        const cut = n === 100 ? (w.scores[n - 1] as number) + 1e-3 : -1;
-        let c = 0;
-        let hit = 0;
-        for (let i = 0; i < n; i++) {
-          if ((w.scores[i] as number) <= cut) continue;
-          c++;
-          for (let j = 0; j < m; j++)
-            if (
-              got.labels[j] === w.labels[i] &&
-              Math.abs((got.scores[j] as number) - (w.scores[i] as number)) <= 1e-3 &&
-              iou(w.boxes, i, got.boxes, j) >= 0.98
-            ) {
-              hit++;
-              break;
-            }
-        }
-        console.log(
-          `image ${IMAGES[k]}: torchvision ${n}, ours ${m}; ${hit} of the ${c} above ${cut.toFixed(4)} matched`,
-        );
-        expect(m, `image ${k}`).toBe(n);
-        expect(c, `image ${k}: detections to compare`).toBeGreaterThan(0);
-        considered += c;
-        matched += hit;
+        const r = matchDetections(want[k] as Wanted, got, `image ${IMAGES[k]}`);
+        considered += r.considered;
+        matched += r.matched;
       });
       expect(matched / considered).toBeGreaterThanOrEqual(0.98);
     } finally {
@@ -244,30 +257,9 @@ describe.skipIf(!HAS_TORCH)(`fasterrcnn_resnet50_fpn_v2 from a .pth (seed ${seed
           for (let c = 0; c < 3; c++) rgb[3 * p + c] = Math.round((chw[c * H * W + p] as number) * 255);
         const [got] = (await det.detect({ data: rgb, width: W, height: H })) as [DetectionResult];
         const w = { boxes: get(`boxes.${k}`), scores: get(`scores.${k}`), labels: get(`labels.${k}`) };
-        const n = w.scores.length;
-        const cut = n === 100 ? (w.scores[n - 1] as number) + 1e-3 : -1;
-        let c = 0;
-        let hit = 0;
-        for (let i = 0; i < n; i++) {
-          if ((w.scores[i] as number) <= cut) continue;
-          c++;
-          for (let j = 0; j < got.scores.length; j++)
-            if (
-              got.labels[j] === w.labels[i] &&
-              Math.abs((got.scores[j] as number) - (w.scores[i] as number)) <= 1e-3 &&
-              iou(w.boxes, i, got.boxes, j) >= 0.98
-            ) {
-              hit++;
-              break;
-            }
-        }
-        console.log(
-          `v2 image ${SIZES[k]}: torchvision ${n}, ours ${got.scores.length}; ${hit} of the ${c} above ${cut.toFixed(4)} matched`,
-        );
-        expect(got.scores.length, `image ${k}`).toBe(n);
-        expect(c).toBeGreaterThan(0);
-        considered += c;
-        matched += hit;
+        const r = matchDetections(w, got, `v2 image ${SIZES[k]}`);
+        considered += r.considered;
+        matched += r.matched;
       }
       expect(matched / considered).toBeGreaterThanOrEqual(0.98);
     } finally {
