@@ -40,58 +40,39 @@ export interface TvModelSpec {
   readonly v2?: boolean;
 }
 
-const MOBILE_ANCHORS = Array.from({ length: 3 }, () => [32, 64, 128, 256, 512]);
+const RESNET50_FPN: TvModelSpec = {
+  backbone: 'resnet50',
+  fpnIn: [256, 512, 1024, 2048],
+  anchorSizes: [[32], [64], [128], [256], [512]],
+  poolScales: [1 / 4, 1 / 8, 1 / 16, 1 / 32],
+  minSize: 800,
+  maxSize: 1333,
+  preNmsTopN: 1000,
+  postNmsTopN: 1000,
+  rpnScoreThresh: 0,
+  trainableLayers: 3,
+};
+
+const MOBILENET_V3_LARGE_FPN: TvModelSpec = {
+  ...RESNET50_FPN,
+  backbone: 'mobilenet_v3_large',
+  fpnIn: [160, 960],
+  anchorSizes: Array.from({ length: 3 }, () => [32, 64, 128, 256, 512]),
+  poolScales: [1 / 32, 1 / 32],
+  rpnScoreThresh: 0.05,
+};
 
 /** Each builder's settings (its defaults and its `defaults` dict). */
 export const TV_MODEL_SPECS: Readonly<Record<TvDetectionModel, TvModelSpec>> = {
-  fasterrcnn_resnet50_fpn: {
-    backbone: 'resnet50',
-    fpnIn: [256, 512, 1024, 2048],
-    anchorSizes: [[32], [64], [128], [256], [512]],
-    poolScales: [1 / 4, 1 / 8, 1 / 16, 1 / 32],
-    minSize: 800,
-    maxSize: 1333,
-    preNmsTopN: 1000,
-    postNmsTopN: 1000,
-    rpnScoreThresh: 0,
-    trainableLayers: 3,
-  },
-  fasterrcnn_resnet50_fpn_v2: {
-    backbone: 'resnet50',
-    fpnIn: [256, 512, 1024, 2048],
-    anchorSizes: [[32], [64], [128], [256], [512]],
-    poolScales: [1 / 4, 1 / 8, 1 / 16, 1 / 32],
-    minSize: 800,
-    maxSize: 1333,
-    preNmsTopN: 1000,
-    postNmsTopN: 1000,
-    rpnScoreThresh: 0,
-    trainableLayers: 3,
-    v2: true,
-  },
-  fasterrcnn_mobilenet_v3_large_fpn: {
-    backbone: 'mobilenet_v3_large',
-    fpnIn: [160, 960],
-    anchorSizes: MOBILE_ANCHORS,
-    poolScales: [1 / 32, 1 / 32],
-    minSize: 800,
-    maxSize: 1333,
-    preNmsTopN: 1000,
-    postNmsTopN: 1000,
-    rpnScoreThresh: 0.05,
-    trainableLayers: 3,
-  },
+  fasterrcnn_resnet50_fpn: RESNET50_FPN,
+  fasterrcnn_resnet50_fpn_v2: { ...RESNET50_FPN, v2: true },
+  fasterrcnn_mobilenet_v3_large_fpn: MOBILENET_V3_LARGE_FPN,
   fasterrcnn_mobilenet_v3_large_320_fpn: {
-    backbone: 'mobilenet_v3_large',
-    fpnIn: [160, 960],
-    anchorSizes: MOBILE_ANCHORS,
-    poolScales: [1 / 32, 1 / 32],
+    ...MOBILENET_V3_LARGE_FPN,
     minSize: 320,
     maxSize: 640,
     preNmsTopN: 150,
     postNmsTopN: 150,
-    rpnScoreThresh: 0.05,
-    trainableLayers: 3,
   },
 };
 
